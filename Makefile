@@ -1,0 +1,63 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything they need is installed
+# here: Debian packages, the Python virtualenv (.venv), the Hadoop/HBase jars (Maven Central).
+SHELL := /bin/bash
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+PACS    := .venv/bin/pacs
+JARS    := .cache/jars
+APT_PKGS := openjdk-17-jdk-headless maven dcmtk
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export PACS_HOME ?= $(CURDIR)/.pacs
+
+.PHONY: install system venv jars demo test test-unit test-integration bench clean-state down
+
+install: system venv jars
+
+# Debian packages: installed only when a command they provide is missing.
+system:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v storescu >/dev/null || missing="$$missing dcmtk"; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+venv: .venv/.installed
+.venv/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+jars: $(JARS)/.hadoop $(JARS)/.hbase
+$(JARS)/.hadoop: deploy/maven/hadoop/pom.xml
+	rm -rf $(JARS)/hadoop
+	mvn -q -B -f $< dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JARS)/hadoop
+	touch $@
+$(JARS)/.hbase: deploy/maven/hbase/pom.xml
+	rm -rf $(JARS)/hbase
+	mvn -q -B -f $< dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JARS)/hbase
+	touch $@
+
+demo: install
+	$(PACS) demo
+
+test: install
+	$(PY) -m pytest tests -q
+
+test-unit: venv
+	$(PY) -m pytest tests/unit -q
+
+test-integration: install
+	$(PY) -m pytest tests/integration -q
+
+bench: install
+	$(PY) benchmarks/cluster_startup/bench_cluster_startup.py
+
+down:
+	-$(PACS) down
+
+clean-state: down
+	rm -rf $(PACS_HOME)

@@ -1,0 +1,167 @@
+"""The five ICD-10 analyses as pure PySpark DataFrame functions: ``(visits_df, params) -> dict``.
+
+``visits_df`` is the visit Parquet read as is (``spark.read.parquet(root)``, schema
+``pacs_hdfs.visit_schema``; :func:`read_visits` does that). What is counted is written in
+:mod:`.report` (``DEFINITIONS``, also returned in every result) and :mod:`.period`.
+
+Why they are fast:
+- each function selects only the columns it needs (nested ones too: ``labs.interpretation``),
+  so Parquet reads a few column chunks;
+- the period filter is on the partition column ``visit_month`` (whole directories pruned) and a
+  range on ``admission`` (pushed into the Parquet reader: row groups skipped by min/max);
+- disease filters are ``exists(icd10, c -> substring(c,1,3) BETWEEN lo AND hi OR ...)``:
+  a handful of comparisons per code, no Python UDF, no explode;
+- distinct-patient counts are one ``groupBy(patient)`` (hash aggregate on fixed-width buffers:
+  ``min_by(int, admission)``, no window, no countDistinct) followed by a tiny aggregate.
+Each function runs one query and collects at most a few dozen rows; :data:`ANALYSES` maps names
+to functions for the job service.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from .hierarchy import CodeSelection, resolve_codes
+from .period import Period
+from . import report
+
+DEFAULT_BINS = (0, 18, 40, 65, 200)
+DateLike = dt.date | str
+Codes = CodeSelection | list[str] | tuple[str, ...]
+
+
+def read_visits(spark: SparkSession, root: str) -> DataFrame:
+    """The visit dataset under ``root`` (``root/visit_month=YYYY-MM/*.parquet``)."""
+    return spark.read.option("basePath", root).parquet(root)
+
+
+def _ntz(value: dt.datetime) -> Column:
+    """A TIMESTAMP_NTZ literal (admission/discharge are naive local time)."""
+    return F.expr(f"TIMESTAMP_NTZ '{value.isoformat(sep=' ')}'")
+
+
+def in_period(df: DataFrame, period: Period) -> DataFrame:
+    """Visits admitted in the period: partition pruning on visit_month + admission range."""
+    first_month, last_month = period.months
+    return df.where(F.col("visit_month").between(first_month, last_month)
+                    & (F.col("admission") >= _ntz(period.start))
+                    & (F.col("admission") < _ntz(period.end)))
+
+
+def _selection(codes: Codes) -> CodeSelection:
+    return codes if isinstance(codes, CodeSelection) else resolve_codes(list(codes))
+
+
+def _matching(df: DataFrame, codes: CodeSelection, period: Period, *columns: str) -> DataFrame:
+    """Visits in the period with a selected diagnosis, pruned to ``columns``."""
+    needed = sorted({*columns, "icd10", "admission", "visit_month"})
+    return in_period(df.select(*needed), period).where(codes.spark_list_filter("icd10"))
+
+
+def _on_first_visit(df: DataFrame, period: Period, value: Column) -> DataFrame:
+    """One row per patient: ``value`` (a fixed-width int) taken on their first visit in the period.
+
+    ``min_by(int, timestamp)`` keeps a fixed-width aggregation buffer, so Spark runs a hash
+    aggregate with map-side combining (a struct or string buffer would fall back to a sort aggregate,
+    about twice as slow).
+    """
+    visits = in_period(df.select("patient_id", "admission", "age", "sex", "visit_month"), period)
+    return (visits.where(F.col("patient_id").isNotNull())
+            .groupBy("patient_id")
+            .agg(F.min_by(value, F.col("admission")).alias("first")))
+
+
+def _age_bin(age: Column, bins: list[int]) -> Column:
+    """Index of the half-open bin holding ``age``; null when outside all bins or unknown."""
+    index = F.lit(None).cast("int")
+    for i in reversed(range(len(bins) - 1)):
+        index = F.when((age >= bins[i]) & (age < bins[i + 1]), F.lit(i)).otherwise(index)
+    return index
+
+
+def age_groups(df: DataFrame, date_from: DateLike, date_to: DateLike,
+               bins: list[int] | tuple[int, ...] = DEFAULT_BINS) -> dict:
+    """(a) Patients treated in the period by age group (age at their first visit in the period)."""
+    period, bins = Period.of(date_from, date_to), list(bins)
+    if bins != sorted(bins) or len(bins) < 2:
+        raise ValueError(f"bins must be ascending with at least two edges: {bins}")
+    rows = (_on_first_visit(df, period, _age_bin(F.col("age"), bins))
+            .groupBy("first").count().collect())
+    return report.age_groups_result(period, bins, [(r["first"], r["count"]) for r in rows])
+
+
+def sex_distribution(df: DataFrame, date_from: DateLike, date_to: DateLike) -> dict:
+    """(b) Patients treated in the period by sex (sex on their first visit in the period)."""
+    period = Period.of(date_from, date_to)
+    code = F.lit(report.SEXES.index("UN"))
+    for i, sex in enumerate(report.SEXES):
+        code = F.when(F.col("sex") == sex, F.lit(i)).otherwise(code)
+    rows = _on_first_visit(df, period, code).groupBy("first").count().collect()
+    return report.sex_distribution_result(period, [(report.SEXES[r["first"]], r["count"]) for r in rows])
+
+
+def cases_over_time(df: DataFrame, codes: Codes, date_from: DateLike, date_to: DateLike,
+                    n_subperiods: int) -> dict:
+    """(c) Cases (visits) of the disease in the period, per each of N equal sub-periods."""
+    period, selection = Period.of(date_from, date_to), _selection(codes)
+    period.subperiod_bounds(n_subperiods)  # validates n
+    offset = F.expr(f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ '{period.start.isoformat(sep=' ')}', admission)")
+    bucket = F.expr(f"(offset * {int(n_subperiods)}) div {period.total_micros}")
+    rows = (_matching(df, selection, period, "patient_id")
+            .select("patient_id", offset.alias("offset"))
+            .select("patient_id", bucket.alias("k"))
+            .groupBy("k", "patient_id").agg(F.count(F.lit(1)).alias("n"))
+            .groupBy("k").agg(F.sum("n").alias("cases"), F.count("patient_id").alias("patients"))
+            .collect())
+    return report.cases_over_time_result(period, selection, n_subperiods,
+                                         [(r["k"], r["cases"], r["patients"]) for r in rows])
+
+
+def abnormal_labs(df: DataFrame, codes: Codes, date_from: DateLike, date_to: DateLike) -> dict:
+    """(d) Abnormal lab results (interpretation not null and != 'N') in visits with the disease."""
+    period, selection = Period.of(date_from, date_to), _selection(codes)
+    interpretations = F.col("labs.interpretation")  # array<string>: only this leaf is read
+
+    def count_where(predicate) -> Column:
+        return F.when(interpretations.isNull(), F.lit(0)).otherwise(
+            F.size(F.filter(interpretations, predicate)))
+
+    per_visit = _matching(df, selection, period, "labs").select(
+        F.when(interpretations.isNull(), F.lit(0)).otherwise(F.size(interpretations)).alias("labs"),
+        count_where(lambda i: i.isNotNull() & (i != "N")).alias("abnormal"),
+        count_where(lambda i: i.isNull()).alias("uninterpreted"))
+    row = per_visit.agg(
+        F.count(F.lit(1)).alias("visits"),
+        F.sum("labs").cast("long").alias("labs"),
+        F.sum("abnormal").cast("long").alias("abnormal"),
+        F.sum("uninterpreted").cast("long").alias("uninterpreted"),
+        F.count(F.when(F.col("abnormal") > 0, F.lit(1))).alias("with_abnormal")).collect()[0]
+    return report.abnormal_labs_result(period, selection, row["visits"], row["labs"], row["abnormal"],
+                                       row["uninterpreted"], row["with_abnormal"])
+
+
+def visit_duration(df: DataFrame, codes: Codes, date_from: DateLike, date_to: DateLike) -> dict:
+    """(e) Mean visit duration (hours, days) of visits with the disease; open visits excluded."""
+    period, selection = Period.of(date_from, date_to), _selection(codes)
+    micros = F.expr("timestampdiff(MICROSECOND, admission, discharge)")
+    row = (_matching(df, selection, period, "discharge")
+           .select(micros.alias("us"))
+           .agg(F.count(F.lit(1)).alias("visits"),
+                F.count(F.when(F.col("us").isNull(), F.lit(1))).alias("open"),
+                F.count(F.when(F.col("us") < 0, F.lit(1))).alias("invalid"),
+                F.sum(F.when(F.col("us") >= 0, F.col("us").cast("decimal(38,0)"))).alias("total"))
+           .collect()[0])
+    return report.visit_duration_result(period, selection, row["visits"], row["open"], row["invalid"],
+                                        row["total"] if row["total"] is not None else 0)
+
+
+# name -> function, for the job service: ``ANALYSES[kind](visits_df, **params)``
+ANALYSES = {
+    "age_groups": age_groups,
+    "sex_distribution": sex_distribution,
+    "cases_over_time": cases_over_time,
+    "abnormal_labs": abnormal_labs,
+    "visit_duration": visit_duration,
+}

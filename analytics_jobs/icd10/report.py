@@ -1,0 +1,135 @@
+"""Result dicts of the five ICD-10 analyses, built from engine-neutral aggregates.
+
+Spark (:mod:`.analyses`) and DuckDB (:mod:`.duckdb_sql`) each compute only small integer
+aggregates; the functions here turn them into the same JSON-ready dict, so the two engines can be
+compared with ``==``. Means are computed here from exact integer sums, never inside an engine,
+so they are bit-identical across engines.
+
+Every dict carries ``definitions``: what exactly was counted, in words.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .hierarchy import CodeSelection
+from .period import Period
+
+MICROS_PER_HOUR = 3_600_000_000
+SEXES = ("F", "M", "UN")   # HL7 AdministrativeGender; anything else or null counts as UN
+
+PERIOD_RULE = ("A visit is in the period when its admission is in [date_from 00:00, date_to+1 day 00:00): "
+               "both dates inclusive; visits admitted earlier but still in hospital are not counted.")
+CODE_RULE = ("A visit matches the disease when any of its ICD-10 codes (column icd10: primary and "
+             "secondary diagnoses) is in the selection; chapters, blocks and categories include all sub-codes.")
+FIRST_VISIT_RULE = ("Each patient is counted once, with the age/sex recorded on their first visit in the "
+                    "period (earliest admission; two visits of one patient admitted in the same microsecond, "
+                    "i.e. a duplicate record, resolve to either). Visits without patient_id are ignored.")
+
+DEFINITIONS = {
+    "age_groups": {
+        "unit": "patients",
+        "period": PERIOD_RULE,
+        "patient": FIRST_VISIT_RULE,
+        "age": "Whole years at admission (column age) of that first visit.",
+        "groups": "Half-open intervals [bins[i], bins[i+1]); ages outside all bins or null count as unknown_age.",
+        "missing_discharge": "Irrelevant: visits without discharge are counted.",
+    },
+    "sex_distribution": {
+        "unit": "patients",
+        "period": PERIOD_RULE,
+        "patient": FIRST_VISIT_RULE,
+        "sex": "HL7 AdministrativeGender of that first visit: F, M, UN; null or any other value is counted as UN.",
+        "missing_discharge": "Irrelevant: visits without discharge are counted.",
+    },
+    "cases_over_time": {
+        "unit": "cases = visits (distinct visit rows) with a matching diagnosis; patients also given",
+        "why": ("A hospital episode is the natural unit of workload and incidence; a patient admitted "
+                "twice is two cases. 'patients' gives distinct patients with a matching visit in each "
+                "sub-period (a patient may appear in several sub-periods)."),
+        "period": PERIOD_RULE,
+        "codes": CODE_RULE,
+        "subperiods": ("[start, end) split into N equal half-open sub-periods in microseconds; a visit "
+                       "belongs to sub-period floor((admission - start) * N / (end - start))."),
+        "missing_discharge": "Irrelevant: visits without discharge are counted.",
+    },
+    "abnormal_labs": {
+        "unit": "lab results (elements of labs) of matching visits",
+        "period": PERIOD_RULE,
+        "codes": CODE_RULE,
+        "abnormal": "interpretation not null and not 'N' (H, L, HH, LL, A, ...).",
+        "uninterpreted": "interpretation null: neither normal nor abnormal.",
+        "abnormal_fraction": "abnormal / (lab_results - uninterpreted); null when nothing was interpreted.",
+        "missing_discharge": "Irrelevant: labs of visits without discharge are counted.",
+    },
+    "visit_duration": {
+        "unit": "visits with a matching diagnosis",
+        "period": PERIOD_RULE,
+        "codes": CODE_RULE,
+        "duration": "discharge - admission, exact to the microsecond; mean_days = mean_hours / 24.",
+        "missing_discharge": ("Visits without discharge (still admitted) are excluded from the means and "
+                              "reported as open_visits; discharge before admission is excluded as invalid_visits."),
+    },
+}
+
+
+def _base(name: str, period: Period, codes: CodeSelection | None = None) -> dict:
+    out = {"analysis": name, "period": period.as_dict(), "definitions": DEFINITIONS[name]}
+    if codes is not None:
+        out["codes"] = {"specs": list(codes.specs), "ranges": [list(r) for r in codes.ranges],
+                        "prefixes": list(codes.prefixes)}
+    return out
+
+
+def age_group_labels(bins: list[int]) -> list[str]:
+    """``[0, 18, 40]`` -> ``['0-17', '18-39']`` (whole-year ages)."""
+    return [f"{lo}-{hi - 1}" for lo, hi in zip(bins[:-1], bins[1:])]
+
+
+def age_groups_result(period: Period, bins: list[int], counts: Iterable[tuple[int | None, int]]) -> dict:
+    """``counts``: (bin index or None for unknown age, patients)."""
+    by_bin = {b: int(n) for b, n in counts}
+    groups = [{"label": label, "from": lo, "to_exclusive": hi, "patients": by_bin.get(i, 0)}
+              for i, (label, lo, hi) in enumerate(zip(age_group_labels(bins), bins[:-1], bins[1:]))]
+    unknown = by_bin.get(None, 0)
+    return {**_base("age_groups", period), "bins": list(bins), "groups": groups,
+            "unknown_age": unknown, "patients": sum(by_bin.values())}
+
+
+def sex_distribution_result(period: Period, counts: Iterable[tuple[str, int]]) -> dict:
+    """``counts``: (sex code, already one of SEXES, patients)."""
+    by_sex = {s: 0 for s in SEXES}
+    for sex, n in counts:
+        by_sex[sex] = by_sex.get(sex, 0) + int(n)
+    return {**_base("sex_distribution", period), "patients": sum(by_sex.values()),
+            "counts": dict(sorted(by_sex.items()))}
+
+
+def cases_over_time_result(period: Period, codes: CodeSelection, n: int,
+                           rows: Iterable[tuple[int, int, int]]) -> dict:
+    """``rows``: (sub-period index, cases, distinct patients)."""
+    by_k = {int(k): (int(c), int(p)) for k, c, p in rows}
+    subperiods = [{"index": k, "start": lo.isoformat(), "end_exclusive": hi.isoformat(),
+                   "cases": by_k.get(k, (0, 0))[0], "patients": by_k.get(k, (0, 0))[1]}
+                  for k, (lo, hi) in enumerate(period.subperiod_bounds(n))]
+    return {**_base("cases_over_time", period, codes), "n_subperiods": n, "subperiods": subperiods,
+            "cases": sum(s["cases"] for s in subperiods)}
+
+
+def abnormal_labs_result(period: Period, codes: CodeSelection, visits: int, lab_results: int,
+                         abnormal: int, uninterpreted: int, visits_with_abnormal: int) -> dict:
+    interpreted = int(lab_results or 0) - int(uninterpreted or 0)
+    return {**_base("abnormal_labs", period, codes), "visits": int(visits),
+            "lab_results": int(lab_results or 0), "abnormal": int(abnormal or 0),
+            "uninterpreted": int(uninterpreted or 0),
+            "visits_with_abnormal": int(visits_with_abnormal or 0),
+            "abnormal_fraction": (int(abnormal or 0) / interpreted) if interpreted else None}
+
+
+def visit_duration_result(period: Period, codes: CodeSelection, visits: int, open_visits: int,
+                          invalid_visits: int, total_micros: int | None) -> dict:
+    measured = int(visits) - int(open_visits) - int(invalid_visits)
+    mean_hours = int(total_micros) / measured / MICROS_PER_HOUR if measured else None
+    return {**_base("visit_duration", period, codes), "visits": int(visits),
+            "visits_measured": measured, "open_visits": int(open_visits),
+            "invalid_visits": int(invalid_visits), "mean_hours": mean_hours,
+            "mean_days": mean_hours / 24 if mean_hours is not None else None}

@@ -1,0 +1,178 @@
+"""Generated Hadoop / HBase / ZooKeeper configuration for the embedded cluster.
+
+Each daemon gets its own conf directory under `$PACS_HOME/conf/<daemon>/`, first on its
+classpath, so DataNodes on one host can differ in ports and data directories. Values are
+tuned for one small machine: fast heartbeats so a stopped DataNode is noticed in seconds, stale
+nodes avoided for reads and writes, and best-effort pipelines so writes go on with one DataNode
+down.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from pacs_hdfs.settings import Settings
+
+NAMENODE_HTTP_PORT = 9870
+
+
+def datanode_ports(index: int) -> dict[str, int]:
+    """Ports of DataNode `index` (1-based): data transfer, HTTP (WebHDFS redirects), IPC."""
+    return {"data": 9800 + index, "http": 9810 + index, "ipc": 9820 + index}
+
+
+def hadoop_xml(props: dict[str, object]) -> str:
+    rows = "\n".join(
+        f"  <property><name>{escape(k)}</name><value>{escape(str(v))}</value></property>"
+        for k, v in props.items())
+    return f'<?xml version="1.0"?>\n<configuration>\n{rows}\n</configuration>\n'
+
+
+def core_site(s: Settings) -> dict[str, object]:
+    return {
+        "fs.defaultFS": s.namenode_rpc,
+        "hadoop.tmp.dir": s.path("data", "hadoop-tmp"),
+        "hadoop.http.staticuser.user": s.hdfs_user,
+        "hadoop.proxyuser.root.hosts": "*",
+        "hadoop.proxyuser.root.groups": "*",
+        "ipc.client.connect.max.retries": 3,
+        "ipc.client.connect.retry.interval": 500,
+    }
+
+
+def hdfs_site(s: Settings, datanode: int | None = None) -> dict[str, object]:
+    props: dict[str, object] = {
+        "dfs.replication": s.effective_replication,
+        "dfs.namenode.name.dir": s.path("data", "namenode"),
+        "dfs.namenode.rpc-address": s.namenode_rpc.removeprefix("hdfs://"),
+        "dfs.namenode.http-address": f"127.0.0.1:{NAMENODE_HTTP_PORT}",
+        "dfs.webhdfs.enabled": "true",
+        "dfs.permissions.enabled": "false",
+        "dfs.namenode.safemode.extension": 0,
+        "dfs.namenode.datanode.registration.ip-hostname-check": "false",
+        "dfs.heartbeat.interval": 1,
+        "dfs.namenode.heartbeat.recheck-interval": 5000,
+        "dfs.namenode.stale.datanode.interval": 3000,
+        "dfs.namenode.avoid.read.stale.datanode": "true",
+        "dfs.namenode.avoid.write.stale.datanode": "true",
+        "dfs.namenode.redundancy.interval.seconds": 3,
+        "dfs.client.block.write.replace-datanode-on-failure.best-effort": "true",
+        "dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER",
+        "dfs.namenode.handler.count": 10,
+        "dfs.namenode.service.handler.count": 4,
+        "dfs.datanode.handler.count": 4,
+        "dfs.datanode.max.transfer.threads": 512,
+        "dfs.blocksize": 64 * 1024 * 1024,
+        "dfs.namenode.fs-limits.min-block-size": 1024 * 1024,
+    }
+    if datanode is not None:
+        ports = datanode_ports(datanode)
+        props.update({
+            "dfs.datanode.data.dir": s.path("data", f"datanode-{datanode}"),
+            "dfs.datanode.address": f"127.0.0.1:{ports['data']}",
+            "dfs.datanode.http.address": f"127.0.0.1:{ports['http']}",
+            "dfs.datanode.ipc.address": f"127.0.0.1:{ports['ipc']}",
+            "dfs.datanode.hostname": "127.0.0.1",
+            "dfs.datanode.du.reserved": 0,
+        })
+    return props
+
+
+def hbase_site(s: Settings) -> dict[str, object]:
+    return {
+        "hbase.rootdir": f"{s.namenode_rpc}/hbase",
+        "hbase.cluster.distributed": "true",
+        "hbase.zookeeper.quorum": "127.0.0.1",
+        "hbase.zookeeper.property.clientPort": s.zookeeper_port,
+        "hbase.tmp.dir": s.path("data", "hbase-tmp"),
+        "hbase.master.hostname": "127.0.0.1",
+        "hbase.regionserver.hostname": "127.0.0.1",
+        "hbase.master.port": 16000,
+        "hbase.master.info.port": -1,
+        "hbase.regionserver.port": 16020,
+        "hbase.regionserver.info.port": -1,
+        "hbase.thrift.info.port": -1,
+        "hbase.regionserver.thrift.port": s.thrift_port,
+        "hbase.regionserver.thrift.framed": "false",
+        "hbase.regionserver.thrift.compact": "false",
+        "hbase.thrift.minWorkerThreads": 8,
+        "hbase.wal.provider": "filesystem",
+        "hbase.unsafe.stream.capability.enforce": "false",
+        "hbase.regionserver.handler.count": 16,
+        "hbase.master.wait.on.regionservers.mintostart": 1,
+        "hbase.master.wait.on.regionservers.timeout": 1000,
+        "hbase.master.wait.on.regionservers.interval": 200,
+        "hbase.balancer.period": 600000,
+        "hbase.regionserver.global.memstore.size": 0.3,
+        "hfile.block.cache.size": 0.25,
+        "hbase.hregion.memstore.flush.size": 32 * 1024 * 1024,
+        "hbase.client.retries.number": 5,
+        "hbase.client.pause": 100,
+        "zookeeper.session.timeout": 20000,
+        "dfs.replication": s.effective_replication,
+        "dfs.client.block.write.replace-datanode-on-failure.best-effort": "true",
+        "dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER",
+    }
+
+
+def zoo_cfg(s: Settings) -> str:
+    return "\n".join([
+        "tickTime=1000",
+        "initLimit=10",
+        "syncLimit=5",
+        f"dataDir={s.path('data', 'zookeeper')}",
+        f"clientPort={s.zookeeper_port}",
+        "clientPortAddress=127.0.0.1",
+        "maxClientCnxns=200",
+        "admin.enableServer=false",
+        "4lw.commands.whitelist=ruok,srvr,stat",
+        "",
+    ])
+
+
+LOG4J1 = """log4j.rootLogger=INFO,console
+log4j.appender.console=org.apache.log4j.ConsoleAppender
+log4j.appender.console.target=System.out
+log4j.appender.console.layout=org.apache.log4j.PatternLayout
+log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %p %c{2}: %m%n
+log4j.logger.org.apache.hadoop.hdfs.StateChange=WARN
+log4j.logger.org.apache.hadoop.hdfs.server.datanode.DataNode.clienttrace=WARN
+log4j.logger.BlockStateChange=WARN
+"""
+
+LOG4J2 = """status = warn
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_OUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{ISO8601} %-5p [%t] %c{2}: %m%n
+rootLogger = INFO,console
+logger.zk.name = org.apache.zookeeper
+logger.zk.level = WARN
+logger.hadoop.name = org.apache.hadoop.hdfs
+logger.hadoop.level = WARN
+"""
+
+
+EMPTY_WEB_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<web-app xmlns="http://xmlns.jcp.org/xml/ns/javaee" version="3.1"/>
+"""
+
+
+def write_conf_dir(s: Settings, daemon: str, datanode: int | None = None) -> Path:
+    """Write the full config set for one daemon and return its directory."""
+    conf = s.path("conf", daemon)
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "core-site.xml").write_text(hadoop_xml(core_site(s)))
+    (conf / "hdfs-site.xml").write_text(hadoop_xml(hdfs_site(s, datanode)))
+    (conf / "hbase-site.xml").write_text(hadoop_xml(hbase_site(s)))
+    (conf / "zoo.cfg").write_text(zoo_cfg(s))
+    (conf / "log4j.properties").write_text(LOG4J1)
+    (conf / "log4j2.properties").write_text(LOG4J2)
+    # Hadoop's HTTP servers look up `webapps/<name>` on the classpath; the Maven jars don't carry
+    # the web UI, so give them empty web apps (WebHDFS and /jmx are servlets added in code).
+    for app in ("hdfs", "datanode", "static"):
+        web_inf = conf / "webapps" / app / "WEB-INF"
+        web_inf.mkdir(parents=True, exist_ok=True)
+        (web_inf / "web.xml").write_text(EMPTY_WEB_XML)
+    return conf

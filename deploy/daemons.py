@@ -1,0 +1,82 @@
+"""The embedded cluster's daemons as a table: what each runs, its heap, ports and start stage.
+
+`stage` orders start-up: everything in one stage starts together, and the supervisor waits for
+that stage's health check before starting the next. ZooKeeper and Spark do not depend on HDFS,
+so they start with the NameNode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.configs import NAMENODE_HTTP_PORT, datanode_ports
+from pacs_hdfs.settings import Settings
+
+
+@dataclass(frozen=True)
+class Daemon:
+    name: str            # unique, used by stop-node/start-node and for log/pid files
+    kind: str            # key into Settings.heap_mb
+    classpath: str       # "hadoop" | "hbase" | "spark"
+    main: str            # Java main class
+    args: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    stage: int = 0
+    datanode: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def daemon_table(s: Settings) -> list[Daemon]:
+    """All daemons of the embedded cluster for these settings, in start order."""
+    nn_rpc_port = int(s.namenode_rpc.rsplit(":", 1)[1])
+    spark_port = int(s.spark_master.rsplit(":", 1)[1])
+    table = [
+        Daemon("namenode", "namenode", "hadoop",
+               "org.apache.hadoop.hdfs.server.namenode.NameNode",
+               ports=(nn_rpc_port, NAMENODE_HTTP_PORT), stage=0),
+        Daemon("zookeeper", "zookeeper", "hbase",
+               "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+               args=("{conf}/zoo.cfg",), ports=(s.zookeeper_port,), stage=0),
+        Daemon("spark-master", "spark-master", "spark",
+               "org.apache.spark.deploy.master.Master",
+               args=("--host", "127.0.0.1", "--port", str(spark_port),
+                     "--webui-port", s.spark_master_webui.rsplit(":", 1)[1]),
+               ports=(spark_port, int(s.spark_master_webui.rsplit(":", 1)[1])), stage=0),
+    ]
+    for i in range(1, s.datanodes + 1):
+        p = datanode_ports(i)
+        table.append(Daemon(f"datanode-{i}", "datanode", "hadoop",
+                            "org.apache.hadoop.hdfs.server.datanode.DataNode",
+                            ports=(p["data"], p["http"], p["ipc"]), stage=1, datanode=i))
+    table += [
+        Daemon("spark-worker", "spark-worker", "spark",
+               "org.apache.spark.deploy.worker.Worker",
+               args=("--host", "127.0.0.1", "--cores", str(s.spark_worker_cores),
+                     "--memory", s.spark_worker_memory,
+                     "--work-dir", str(s.path("data", "spark-work")), s.spark_master),
+               stage=1),
+        Daemon("hbase-master", "hbase-master", "hbase",
+               "org.apache.hadoop.hbase.master.HMaster", args=("start",),
+               ports=(16000,), stage=2),
+        Daemon("hbase-regionserver", "hbase-regionserver", "hbase",
+               "org.apache.hadoop.hbase.regionserver.HRegionServer", args=("start",),
+               ports=(16020,), stage=2),
+        Daemon("hbase-thrift", "hbase-thrift", "hbase",
+               "org.apache.hadoop.hbase.thrift.ThriftServer",
+               args=("-p", str(s.thrift_port), "-b", "127.0.0.1", "start"),
+               ports=(s.thrift_port,), stage=2),
+    ]
+    return table
+
+
+def by_name(s: Settings, name: str) -> Daemon:
+    for d in daemon_table(s):
+        if d.name == name:
+            return d
+    names = ", ".join(d.name for d in daemon_table(s))
+    raise KeyError(f"unknown daemon {name!r}; known: {names}")
+
+
+def pyspark_home() -> Path:
+    import pyspark
+    return Path(pyspark.__file__).resolve().parent

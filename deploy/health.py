@@ -1,0 +1,83 @@
+"""Real health probes of the embedded cluster (each asks the daemon itself, never a pid file)."""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import requests
+
+from deploy.configs import NAMENODE_HTTP_PORT
+from pacs_hdfs.settings import Settings
+
+
+@dataclass
+class HdfsHealth:
+    reachable: bool
+    safemode: bool = True
+    live_datanodes: int = 0
+    dead_datanodes: int = 0
+
+
+def hdfs_health(s: Settings, timeout: float = 2.0) -> HdfsHealth:
+    """NameNode's own view: safe mode and live/dead DataNodes (JMX over HTTP)."""
+    base = s.webhdfs_url if not s.embedded else f"http://127.0.0.1:{NAMENODE_HTTP_PORT}"
+    try:
+        r = requests.get(f"{base}/jmx", params={
+            "qry": "Hadoop:service=NameNode,name=FSNamesystemState"}, timeout=timeout)
+        state = r.json()["beans"][0]
+        r = requests.get(f"{base}/jmx", params={
+            "qry": "Hadoop:service=NameNode,name=NameNodeInfo"}, timeout=timeout)
+        info = r.json()["beans"][0]
+    except (requests.RequestException, KeyError, IndexError, ValueError):
+        return HdfsHealth(reachable=False)
+    return HdfsHealth(
+        reachable=True,
+        safemode=bool(info.get("Safemode")),
+        live_datanodes=int(state.get("NumLiveDataNodes", 0)),
+        dead_datanodes=int(state.get("NumDeadDataNodes", 0)),
+    )
+
+
+def zookeeper_ok(s: Settings, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", s.zookeeper_port), timeout=timeout) as c:
+            c.sendall(b"ruok")
+            return c.recv(16) == b"imok"
+    except OSError:
+        return False
+
+
+HEALTH_TABLE = b"pacs_health"
+
+
+def hbase_ok(s: Settings, timeout_ms: int = 5000) -> bool:
+    """True when Thrift answers, the master is initialised and a region serves writes.
+
+    Listing tables succeeds while the master is still initialising, so the probe writes and
+    reads a row of its own table (created on first use, which needs an initialised master).
+    """
+    import happybase
+    try:
+        conn = happybase.Connection(s.thrift_host, s.thrift_port, timeout=timeout_ms,
+                                    autoconnect=True)
+        try:
+            if HEALTH_TABLE not in conn.tables():
+                conn.create_table(HEALTH_TABLE, {"h": dict(max_versions=1)})
+            table = conn.table(HEALTH_TABLE)
+            table.put(b"probe", {b"h:t": b"1"})
+            if table.row(b"probe").get(b"h:t") != b"1":
+                return False
+        finally:
+            conn.close()
+        return True
+    except Exception:  # thrift raises many transport/IO error types; all mean "not yet"
+        return False
+
+
+def spark_workers(s: Settings, timeout: float = 2.0) -> int:
+    """Number of ALIVE workers registered with the standalone master (-1 if unreachable)."""
+    try:
+        r = requests.get(f"{s.spark_master_webui}/json/", timeout=timeout)
+        return int(r.json().get("aliveworkers", 0))
+    except (requests.RequestException, ValueError):
+        return -1

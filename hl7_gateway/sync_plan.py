@@ -1,0 +1,58 @@
+"""Hospital side: plan what ``pacs has sync`` sends, driven by the link table.
+
+The transport (HTTPS POST of each body, parse_ack of the answer) is the caller's job; this module
+only decides what goes into which batch, so an interrupted sync resumes without losing or
+duplicating visits:
+
+1. ``record_export`` de-identifies every export record and records its link (new ones pending);
+2. ``next_batches`` yields batches of the still-unacknowledged visits (pending + sent-but-unacked);
+3. the caller marks a batch sent *before* POSTing it and applies the ack after.
+
+Because visit-id encryption is deterministic, re-running over the same export rebuilds identical
+visits, and the MDC stores them keyed on the encrypted id (resends overwrite, never duplicate).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from hl7_gateway.builder import build_batch
+from hl7_gateway.deidentify_visit import HasKeys, his_record_to_visit
+from hl7_gateway.link_table import LinkTable
+from hl7_gateway.models import Visit
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    batch_id: str
+    visits: list[Visit]
+    body: bytes
+
+    @property
+    def visit_ids(self) -> list[str]:
+        return [v.visit_id for v in self.visits]
+
+
+def record_export(records: Iterable[dict], keys: HasKeys, table: LinkTable) -> dict[str, Visit]:
+    """De-identify records and record their links; returns encrypted visit id -> Visit."""
+    visits: dict[str, Visit] = {}
+    links = []
+    for record in records:
+        visit = his_record_to_visit(record, keys)
+        visits[visit.visit_id] = visit
+        links.append((record["his_visit_id"], visit.visit_id, record["patient"]["national_id"],
+                      visit.patient_id))
+    table.record(links)
+    return visits
+
+
+def next_batches(table: LinkTable, visits: dict[str, Visit],
+                 batch_size: int = 100) -> Iterator[PlannedBatch]:
+    """Batches of unacknowledged visits that this export can rebuild, in link-table order."""
+    todo = [visits[row.encrypted_visit_id] for row in table.unacknowledged()
+            if row.encrypted_visit_id in visits]
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        batch_id = uuid.uuid4().hex
+        yield PlannedBatch(batch_id, chunk, build_batch(chunk, batch_id=batch_id))

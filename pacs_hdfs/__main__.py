@@ -1,0 +1,3 @@
+from pacs_hdfs.cli import app
+
+app(prog_name="pacs")

@@ -1,0 +1,130 @@
+"""The `pacs` command. Each area is a sub-app; `--json` output is a stable contract for scripts."""
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.console import Console
+
+from pacs_hdfs.settings import get_settings
+
+app = typer.Typer(help="Medical Data Center: distributed PACS and analytics on Hadoop.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+cluster_app = typer.Typer(help="The embedded HDFS / HBase / Spark cluster.", no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+
+console = Console(stderr=True)
+
+
+def emit_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _supervisor():
+    from deploy.supervisor import ClusterError, Supervisor
+    try:
+        return Supervisor(get_settings())
+    except ClusterError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2)
+
+
+def _fail(e: Exception) -> None:
+    console.print(f"[red]error:[/red] {e}")
+    raise typer.Exit(1)
+
+
+@cluster_app.command("up")
+def cluster_up(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Start every daemon and wait until the cluster is really healthy."""
+    from deploy.supervisor import ClusterError
+    sup = _supervisor()
+    try:
+        with console.status("starting cluster") as st:
+            result = sup.up(progress=lambda m: (st.update(m), console.log(m)))
+    except ClusterError as e:
+        _fail(e)
+    status = sup.status()
+    if json_out:
+        emit_json({"seconds": result["seconds"], **status})
+    else:
+        console.print(f"[green]cluster up[/green] in {result['seconds']} s, "
+                      f"{status['hdfs']['live_datanodes']} live DataNodes, "
+                      f"{status['total_rss_mb']:.0f} MB RSS")
+
+
+@cluster_app.command("down")
+def cluster_down() -> None:
+    """Stop every daemon (gracefully, then forcibly)."""
+    sup = _supervisor()
+    sup.down(progress=console.log)
+    console.print("cluster down")
+
+
+@cluster_app.command("status")
+def cluster_status(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Daemons (pid, ports, alive, RSS) and health as the daemons themselves report it."""
+    status = _supervisor().status()
+    if json_out:
+        emit_json(status)
+    else:
+        from rich.table import Table
+        t = Table(title=f"cluster ({'healthy' if status['healthy'] else 'NOT healthy'})")
+        for col in ("daemon", "pid", "alive", "ports", "RSS MB"):
+            t.add_column(col)
+        for d in status["daemons"]:
+            t.add_row(d["name"], str(d["pid"] or "-"), "yes" if d["alive"] else "[red]no[/red]",
+                      ",".join(map(str, d["ports"])), str(d["rss_mb"] or "-"))
+        Console().print(t)
+        h = status["hdfs"]
+        Console().print(f"HDFS: {h['live_datanodes']}/{h['expected_datanodes']} live DataNodes, "
+                        f"safemode={h['safemode']}; HBase thrift ok={status['hbase']['thrift_ok']};"
+                        f" Spark workers={status['spark']['alive_workers']}")
+    raise typer.Exit(0 if status["healthy"] else 1)
+
+
+@cluster_app.command("stop-node")
+def cluster_stop_node(name: str) -> None:
+    """Stop one daemon, e.g. `datanode-2` (for fault tests)."""
+    sup = _supervisor()
+    try:
+        stopped = sup.stop_daemon(_known(name))
+    except KeyError as e:
+        _fail(e)
+    console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
+
+
+@cluster_app.command("start-node")
+def cluster_start_node(name: str) -> None:
+    """Start one daemon again."""
+    sup = _supervisor()
+    try:
+        pid = sup.start_daemon(_known(name))
+    except KeyError as e:
+        _fail(e)
+    console.print(f"{name}: running as pid {pid}")
+
+
+def _known(name: str) -> str:
+    from deploy.daemons import by_name
+    return by_name(get_settings(), name).name
+
+
+@app.command("init")
+def init(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Create the HDFS layout and HBase tables (idempotent)."""
+    from pacs_hdfs.storage import init_storage
+    try:
+        report = init_storage(get_settings())
+    except Exception as e:  # noqa: BLE001 - reported to the user with its cause
+        _fail(e)
+    if json_out:
+        emit_json(report)
+    else:
+        console.print(f"HDFS dirs: {', '.join(report['hdfs_dirs'])}")
+        console.print(f"HBase tables: {', '.join(report['hbase_tables'])}")
+
+
+def main() -> None:  # pragma: no cover
+    app()

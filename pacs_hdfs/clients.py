@@ -1,0 +1,56 @@
+"""The one place where HDFS, HBase and Spark clients are built from the settings."""
+from __future__ import annotations
+
+import threading
+from pacs_hdfs.settings import Settings, get_settings
+
+
+_stores: dict[tuple[str, int], object] = {}
+_stores_lock = threading.Lock()
+
+
+def _cached(kind: str, settings: Settings, build):
+    with _stores_lock:
+        key = (kind, id(settings))
+        if key not in _stores:
+            _stores[key] = build(settings)
+        return _stores[key]
+
+
+def hdfs(settings: Settings | None = None):
+    """The process-wide HDFS store (WebHDFS) for these settings."""
+    from pacs_hdfs.hdfs_store import HdfsStore
+    return _cached("hdfs", settings or get_settings(), HdfsStore)
+
+
+def hbase(settings: Settings | None = None):
+    """The process-wide HBase store (Thrift connection pool) for these settings."""
+    from pacs_hdfs.hbase_store import HBaseStore
+    return _cached("hbase", settings or get_settings(), HBaseStore)
+
+
+_spark_lock = threading.Lock()
+
+
+def spark_session(settings: Settings | None = None, app_name: str = "pacs", **conf: str):
+    """A SparkSession on the configured master, with HDFS and the venv's Python wired in."""
+    import sys
+
+    from pyspark.sql import SparkSession
+    s = settings or get_settings()
+    with _spark_lock:
+        builder = (SparkSession.builder.master(s.spark_master).appName(app_name)
+                   .config("spark.pyspark.python", sys.executable)
+                   .config("spark.pyspark.driver.python", sys.executable)
+                   .config("spark.executor.memory", s.spark_executor_memory)
+                   .config("spark.driver.memory", "1g")
+                   .config("spark.hadoop.fs.defaultFS", s.namenode_rpc)
+                   .config("spark.hadoop.dfs.replication", str(s.effective_replication))
+                   .config("spark.hadoop.dfs.client.use.datanode.hostname", "false")
+                   .config("spark.sql.shuffle.partitions", "8")
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.driver.host", "127.0.0.1")
+                   .config("spark.driver.bindAddress", "127.0.0.1"))
+        for k, v in conf.items():
+            builder = builder.config(k, v)
+        return builder.getOrCreate()

@@ -1,0 +1,138 @@
+"""A thin typed wrapper over WebHDFS (HdfsCLI): write, append, ranged read, with retries.
+
+Transient failures (a DataNode that just died, the NameNode in safe mode, a replication pipeline
+being rebuilt) are retried with backoff; anything else raises `StorageError` naming the path.
+"""
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+import requests
+from hdfs import HdfsError, InsecureClient
+
+from pacs_hdfs.retry import retry
+from pacs_hdfs.settings import Settings
+
+
+class StorageError(RuntimeError):
+    """HDFS or HBase could not do what was asked; the message says what and where."""
+
+
+TRANSIENT_MARKERS = (
+    "SafeModeException", "RetriableException", "could only be written to",
+    "could only be replicated", "NotReplicatedYetException", "AlreadyBeingCreatedException",
+    "RecoveryInProgressException", "LeaseExpiredException", "Failed to APPEND_FILE",
+    "lease recovery is in progress", "ConnectException", "Connection refused",
+    "DataStreamer", "Bad response", "All datanodes", "Failed to replace a bad datanode",
+)
+
+
+def is_transient(e: Exception) -> bool:
+    if isinstance(e, (requests.ConnectionError, requests.Timeout)):
+        return True
+    return isinstance(e, HdfsError) and any(m in str(e) for m in TRANSIENT_MARKERS)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    length: int
+    replication: int
+    is_dir: bool
+
+
+class HdfsStore:
+    def __init__(self, settings: Settings, attempts: int = 6):
+        self.s = settings
+        self.root = settings.hdfs_root
+        self.attempts = attempts
+        self.client = InsecureClient(settings.webhdfs_url, user=settings.hdfs_user, timeout=60)
+
+    def abs(self, path: str) -> str:
+        """Paths not starting with '/' are relative to the configured root."""
+        return path if path.startswith("/") else posixpath.join(self.root, path)
+
+    def _do(self, what: str, fn):
+        try:
+            return retry(fn, what=what, transient=is_transient, attempts=self.attempts)
+        except (HdfsError, requests.RequestException) as e:
+            raise StorageError(f"HDFS {what} failed: {str(e).splitlines()[0][:300]}") from e
+
+    # --- files -----------------------------------------------------------------------------
+    def write(self, path: str, data: bytes, overwrite: bool = False,
+              replication: int | None = None) -> None:
+        """Create a file with these bytes; it is durable (closed, replicated) on return."""
+        p = self.abs(path)
+        self._do(f"write {p}", lambda: self.client.write(
+            p, data=data, overwrite=overwrite,
+            replication=replication or self.s.effective_replication))
+
+    def append(self, path: str, data: bytes) -> None:
+        """Append bytes to an existing file (single writer per file: the caller serialises)."""
+        p = self.abs(path)
+        self._do(f"append {p}", lambda: self.client.write(p, data=data, append=True))
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Read a whole file or exactly `length` bytes from `offset`."""
+        p = self.abs(path)
+
+        def go() -> bytes:
+            with self.client.read(p, offset=offset, length=length) as r:
+                data = r.read()
+            if length is not None and len(data) != length:
+                raise HdfsError(f"short read: {len(data)} of {length} bytes (Bad response)")
+            return data
+        return self._do(f"read {p}@{offset}+{length}", go)
+
+    def info(self, path: str) -> FileInfo | None:
+        p = self.abs(path)
+        st = self._do(f"status {p}", lambda: self.client.status(p, strict=False))
+        if st is None:
+            return None
+        return FileInfo(p, int(st["length"]), int(st.get("replication", 0)),
+                        st["type"] == "DIRECTORY")
+
+    def exists(self, path: str) -> bool:
+        return self.info(path) is not None
+
+    def mkdirs(self, path: str) -> None:
+        p = self.abs(path)
+        self._do(f"mkdirs {p}", lambda: self.client.makedirs(p))
+
+    def list(self, path: str) -> list[str]:
+        p = self.abs(path)
+        return self._do(f"list {p}", lambda: self.client.list(p))
+
+    def walk_files(self, path: str):
+        """Every file under `path` (absolute paths)."""
+        p = self.abs(path)
+        for root, _dirs, files in self._do(f"walk {p}", lambda: list(self.client.walk(p))):
+            for f in files:
+                yield posixpath.join(root, f)
+
+    def delete(self, path: str, recursive: bool = False) -> bool:
+        p = self.abs(path)
+        return self._do(f"delete {p}", lambda: self.client.delete(p, recursive=recursive))
+
+    def rename(self, src: str, dst: str) -> None:
+        a, b = self.abs(src), self.abs(dst)
+        self._do(f"rename {a}", lambda: self.client.rename(a, b))
+
+    def block_locations(self, path: str) -> list[list[str]]:
+        """For each block of the file, the DataNodes (host:port) that hold a replica."""
+        p = self.abs(path)
+
+        def go():
+            r = requests.get(f"{self.s.webhdfs_url}/webhdfs/v1{p}",
+                             params={"op": "GET_BLOCK_LOCATIONS", "user.name": self.s.hdfs_user},
+                             timeout=30)
+            r.raise_for_status()
+            blocks = r.json()["LocatedBlocks"]["locatedBlocks"]
+            return [[f"{loc['ipAddr']}:{loc['xferPort']}" for loc in b["locations"]]
+                    for b in blocks]
+        return self._do(f"block locations {p}", go)
+
+    def url(self, path: str) -> str:
+        """The `hdfs://` URL Spark uses for a store path."""
+        return f"{self.s.namenode_rpc}{self.abs(path)}"

@@ -1,0 +1,81 @@
+"""The HDFS layout and the HBase schema, as data. `pacs init` creates both, idempotently.
+
+HDFS layout (under `Settings.hdfs_root`, default `/pacs`):
+
+| dir | holds |
+|---|---|
+| `dicom/containers/<study>/<series>/` | per-series container files `<writer>-<n>.pack`: de-identified DICOM objects back to back; HBase indexes each (path, offset, length, sha256) so the NameNode holds one file per ~1 GiB of objects, not one per object |
+| `hl7/archive/<yyyy-mm-dd>/` | daily containers of raw (de-identified) HL7 v3 XML |
+| `visits/parquet/visit_month=YYYY-MM/` | visits for Spark, partitioned by admission month |
+| `jobs/<job-id>/` | job results (JSON, charts, volumes, Parquet) |
+| `recon/projections/` | simulated or uploaded cone-beam projections |
+| `tmp/` | scratch |
+
+HBase tables (all prefixed `<hbase_table_prefix>_`; Thrift 1 cannot create namespaces, so a prefix
+stands in for one). Row keys avoid hot-spotting by leading with UIDs (`2.25.<128-bit hash>` after
+de-identification, so uniformly spread) or with a hash salt. Families are few and short-named:
+HBase stores the family name in every cell.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    families: dict[str, dict]
+    row_key: str        # how the row key is built
+    purpose: str
+
+
+HDFS_DIRS = (
+    "dicom/containers",
+    "hl7/archive",
+    "visits/parquet",
+    "jobs",
+    "recon/projections",
+    "tmp",
+)
+
+SEP = "\x00"  # joins the parts of composite row keys; never occurs inside a UID
+
+TABLES = (
+    Table("instance", {"l": {"max_versions": 1}, "a": {"max_versions": 1}},
+          "study_uid \\0 series_uid \\0 sop_uid",
+          "one row per stored object: l = location (path, offset, length, sha256, "
+          "transfer syntax); a = de-identified attributes used by Q/R and the viewer"),
+    Table("sop", {"r": {"max_versions": 1}},
+          "sop_uid",
+          "SOP Instance UID -> instance row key (IMAGE-level retrieve, idempotent re-send)"),
+    Table("series", {"a": {"max_versions": 1}, "c": {"max_versions": 1}},
+          "study_uid \\0 series_uid",
+          "series attributes (a) and counters (c: instances, bytes)"),
+    Table("study", {"a": {"max_versions": 1}, "c": {"max_versions": 1}},
+          "study_uid",
+          "study attributes incl. pseudonymous patient id and accession (a), counters (c)"),
+    Table("subject", {"a": {"max_versions": 1}, "s": {"max_versions": 1},
+                      "v": {"max_versions": 1}},
+          "pseudonymous patient id",
+          "research subject: attributes (a), its studies (s:<study_uid>), its visits (v:<visit_id>)"),
+    Table("visit", {"v": {"max_versions": 1}},
+          "encrypted visit id",
+          "one visit as JSON (v:json) plus flat columns the portal shows"),
+    Table("quarantine", {"q": {"max_versions": 1}},
+          "sop_uid",
+          "objects held back for burned-in PHI review: reason, state, instance row key"),
+    Table("jobs", {"j": {"max_versions": 1}},
+          "job id (time-ordered)",
+          "job service: kind, parameters, state, progress, result paths"),
+    Table("audit", {"e": {"max_versions": 1}},
+          "reverse timestamp \\0 random",
+          "append-only audit trail: who viewed/downloaded/launched what, when"),
+)
+
+
+def table_name(prefix: str, short: str) -> str:
+    return f"{prefix}_{short}"
+
+
+def row_key(*parts: str) -> bytes:
+    return SEP.join(parts).encode()
