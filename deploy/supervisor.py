@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +69,7 @@ class Supervisor:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if f"-Dpacs.daemon={name}".encode() in cmdline else None
+        return pid if f"pacs.daemon={name}\0".encode() in cmdline + b"\0" else None
 
     def classpath(self, d: Daemon, conf: Path) -> str:
         if d.classpath == "spark":
@@ -134,6 +135,24 @@ class Supervisor:
             if self.pid(name) or proc.poll() is not None:
                 break
             time.sleep(0.05)
+        return proc.pid
+
+    def start_python_service(self, name: str, module: str, *args: str) -> int:
+        """Start one of our Python services (scp, gateway, portal, job runner) in the background.
+
+        `-X pacs.daemon=NAME` marks its command line the way `-Dpacs.daemon` marks the JVMs.
+        """
+        running = self.pid(name)
+        if running:
+            return running
+        cmd = [sys.executable, "-X", f"pacs.daemon={name}", "-m", module, *args]
+        with open(self.log_file(name), "ab") as log:
+            log.write(f"\n==== start {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env=dict(os.environ, PACS_HOME=str(self.s.home_abs)))
+        self.pid_file(name).write_text(str(proc.pid))
         return proc.pid
 
     def stop_daemon(self, name: str, timeout: float = 20.0) -> bool:

@@ -1,24 +1,14 @@
-"""The `pacs` command. Each area is a sub-app; `--json` output is a stable contract for scripts."""
+"""The `pacs` command: cluster and storage commands here; each area registers its own commands
+on the shared groups of `pacs_hdfs.cli_apps` when its module is imported at the bottom."""
 from __future__ import annotations
 
-import json
-import sys
+import importlib
 
 import typer
 from rich.console import Console
 
+from pacs_hdfs.cli_apps import app, cluster_app, console, emit_json
 from pacs_hdfs.settings import get_settings
-
-app = typer.Typer(help="Medical Data Center: distributed PACS and analytics on Hadoop.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-cluster_app = typer.Typer(help="The embedded HDFS / HBase / Spark cluster.", no_args_is_help=True)
-app.add_typer(cluster_app, name="cluster")
-
-console = Console(stderr=True)
-
-
-def emit_json(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def _supervisor():
@@ -31,8 +21,8 @@ def _supervisor():
 
 
 def _fail(e: Exception) -> None:
-    console.print(f"[red]error:[/red] {e}")
-    raise typer.Exit(1)
+    from pacs_hdfs.cli_apps import fail
+    fail(e)
 
 
 @cluster_app.command("up")
@@ -124,6 +114,14 @@ def init(json_out: bool = typer.Option(False, "--json")) -> None:
     else:
         console.print(f"HDFS dirs: {', '.join(report['hdfs_dirs'])}")
         console.print(f"HBase tables: {', '.join(report['hbase_tables'])}")
+
+
+# Area modules that add commands (each imports cli_apps and decorates its groups).
+AREA_MODULES = (
+    "analytics_jobs.cli",
+)
+for _module in AREA_MODULES:
+    importlib.import_module(_module)
 
 
 def main() -> None:  # pragma: no cover

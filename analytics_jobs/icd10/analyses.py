@@ -60,14 +60,15 @@ def _matching(df: DataFrame, codes: CodeSelection, period: Period, *columns: str
     return in_period(df.select(*needed), period).where(codes.spark_list_filter("icd10"))
 
 
-def _on_first_visit(df: DataFrame, period: Period, value: Column) -> DataFrame:
-    """One row per patient: ``value`` (a fixed-width int) taken on their first visit in the period.
+def _on_first_visit(df: DataFrame, period: Period, column: str, value: Column) -> DataFrame:
+    """One row per patient: ``value`` (a fixed-width int computed from ``column``) taken on their
+    first visit in the period.
 
     ``min_by(int, timestamp)`` keeps a fixed-width aggregation buffer, so Spark runs a hash
     aggregate with map-side combining (a struct or string buffer would fall back to a sort aggregate,
     about twice as slow).
     """
-    visits = in_period(df.select("patient_id", "admission", "age", "sex", "visit_month"), period)
+    visits = in_period(df.select("patient_id", "admission", column, "visit_month"), period)
     return (visits.where(F.col("patient_id").isNotNull())
             .groupBy("patient_id")
             .agg(F.min_by(value, F.col("admission")).alias("first")))
@@ -87,7 +88,7 @@ def age_groups(df: DataFrame, date_from: DateLike, date_to: DateLike,
     period, bins = Period.of(date_from, date_to), list(bins)
     if bins != sorted(bins) or len(bins) < 2:
         raise ValueError(f"bins must be ascending with at least two edges: {bins}")
-    rows = (_on_first_visit(df, period, _age_bin(F.col("age"), bins))
+    rows = (_on_first_visit(df, period, "age", _age_bin(F.col("age"), bins))
             .groupBy("first").count().collect())
     return report.age_groups_result(period, bins, [(r["first"], r["count"]) for r in rows])
 
@@ -98,7 +99,7 @@ def sex_distribution(df: DataFrame, date_from: DateLike, date_to: DateLike) -> d
     code = F.lit(report.SEXES.index("UN"))
     for i, sex in enumerate(report.SEXES):
         code = F.when(F.col("sex") == sex, F.lit(i)).otherwise(code)
-    rows = _on_first_visit(df, period, code).groupBy("first").count().collect()
+    rows = _on_first_visit(df, period, "sex", code).groupBy("first").count().collect()
     return report.sex_distribution_result(period, [(report.SEXES[r["first"]], r["count"]) for r in rows])
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import time
 from pathlib import Path
 
@@ -84,18 +85,21 @@ def run(visits: int, master: str, data: Path, repeat: int, seed: int, shuffle_pa
         con.close()
         spark.stop()
     return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "visits": visits,
+            "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1),
             "master": master, "repeat": repeat, "generation_s": round(generation_s, 1), "results": rows}
 
 
 def append_markdown(path: Path, result: dict) -> None:
-    header = "| date | n visits | master | analysis | spark s | duckdb s | ratio | agree |\n" \
-             "|---|---:|---|---|---:|---:|---:|---|\n"
-    lines = [f"| {result['date']} | {result['visits']:,} | {result['master']} | {r['analysis']} | "
-             f"{r['spark_s']:.3f} | {r['duckdb_s']:.3f} | {r['ratio']:.1f} | {r['agree']} |\n"
+    header = "| date | n visits | master | load avg | analysis | spark s | duckdb s | ratio | agree |\n" \
+             "|---|---:|---|---:|---|---:|---:|---:|---|\n"
+    lines = [f"| {result['date']} | {result['visits']:,} | {result['master']} | {result['load_avg_1m']} | "
+             f"{r['analysis']} | {r['spark_s']:.3f} | {r['duckdb_s']:.3f} | {r['ratio']:.1f} | {r['agree']} |\n"
              for r in result["results"]]
     with path.open("a") as out:
         if path.stat().st_size == 0:
-            out.write("# ICD-10 analyses: Spark vs DuckDB\n\n" + header)
+            out.write("# ICD-10 analyses: Spark vs DuckDB\n\n"
+                      "Best-of-`repeat` wall time of each analysis call; `load avg` is the 1-minute load of "
+                      "the (shared) machine when the run ended. Written by `bench_icd10.py`.\n\n" + header)
         out.writelines(lines)
 
 

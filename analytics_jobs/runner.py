@@ -1,0 +1,134 @@
+"""The job runner: one long-lived driver process that takes queued jobs and runs them on Spark.
+
+Why a runner: a fresh JVM and SparkSession cost ~6+ s per job; the runner keeps one session warm
+(executors included), so a job costs only its own Spark work. It runs jobs one at a time (the
+embedded cluster has 2 cores) in submission order. Cancel: the service flags the job row; a
+watcher thread sees the flag and cancels the job's Spark job group; the job ends `cancelled`.
+
+Start it in the foreground with `pacs job runner`; `pacs job submit` starts one in the background
+when none is alive.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import threading
+import time
+import traceback
+
+from analytics_jobs.context import JobCancelled, JobContext
+from analytics_jobs.jobs import JobStore, now_iso
+from analytics_jobs.kinds import kind_spec
+from pacs_hdfs import clients
+from pacs_hdfs.settings import Settings, get_settings
+
+log = logging.getLogger("pacs.jobs")
+
+
+class Runner:
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.hdfs = clients.hdfs(settings)
+        self.hbase = clients.hbase(settings)
+        self.store = JobStore(self.hbase)
+        self._spark = None
+        self._lock = threading.Lock()
+
+    def spark(self):
+        with self._lock:
+            if self._spark is None:
+                self._spark = clients.spark_session(
+                    self.s, app_name="pacs-job-runner",
+                    **{"spark.cores.max": str(self.s.spark_worker_cores),
+                       "spark.task.maxFailures": "4",
+                       "spark.scheduler.mode": "FAIR"})
+            return self._spark
+
+    def run_forever(self, poll_s: float = 0.3, idle_exit_s: float | None = None) -> None:
+        idle_since = time.monotonic()
+        while True:
+            ids = self.store.queued_ids()
+            if ids:
+                self.run_one(ids[0])
+                idle_since = time.monotonic()
+            elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                return
+            else:
+                time.sleep(poll_s)
+
+    def run_one(self, job_id: str) -> None:
+        rec = self.store.get(job_id)
+        self.store.dequeue(job_id)
+        if rec is None or rec.state != "queued":
+            return
+        if rec.cancel_requested:
+            rec.state, rec.finished = "cancelled", now_iso()
+            self.store.update(rec, "state", "finished")
+            return
+        rec.state, rec.started = "running", now_iso()
+        self.store.update(rec, "state", "started")
+        ctx = JobContext(rec, self.s, self.hdfs, self.hbase, self.store, spark_factory=self.spark)
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch_cancel, args=(job_id, stop), daemon=True)
+        watcher.start()
+        t0 = time.monotonic()
+        try:
+            params_model, run = kind_spec(rec.kind)
+            params = params_model.model_validate(rec.params)
+            result = run(ctx, params)
+            ctx.check_cancel()
+            result = {"job_id": job_id, "kind": rec.kind, "parameters": rec.params,
+                      **result, "provenance": {**result.get("provenance", {}),
+                                               **self._provenance(time.monotonic() - t0)}}
+            rec.result_path = ctx.write_json("result.json", result)
+            rec.state = "succeeded"
+            rec.progress = 1.0
+        except JobCancelled:
+            rec.state = "cancelled"
+        except Exception as e:  # noqa: BLE001 - a failed job is recorded, the runner lives on
+            if self.store.cancel_requested(job_id):
+                rec.state = "cancelled"
+            else:
+                rec.state = "failed"
+                rec.error = f"{type(e).__name__}: {str(e).splitlines()[0][:500] if str(e) else ''}"
+                log.error("job %s (%s) failed: %s\n%s", job_id, rec.kind, rec.error,
+                          traceback.format_exc(limit=5))
+        finally:
+            stop.set()
+        rec.finished = now_iso()
+        rec.runtime_s = round(time.monotonic() - t0, 3)
+        self.store.update(rec, "state", "progress", "finished", "error", "result_path",
+                          "runtime_s")
+        log.info("job %s (%s) %s in %.2f s", job_id, rec.kind, rec.state, rec.runtime_s)
+
+    def _watch_cancel(self, job_id: str, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            try:
+                if self.store.cancel_requested(job_id):
+                    if self._spark is not None:
+                        self._spark.sparkContext.cancelJobGroup(job_id)
+                    return
+            except Exception:  # noqa: BLE001 - the watcher must never kill the runner
+                log.warning("cancel watcher for %s: HBase unavailable", job_id)
+
+    def _provenance(self, runtime_s: float) -> dict:
+        spark_conf = {}
+        if self._spark is not None:
+            spark_conf = {k: v for k, v in self._spark.sparkContext.getConf().getAll()
+                          if k.startswith(("spark.executor", "spark.cores", "spark.master",
+                                           "spark.sql.shuffle", "spark.driver.memory"))}
+            spark_conf["spark.version"] = self._spark.version
+        return {"runtime_s": round(runtime_s, 3), "spark": spark_conf,
+                "host": {"node": platform.node(), "cores": os.cpu_count(),
+                         "python": platform.python_version()},
+                "finished": now_iso()}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    Runner(get_settings()).run_forever()
+
+
+if __name__ == "__main__":
+    main()
