@@ -116,6 +116,41 @@ def init(json_out: bool = typer.Option(False, "--json")) -> None:
         console.print(f"HBase tables: {', '.join(report['hbase_tables'])}")
 
 
+def _top_level_commands() -> set[str]:
+    names = {c.name or c.callback.__name__ for c in app.registered_commands}
+    return names | {g.name for g in app.registered_groups}
+
+
+@app.command("up")
+def up() -> None:
+    """Cluster + init + every service in the background."""
+    from deploy.services import available
+    from deploy.supervisor import ClusterError
+    sup = _supervisor()
+    try:
+        with console.status("starting cluster") as st:
+            result = sup.up(progress=lambda m: (st.update(m), console.log(m)))
+    except ClusterError as e:
+        _fail(e)
+    init(json_out=False)
+    for name, args in available(_top_level_commands()):
+        pid = sup.start_python_service(name, "pacs_hdfs", *args)
+        console.log(f"{name}: pid {pid}, log {sup.log_file(name)}")
+    console.print(f"[green]up[/green] (cluster in {result['seconds']} s)")
+
+
+@app.command("down")
+def down() -> None:
+    """Stop every service, then the cluster."""
+    from deploy.services import SERVICES
+    sup = _supervisor()
+    for name, _ in reversed(SERVICES):
+        if sup.stop_daemon(name):
+            console.log(f"stopped {name}")
+    sup.down(progress=console.log)
+    console.print("down")
+
+
 # Area modules that add commands (each imports cli_apps and decorates its groups).
 AREA_MODULES = (
     "analytics_jobs.cli",

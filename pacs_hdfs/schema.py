@@ -61,6 +61,11 @@ TABLES = (
     Table("visit", {"v": {"max_versions": 1}},
           "encrypted visit id",
           "one visit as JSON (v:json) plus flat columns the portal shows"),
+    Table("search", {"i": {"max_versions": 1}},
+          "kind \\0 value \\0 pseudonymous patient id \\0 encrypted visit id; kinds: "
+          "'icd10' (value = ICD-10 category, e.g. C50), 'accession' (de-identified accession)",
+          "visit search index written by the HL7 gateway: prefix-scan 'icd10\\0C50\\0' for the "
+          "visits (and patients) with a diagnosis in C50; i: = admission, code, sex, age"),
     Table("quarantine", {"q": {"max_versions": 1}},
           "sop_uid",
           "objects held back for burned-in PHI review: reason, state, instance row key"),

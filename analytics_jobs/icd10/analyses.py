@@ -108,7 +108,7 @@ def cases_over_time(df: DataFrame, codes: Codes, date_from: DateLike, date_to: D
     """(c) Cases (visits) of the disease in the period, per each of N equal sub-periods."""
     period, selection = Period.of(date_from, date_to), _selection(codes)
     period.subperiod_bounds(n_subperiods)  # validates n
-    offset = F.expr(f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ '{period.start.isoformat(sep=' ')}', admission)")
+    offset = F.timestamp_diff("MICROSECOND", _ntz(period.start), F.col("admission"))
     bucket = F.expr(f"(offset * {int(n_subperiods)}) div {period.total_micros}")
     rows = (_matching(df, selection, period, "patient_id")
             .select("patient_id", offset.alias("offset"))
@@ -146,7 +146,7 @@ def abnormal_labs(df: DataFrame, codes: Codes, date_from: DateLike, date_to: Dat
 def visit_duration(df: DataFrame, codes: Codes, date_from: DateLike, date_to: DateLike) -> dict:
     """(e) Mean visit duration (hours, days) of visits with the disease; open visits excluded."""
     period, selection = Period.of(date_from, date_to), _selection(codes)
-    micros = F.expr("timestampdiff(MICROSECOND, admission, discharge)")
+    micros = F.timestamp_diff("MICROSECOND", F.col("admission"), F.col("discharge"))
     row = (_matching(df, selection, period, "discharge")
            .select(micros.alias("us"))
            .agg(F.count(F.lit(1)).alias("visits"),

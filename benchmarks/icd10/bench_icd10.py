@@ -1,6 +1,8 @@
 """Benchmark the five ICD-10 analyses: Spark vs the equivalent DuckDB SQL on the same Parquet.
 
     python benchmarks/icd10/bench_icd10.py --visits 1000000 --master local[2]
+    python benchmarks/icd10/bench_icd10.py --visits 10000000 --master spark://host:7077 \
+        --data /tmp/visits-10m --spark-path hdfs://host:9000/mdc/visits   # after uploading --data
 
 Generates (or reuses) ``--visits`` synthetic visits under ``--data``, runs each analysis once to
 warm up, then times the best of ``--repeat`` runs in Spark and in DuckDB, checks that both give the
@@ -63,13 +65,15 @@ def spark_session(master: str, shuffle_partitions: int):
             .config("spark.driver.memory", "2g").getOrCreate())
 
 
-def run(visits: int, master: str, data: Path, repeat: int, seed: int, shuffle_partitions: int) -> dict:
+def run(visits: int, master: str, data: Path, repeat: int, seed: int, shuffle_partitions: int,
+        spark_path: str | None = None) -> dict:
+    """``spark_path``: where Spark reads the same dataset (e.g. its hdfs:// copy); default ``data``."""
     generation_s = ensure_data(data, visits, seed)
     spark = spark_session(master, shuffle_partitions)
     spark.sparkContext.setLogLevel("ERROR")
     con = duckdb.connect()
     try:
-        df, source = A.read_visits(spark, str(data)), D.parquet_source(str(data))
+        df, source = A.read_visits(spark, spark_path or str(data)), D.parquet_source(str(data))
         rows = []
         for name, args in WORKLOAD:
             spark_call = lambda: getattr(A, name)(df, *args)  # noqa: E731
@@ -86,7 +90,7 @@ def run(visits: int, master: str, data: Path, repeat: int, seed: int, shuffle_pa
         spark.stop()
     return {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "visits": visits,
             "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1),
-            "master": master, "repeat": repeat, "generation_s": round(generation_s, 1), "results": rows}
+            "master": master, "spark_path": spark_path or str(data), "repeat": repeat, "generation_s": round(generation_s, 1), "results": rows}
 
 
 def append_markdown(path: Path, result: dict) -> None:
@@ -111,9 +115,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument("--spark-path", default=None,
+                        help="Spark reads this copy of --data instead, e.g. hdfs://namenode:9000/mdc/visits")
     args = parser.parse_args()
     data = args.data or Path(f"/tmp/icd10-bench-{args.visits}")
-    result = run(args.visits, args.master, data, args.repeat, args.seed, args.shuffle_partitions)
+    result = run(args.visits, args.master, data, args.repeat, args.seed, args.shuffle_partitions,
+                 args.spark_path)
     (HERE / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     md = HERE / "RESULTS.md"
     md.touch()

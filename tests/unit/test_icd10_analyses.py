@@ -182,12 +182,17 @@ def test_period_boundaries_inclusive_days(hand, con):
     assert [s["cases"] for s in last["subperiods"]] == [0, 1]
 
 
-def test_spark_plan_prunes_partitions_and_columns(hand):
+def test_spark_plan_prunes_partitions_columns_and_nested_fields(hand):
     df, _ = hand
-    plan = df.transform(lambda d: A.in_period(d.select("admission", "visit_month"), A.Period.of(*PERIOD))) \
-        ._jdf.queryExecution().executedPlan().toString()
-    assert "PartitionFilters: [isnotnull(visit_month" in plan and "2024-01" in plan
+    period = A.Period.of(*PERIOD)
+    plan = A.in_period(df.select("admission", "visit_month"), period)._jdf.queryExecution() \
+        .executedPlan().toString()
+    assert "PartitionFilters: [isnotnull(visit_month" in plan and "(visit_month#" in plan and "2024-03" in plan
+    assert "PushedFilters: [IsNotNull(admission), GreaterThanOrEqual(admission" in plan
     assert "ReadSchema: struct<admission:timestamp_ntz>" in plan
+    labs = A._matching(df, resolve_codes(["II"]), period, "labs").select("labs.interpretation")
+    labs_plan = labs._jdf.queryExecution().executedPlan().toString()
+    assert "labs:array<struct<interpretation:string>>" in labs_plan   # only one leaf of labs is read
 
 
 @pytest.fixture(scope="module")

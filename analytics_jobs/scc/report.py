@@ -1,0 +1,189 @@
+"""Summary, report and comparison of SCC sweeps: pure functions on flat task rows / result documents.
+
+``summarise`` turns the per-task rows (the Parquet columns written by ``spark_sweep``) into one
+entry per (b_in, b_out); ``build_report`` renders the study-style tables (time and memory per
+stage, false-candidate quantiles) and three plots; ``compare`` sets two sweeps side by side, so a
+run on a smaller machine can be read against an earlier one (the study's point: figures travel
+with results).
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+STAGES = ("cylmap", "projmap", "setup", "forward", "correlation", "finalisation")
+QUANTILES = {"min": 0.0, "q10": 0.1, "q25": 0.25, "median": 0.5, "q75": 0.75, "q90": 0.9, "max": 1.0}
+
+
+def _quantiles(values: list[float]) -> dict:
+    arr = np.asarray([v for v in values if v is not None], dtype=float)
+    if arr.size == 0:
+        return {name: None for name in (*QUANTILES, "mean")}
+    out = {name: float(np.quantile(arr, q)) for name, q in QUANTILES.items()}
+    out["mean"] = float(arr.mean())
+    return out
+
+
+def _stats(values: list[float]) -> dict:
+    arr = np.asarray(values, dtype=float)
+    return {"median": float(np.median(arr)), "max": float(arr.max())}
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One entry per combination: task count, false-candidate quantiles, per-stage time/memory."""
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["b_in"], row["b_out"]), []).append(row)
+    summary = []
+    for (b_in, b_out), group in sorted(groups.items()):
+        stages = {
+            stage: {metric: _stats([r[f"{stage}_{metric}"] for r in group])
+                    for metric in ("seconds", "cpu_seconds", "peak_rss_mib", "peak_delta_mib")}
+            for stage in STAGES if f"{stage}_seconds" in group[0]
+        }
+        summary.append({
+            "b_in": b_in, "b_out": b_out, "tasks": len(group), "grid_poses": group[0].get("grid_poses"),
+            "false_candidate_ratio": _quantiles([r["false_candidate_ratio"] for r in group]),
+            "best_error_deg": _quantiles([r.get("best_error_deg") for r in group]),
+            "total_seconds": _stats([r["total_seconds"] for r in group]),
+            "peak_rss_mib": max(s["peak_rss_mib"]["max"] for s in stages.values()),
+            "stages": stages,
+        })
+    return summary
+
+
+def label(entry: dict) -> str:
+    return f"{entry['b_in']}:{entry['b_out']}"
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _stage_table(summary: list[dict], metric: str, spec: str) -> list[str]:
+    stages = [s for s in STAGES if summary and s in summary[0]["stages"]]
+    lines = ["| B_in:B_out | tasks | " + " | ".join(stages) + " |", "|---" * (len(stages) + 2) + "|"]
+    for e in summary:
+        cells = [_fmt(e["stages"][s][metric]["median"], spec) for s in stages]
+        lines.append(f"| {label(e)} | {e['tasks']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(summary: list[dict], hosts: list[dict], skipped: list[dict] = ()) -> str:
+    """The study's tables: time and memory per stage, false-candidate quantiles; host facts."""
+    lines = ["# SCC sweep report", "",
+             "Medians over the pairs of each combination. Resolution = bandwidth B (SO(3) grid 2B per angle).", "",
+             "## Wall time per stage (s)", "", *_stage_table(summary, "seconds", ".3g"), "",
+             "## CPU time per stage (s)", "", *_stage_table(summary, "cpu_seconds", ".3g"), "",
+             "## Peak memory per stage (MiB above the stage's starting RSS)", "",
+             *_stage_table(summary, "peak_delta_mib", ".1f"), "",
+             "## False-candidate ratio (grid poses scoring above the true pose ÷ grid poses)", "",
+             "| B_in:B_out | tasks | grid poses | min | q25 | median | q75 | max | best-candidate error ° (median) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for e in summary:
+        q = e["false_candidate_ratio"]
+        lines.append(f"| {label(e)} | {e['tasks']} | {e['grid_poses']} | "
+                     + " | ".join(_fmt(q[k], ".2e") for k in ("min", "q25", "median", "q75", "max"))
+                     + f" | {_fmt(e['best_error_deg']['median'], '.1f')} |")
+    if skipped:
+        lines += ["", "Skipped (output > input): "
+                  + ", ".join(f"{s['b_in']}:{s['b_out']}" for s in skipped) + "."]
+    lines += ["", "## Hosts", ""]
+    for i, host in enumerate(hosts):
+        facts = ", ".join(f"{k}={v}" for k, v in host.items() if k != "spark")
+        spark = ", ".join(f"{k}={v}" for k, v in host.get("spark", {}).items() if v is not None)
+        lines += [f"{i + 1}. {facts}", f"   Spark: {spark}"]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_stages(summary: list[dict], metric: str, ylabel: str, title: str) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.arange(len(summary))
+    for stage in STAGES:
+        if summary and stage in summary[0]["stages"]:
+            y = [max(e["stages"][stage][metric]["median"], 1e-6) for e in summary]
+            ax.plot(x, y, marker="o", label=stage)
+    ax.set_xticks(x, [label(e) for e in summary])
+    ax.set_yscale("log")
+    ax.set_xlabel("B_in:B_out")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _plot_quality(summary: list[dict]) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.arange(len(summary))
+    q = [e["false_candidate_ratio"] for e in summary]
+    med = np.array([v["median"] for v in q])
+    ax.vlines(x, [v["min"] for v in q], [v["max"] for v in q], color="grey", label="min–max")
+    ax.vlines(x, [v["q25"] for v in q], [v["q75"] for v in q], linewidth=6, color="tab:blue", label="q25–q75")
+    ax.plot(x, med, "o", color="black", label="median")
+    ax.set_xticks(x, [label(e) for e in summary])
+    ax.set_xlabel("B_in:B_out")
+    ax.set_ylabel("false-candidate ratio")
+    ax.set_title("False candidates per combination")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def build_report(summary: list[dict], hosts: list[dict], skipped: list[dict] = ()) -> dict[str, bytes]:
+    """{artifact name: bytes}: report.md, time.png, memory.png, quality.png."""
+    return {
+        "report.md": markdown(summary, hosts, skipped).encode(),
+        "time.png": _plot_stages(summary, "seconds", "median wall time (s)", "Time per stage vs resolution"),
+        "memory.png": _plot_stages(summary, "peak_delta_mib", "median peak memory above start (MiB)",
+                                   "Memory per stage vs resolution"),
+        "quality.png": _plot_quality(summary),
+    }
+
+
+def _ratio(new, old):
+    return None if new is None or not old else new / old
+
+
+def compare(a: dict, b: dict) -> dict:
+    """Two sweep result documents per common combination: B/A ratios of time and memory and the
+    median false-candidate ratio of each; plus the host facts of both."""
+    by_a = {label(e): e for e in a["summary"]}
+    by_b = {label(e): e for e in b["summary"]}
+    rows = []
+    for key in [k for k in by_a if k in by_b]:
+        ea, eb = by_a[key], by_b[key]
+        corr_a, corr_b = ea["stages"]["correlation"], eb["stages"]["correlation"]
+        rows.append({
+            "combination": key,
+            "total_seconds": [ea["total_seconds"]["median"], eb["total_seconds"]["median"]],
+            "total_seconds_ratio": _ratio(eb["total_seconds"]["median"], ea["total_seconds"]["median"]),
+            "correlation_seconds_ratio": _ratio(corr_b["seconds"]["median"], corr_a["seconds"]["median"]),
+            "correlation_mib": [corr_a["peak_delta_mib"]["max"], corr_b["peak_delta_mib"]["max"]],
+            "correlation_mib_ratio": _ratio(corr_b["peak_delta_mib"]["max"], corr_a["peak_delta_mib"]["max"]),
+            "peak_rss_mib_ratio": _ratio(eb["peak_rss_mib"], ea["peak_rss_mib"]),
+            "false_candidate_median": [ea["false_candidate_ratio"]["median"], eb["false_candidate_ratio"]["median"]],
+        })
+    return {
+        "jobs": [a.get("job_id"), b.get("job_id")],
+        "combinations": rows,
+        "only_in_a": [k for k in by_a if k not in by_b],
+        "only_in_b": [k for k in by_b if k not in by_a],
+        "hosts": [a.get("hosts", []), b.get("hosts", [])],
+    }

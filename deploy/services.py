@@ -1,0 +1,18 @@
+"""Our own long-running services, started in the background by `pacs up` (after the cluster).
+
+Each is a `pacs` sub-command run as `python -X pacs.daemon=NAME -m pacs_hdfs ARGS`, so the
+supervisor tracks it like a daemon (pid file, log file, `pacs cluster stop-node NAME`).
+"""
+from __future__ import annotations
+
+SERVICES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("job-runner", ("job", "runner")),
+    ("scp", ("scp",)),
+    ("gateway", ("gateway",)),
+    ("portal", ("portal",)),
+)
+
+
+def available(command_names: set[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """The services whose command exists in this build (areas land one by one)."""
+    return [(n, args) for n, args in SERVICES if args[0] in command_names]

@@ -1,0 +1,59 @@
+"""The hospital-side secrets of the HAS, from the shared hospital vault (``deid.vault.Vault``).
+
+One vault per hospital at ``$PACS_HOME/hospital/vault.bin`` is shared with the DICOM SCP, so the
+same patient gets the same pseudonym on both sides and exams link to studies. Its master key comes
+from ``$PACS_VAULT_KEY`` or the file ``$PACS_HOME/hospital/master.key`` (created on first use,
+mode 0600). The vault's ``visit_id`` key is 32 bytes; AES-SIV needs 64, so HKDF-SHA256 stretches it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from deid.keys import PSEUDONYM_KEY, VISIT_ID_KEY
+from deid.vault import MASTER_KEY_ENV, Vault, generate_master_key
+from hl7_gateway.deidentify_visit import HasKeys
+from hl7_gateway.visit_crypto import KEY_BYTES
+
+_SIV_INFO = b"pacs-mdc/visit-id/aes-siv-512"
+
+
+def hospital_dir(home: Path) -> Path:
+    return home / "hospital"
+
+
+def siv_key(vault_key: bytes) -> bytes:
+    """64-byte AES-SIV key derived from the vault's 32-byte visit-id key (deterministic)."""
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None,
+                info=_SIV_INFO).derive(vault_key)
+
+
+def master_key_file(home: Path) -> Path:
+    """The master key file, created with a fresh key (mode 0600) if missing."""
+    path = hospital_dir(home) / "master.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it meanwhile
+            return path
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(generate_master_key() + "\n")
+    return path
+
+
+def open_vault(home: Path) -> Vault:
+    """The shared hospital vault (created on first use)."""
+    vault_path = hospital_dir(home) / "vault.bin"
+    if os.environ.get(MASTER_KEY_ENV):
+        return Vault.open(vault_path)
+    return Vault.open(vault_path, master_key_file=master_key_file(home))
+
+
+def has_keys(vault: Vault) -> HasKeys:
+    """Visit-id and pseudonym keys for ``his_record_to_visit``."""
+    return HasKeys(visit_key=siv_key(vault.key(VISIT_ID_KEY)),
+                   pseudonym_key=vault.key(PSEUDONYM_KEY))

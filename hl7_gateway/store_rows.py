@@ -1,0 +1,75 @@
+"""Pure mapping of an accepted visit to its HBase rows (visit, subject, search index).
+
+``visit`` row (key = encrypted visit id), family ``v``: ``json`` (the whole Visit), flat columns
+the portal lists without parsing JSON (patient_id, sex, age, birth_year, city, admission,
+discharge, visit_month, icd10, primary, accessions), ``archive`` (path offset length sha256 of the
+archived XML), ``received`` and ``index`` (the search keys it owns, so a re-send that changes the
+diagnoses can drop its stale index rows).
+``subject`` row (key = pseudonym): ``v:<visit id>`` = admission (ISO).
+``search`` rows: ``icd10 \\0 <category> \\0 <pseudonym> \\0 <visit id>`` and
+``accession \\0 <accession> \\0 <pseudonym> \\0 <visit id>``, columns ``i:code``,
+``i:admission``, ``i:sex``, ``i:age``. No column holds anything the Visit does not hold.
+"""
+from __future__ import annotations
+
+import json
+
+from hl7_gateway.models import Visit
+from pacs_hdfs.containers import Location
+from pacs_hdfs.schema import row_key
+
+Row = dict[bytes, bytes]
+
+
+def icd10_category(code: str) -> str:
+    """WHO ICD-10 category (three characters): 'C50.9' -> 'C50'."""
+    return code.split(".")[0][:3].upper()
+
+
+def search_rows(visit: Visit) -> dict[bytes, Row]:
+    """Index rows of one visit, by row key."""
+    common = {b"i:admission": visit.admission.isoformat().encode(), b"i:sex": visit.sex.encode(),
+              b"i:age": str(visit.age).encode()}
+    rows: dict[bytes, Row] = {}
+    for dx in visit.diagnoses:
+        if dx.system == "ICD10":
+            key = row_key("icd10", icd10_category(dx.code), visit.patient_id, visit.visit_id)
+            codes = rows.get(key, {}).get(b"i:code", b"")
+            rows[key] = {**common, b"i:code": b",".join(filter(None, (codes, dx.code.encode())))}
+    for exam in visit.exams:
+        if exam.accession:
+            key = row_key("accession", exam.accession, visit.patient_id, visit.visit_id)
+            rows[key] = {**common, b"i:code": exam.kind.encode()}
+    return rows
+
+
+def visit_row(visit: Visit, archive: Location, received: str, index_keys: list[bytes]) -> Row:
+    primary = next((d.code for d in visit.diagnoses if d.primary), "")
+    flat = {
+        "patient_id": visit.patient_id, "sex": visit.sex, "age": str(visit.age),
+        "birth_year": "" if visit.birth_year is None else str(visit.birth_year),
+        "city": visit.city or "", "admission": visit.admission.isoformat(),
+        "discharge": visit.discharge.isoformat() if visit.discharge else "",
+        "visit_month": visit.admission.strftime("%Y-%m"),
+        "icd10": ",".join(d.code for d in visit.diagnoses if d.system == "ICD10"),
+        "primary": primary,
+        "accessions": ",".join(e.accession for e in visit.exams if e.accession),
+        "archive": f"{archive.path} {archive.offset} {archive.length} {archive.sha256}",
+        "received": received,
+        "index": json.dumps([k.decode() for k in index_keys]),
+    }
+    row = {f"v:{k}".encode(): v.encode() for k, v in flat.items()}
+    row[b"v:json"] = visit.model_dump_json().encode()
+    return row
+
+
+def subject_column(visit: Visit) -> tuple[bytes, Row]:
+    return visit.patient_id.encode(), {f"v:{visit.visit_id}".encode():
+                                       visit.admission.isoformat().encode()}
+
+
+def stale_index_keys(old_visit_row: Row, new_keys: list[bytes]) -> list[bytes]:
+    """Index rows an earlier version of the visit wrote that the new version no longer has."""
+    old = json.loads(old_visit_row.get(b"v:index", b"[]"))
+    keep = set(new_keys)
+    return [k.encode() for k in old if k.encode() not in keep]

@@ -1,0 +1,8 @@
+"""The DICOM SCP of the data center: Verification, Storage (with de-identification before any
+byte is stored) and Query/Retrieve answered from HBase over the de-identified attributes.
+
+Modules: `config` (PACS_SCP_* settings), `vault_access` (the hospital-side key vault),
+`ingest` (received bytes -> deid -> HDFS container -> HBase rows -> status), `index_rows`
+(which attributes each level indexes), `matching` (C-FIND matching, pure), `query`
+(Q/R over HBase), `quarantine` (list/release/reject), `server` (the pynetdicom AE).
+"""

@@ -1,0 +1,172 @@
+"""C-STORE ingest: received bytes -> de-identify -> HDFS container -> HBase rows -> status.
+
+Success is answered only after the container append carrying the object has closed on HDFS
+and its instance and SOP rows are in HBase. Nothing is decompressed: the dataset is parsed
+lazily, pixel data is carried over as the raw element and written in the received transfer
+syntax.
+
+Re-sent SOP Instance UID (the `sop` row is the commit marker): identical de-identified bytes
+(same sha256) -> success without a second copy; different bytes -> the first version is kept
+and the sender gets failure 0xC001 with an error comment (never silently overwritten).
+Quarantined objects are stored the same way, flagged `l:quarantine` on the instance row and
+listed in the `quarantine` table; their series/study/subject rows and counters are written
+only when an admin releases them, so Q/R never sees them before.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from io import BytesIO
+
+from pydicom import dcmread
+from pydicom.filewriter import dcmwrite
+
+from deid import DeidKeys, Vault, deidentify
+from pacs_hdfs.containers import ContainerWriter
+from pacs_hdfs.dicom import index_rows as ix
+from pacs_hdfs.hbase_store import HBaseStore
+from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.schema import row_key
+
+log = logging.getLogger("pacs.scp.ingest")
+
+CONTAINER_ROOT = "dicom/containers"
+
+#: outcome -> (DICOM status, what the sender is told)
+STATUS = {
+    "stored": (0x0000, ""),
+    "duplicate": (0x0000, ""),
+    "storage_unavailable": (0xA700, "Out of resources: storage unavailable, retry later"),
+    "malformed": (0xC000, "Cannot understand: dataset could not be parsed"),
+    "conflict": (0xC001, "SOP Instance UID already stored with different content; kept first"),
+    "deid_failed": (0xC002, "Cannot process: de-identification failed"),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    sop_uid: str = ""          # de-identified UID (safe to log)
+    quarantine: str | None = None
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.kind][0]
+
+    @property
+    def comment(self) -> str:
+        return STATUS[self.kind][1]
+
+
+def container_dir(study: str, series: str) -> str:
+    return f"{CONTAINER_ROOT}/{study}/{series}"
+
+
+def serialize(ds) -> bytes:
+    """The de-identified object as a DICOM file (preamble + meta), in its transfer syntax."""
+    buf = BytesIO()
+    dcmwrite(buf, ds, enforce_file_format=True)
+    return buf.getvalue()
+
+
+class Ingestor:
+    """Shared by all associations of one SCP process (thread-safe)."""
+
+    def __init__(self, hbase: HBaseStore, writer: ContainerWriter, keys: DeidKeys,
+                 vault: Vault | None):
+        self.hbase = hbase
+        self.writer = writer
+        self.keys = keys
+        self.vault = vault
+        self._written: set[tuple[str, bytes, int]] = set()  # parent rows already put
+        self._lock = threading.Lock()
+
+    def store(self, raw: bytes) -> Outcome:
+        """Ingest one object given as a DICOM file stream (preamble/meta + dataset)."""
+        try:
+            ds = dcmread(BytesIO(raw), force=True)
+            if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+                raise ValueError("no transfer syntax in file meta")
+        except Exception as e:  # noqa: BLE001 - any parse error is the sender's problem
+            log.warning("store rejected: malformed dataset (%s)", type(e).__name__)
+            return Outcome("malformed")
+        try:
+            result = deidentify(ds, self.keys)
+            data = serialize(result.dataset)
+            attrs = ix.attributes(result.dataset, ix.ALL_KEYS)
+            study, series, sop = (attrs.get("StudyInstanceUID"), attrs.get("SeriesInstanceUID"),
+                                  attrs.get("SOPInstanceUID"))
+            if not (study and series and sop):
+                raise ValueError("missing study/series/SOP instance UID")
+            attrs["TransferSyntaxUID"] = str(result.dataset.file_meta.TransferSyntaxUID)
+        except Exception as e:  # noqa: BLE001 - bad values deep in the dataset surface here
+            log.warning("store rejected: cannot de-identify/encode (%s)", type(e).__name__)
+            return Outcome("malformed")
+        try:
+            if self.vault is not None:
+                self.vault.remember(result.reid_record)
+        except Exception as e:  # noqa: BLE001
+            log.error("store failed: vault write (%s)", type(e).__name__)
+            return Outcome("deid_failed", sop)
+        try:
+            return self._persist(data, attrs, result.quarantine_reason)
+        except StorageError as e:
+            log.error("store failed for %s: %s", sop, e)
+            return Outcome("storage_unavailable", sop)
+
+    def _persist(self, data: bytes, attrs: dict[str, str], quarantine: str | None) -> Outcome:
+        study, series, sop = (attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"],
+                              attrs["SOPInstanceUID"])
+        sha = hashlib.sha256(data).hexdigest()
+        known = self._known_sha(sop)
+        if known is not None:
+            if known == sha:
+                return Outcome("duplicate", sop, quarantine)
+            log.warning("store refused for %s: re-sent with different content", sop)
+            return Outcome("conflict", sop)
+        loc = self.writer.submit(container_dir(study, series), data).result()
+        key = ix.instance_key(study, series, sop)
+        row = {**loc.to_columns(), **ix.columns(attrs, ix.ALL_KEYS),
+               b"l:ts": attrs.get("TransferSyntaxUID", "").encode()}
+        if quarantine:
+            row[b"l:quarantine"] = quarantine.encode()
+        self.hbase.put("instance", key, row)
+        if quarantine:
+            self.hbase.put("quarantine", row_key(sop), {
+                b"q:reason": quarantine.encode(), b"q:state": b"held", b"q:key": key,
+                b"q:time": str(int(time.time())).encode()})
+        self.hbase.put("sop", row_key(sop), {b"r:key": key})
+        if not quarantine:
+            self.publish(attrs, loc.length)
+        return Outcome("stored", sop, quarantine)
+
+    def _known_sha(self, sop: str) -> str | None:
+        ref = self.hbase.get("sop", row_key(sop))
+        if not ref:
+            return None
+        row = self.hbase.get("instance", ref[b"r:key"], columns=[b"l:sha256"])
+        return row[b"l:sha256"].decode() if row else None
+
+    def publish(self, attrs: dict[str, str], length: int) -> None:
+        """Make an instance visible to Q/R: parent rows (cached) and counters."""
+        for table, (key, cols) in ix.parent_rows(attrs).items():
+            mark = (table, key, hash(frozenset(cols.items())))
+            with self._lock:
+                if mark in self._written:
+                    continue
+            self.hbase.put(table, key, cols)
+            with self._lock:
+                self._written.add(mark)
+        publish_counters(self.hbase, attrs, length)
+
+
+def publish_counters(hbase: HBaseStore, attrs: dict[str, str], length: int) -> None:
+    study, series = attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"]
+    if hbase.counter_inc("series", row_key(study, series), b"c:instances") == 1:
+        hbase.counter_inc("study", row_key(study), b"c:series")
+    hbase.counter_inc("series", row_key(study, series), b"c:bytes", length)
+    hbase.counter_inc("study", row_key(study), b"c:instances")
+    hbase.counter_inc("study", row_key(study), b"c:bytes", length)
