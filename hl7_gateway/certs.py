@@ -59,6 +59,10 @@ def _leaf(common_name: str, usage, ca_key, ca_cert: x509.Certificate,
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (_builder(common_name, ca_cert.subject, key.public_key())
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                              critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   ca_key.public_key()), critical=False)
                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
@@ -93,6 +97,8 @@ def create_dev_pki(directory: str | Path, hosts: tuple[str, ...] = ("127.0.0.1",
     ca_name = _name("pacs-mdc dev CA")
     ca_cert = (_builder("pacs-mdc dev CA", ca_name, ca_key.public_key())
                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                              critical=False)
                .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
                                             key_encipherment=False, data_encipherment=False,
                                             key_agreement=False, key_cert_sign=True,

@@ -49,9 +49,14 @@ def record_export(records: Iterable[dict], keys: HasKeys, table: LinkTable) -> d
 
 def next_batches(table: LinkTable, visits: dict[str, Visit],
                  batch_size: int = 100) -> Iterator[PlannedBatch]:
-    """Batches of unacknowledged visits that this export can rebuild, in link-table order."""
-    todo = [visits[row.encrypted_visit_id] for row in table.unacknowledged()
-            if row.encrypted_visit_id in visits]
+    """Batches of unacknowledged visits that this export can rebuild, by admission time.
+
+    Ordering by admission keeps each batch within one or two ``visit_month`` partitions, so the
+    gateway writes one or two Parquet files per batch instead of one per month touched.
+    """
+    todo = sorted((visits[row.encrypted_visit_id] for row in table.unacknowledged()
+                   if row.encrypted_visit_id in visits),
+                  key=lambda v: (v.admission, v.visit_id))
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         batch_id = uuid.uuid4().hex

@@ -18,8 +18,8 @@ import posixpath
 import secrets
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hl7_gateway.models import Visit
@@ -69,17 +69,21 @@ def dedupe_latest(table: pa.Table) -> pa.Table:
         return table
     indexed = table.append_column(_ORDER, pa.array(range(table.num_rows), pa.int64()))
     last = indexed.group_by("visit_id").aggregate([(_ORDER, "max")])[f"{_ORDER}_max"]
-    return table.take(pc.sort_indices(last))
+    return table.take(np.sort(last.to_numpy()))
+
+
+def month_files(visits: list[Visit], stamp: datetime) -> list[tuple[str, bytes]]:
+    """(path, Parquet bytes) of one new file per month these visits touch."""
+    return [(f"{partition_dir(month)}/{file_name(stamp)}", to_parquet_bytes(table))
+            for month, table in sorted(tables_by_month(visits).items())]
 
 
 def write_visits(hdfs, visits: list[Visit], stamp: datetime) -> list[str]:
     """One durable Parquet file per month for these visits; returns their paths."""
-    paths = []
-    for month, table in sorted(tables_by_month(visits).items()):
-        path = f"{partition_dir(month)}/{file_name(stamp)}"
-        hdfs.write(path, to_parquet_bytes(table))
-        paths.append(path)
-    return paths
+    files = month_files(visits, stamp)
+    for path, data in files:
+        hdfs.write(path, data)
+    return [path for path, _ in files]
 
 
 def _part_files(hdfs, directory: str) -> list[str]:

@@ -153,7 +153,12 @@ def down() -> None:
 
 # Area modules that add commands (each imports cli_apps and decorates its groups).
 AREA_MODULES = (
+    "recon_mapreduce.cli",
     "analytics_jobs.cli",
+    "analytics_jobs.scc_cli",
+    "hl7_gateway.cli",
+    "pacs_hdfs.dicom_cli",
+    "portal.cli",
 )
 for _module in AREA_MODULES:
     importlib.import_module(_module)

@@ -75,6 +75,11 @@ TABLES = (
     Table("audit", {"e": {"max_versions": 1}},
           "reverse timestamp \\0 random",
           "append-only audit trail: who viewed/downloaded/launched what, when"),
+    Table("users", {"u": {"max_versions": 1},
+                    "s": {"max_versions": 1, "time_to_live": 12 * 3600}},
+          "'u/' + user name, or 's/' + sha256(session token)",
+          "portal users (u: role, argon2 hash, created) and server-side sessions "
+          "(s: user, csrf token, expiry; HBase drops them after 12 h)"),
 )
 
 

@@ -1,0 +1,1 @@
+"""The web portal (FastAPI): auth, audit, job pages, admin pages; `create_app()` in portal.app."""

@@ -55,7 +55,10 @@ def npy_header_length(data: bytes) -> int:
     """Byte offset of the array data in an ``.npy`` file (from its first bytes)."""
     buffer = io.BytesIO(data)
     version = np.lib.format.read_magic(buffer)
-    np.lib.format._read_array_header(buffer, version)  # noqa: SLF001 - stable since numpy 1.x
+    if version == (1, 0):
+        np.lib.format.read_array_header_1_0(buffer)
+    else:
+        np.lib.format.read_array_header_2_0(buffer)
     return buffer.tell()
 
 
@@ -120,3 +123,17 @@ def read_truth(hdfs, directory: str, meta: dict) -> np.ndarray | None:
     if not meta.get("truth"):
         return None
     return npy_load(hdfs.read(posixpath.join(directory, meta["truth"])))
+
+
+def simulate(hdfs, directory: str, size: int, n_angles: int, detector: int | None = None,
+             band_size: int = 16, with_truth: bool = True, supersample: int = 1) -> dict:
+    """Analytic Shepp-Logan scan (exact line integrals) stored under ``directory``."""
+    from recon_mapreduce import phantom
+
+    shape = (detector, detector) if detector else None
+    geom = ConeBeamGeometry.for_volume(size, n_angles, detector_shape=shape)
+    ellipsoids = phantom.shepp_logan_ellipsoids(geom)
+    projections = phantom.project(ellipsoids, geom)
+    truth = phantom.voxelise(ellipsoids, geom, supersample) if with_truth else None
+    return write_projections(hdfs, directory, projections, geom, band_size, truth,
+                             extra={"phantom": "modified Shepp-Logan (3D ellipsoids)"})

@@ -17,8 +17,10 @@ import io
 import json
 import os
 import platform
+import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -154,6 +156,22 @@ def driver_spark_conf(spark) -> dict:
     return {**{k: conf.get(k) for k in SPARK_KEYS}, "spark.version": spark.version}
 
 
+@contextmanager
+def executor_python(sc):
+    """Run Python tasks with the driver's interpreter (this venv: numba, ducc0, the project).
+
+    A driver started as plain Python (the runner) gives executors PYSPARK_PYTHON or "python3"
+    — `spark.pyspark.python` only counts under spark-submit — and on the embedded cluster that
+    "python3" lacks the project's packages. The setting is restored afterwards.
+    """
+    previous = sc.pythonExec
+    sc.pythonExec = sys.executable
+    try:
+        yield
+    finally:
+        sc.pythonExec = previous
+
+
 def run_on_spark(ctx: JobContext, tasks: list[dict], spark_conf: dict) -> list[dict]:
     """Run every task as its own partition; report progress from Spark's status tracker."""
     out: dict = {}
@@ -161,8 +179,9 @@ def run_on_spark(ctx: JobContext, tasks: list[dict], spark_conf: dict) -> list[d
     def collect():
         try:
             sc = ctx.spark.sparkContext   # sets this job's group in this thread (cancel works)
-            out["rows"] = (sc.parallelize(tasks, len(tasks))
-                           .map(lambda t: run_task(t, spark_conf)).collect())
+            with executor_python(sc):
+                out["rows"] = (sc.parallelize(tasks, len(tasks))
+                               .map(lambda t: run_task(t, spark_conf)).collect())
         except Exception as e:  # noqa: BLE001 - re-raised in the job's thread
             out["error"] = e
 

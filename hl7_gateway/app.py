@@ -1,0 +1,109 @@
+"""The MDC HL7 v3 gateway: a FastAPI app (served over mutual TLS by ``server.py``).
+
+- ``POST /hl7/v3``: body = one PRPA_IN402001UV02 or an MCCI_IN200100UV01 batch; answer = one
+  MCCI_IN000002UV01 accept acknowledgement. The body is read in chunks and never buffered past
+  the limit (AR ``BODY_TOO_LARGE``). AA is answered only after ``VisitStore.store`` returned,
+  i.e. after HDFS and HBase are durable; a storage failure turns every accepted visit into AE
+  ``STORAGE_UNAVAILABLE`` (the HAS retries), and HTTP 503.
+- ``GET /hl7/v3/visits/{visit_id}``: the stored visit (JSON) by encrypted visit id.
+- ``GET /healthz``.
+
+HTTP status mirrors the ack: 200 AA/AE, 400 AR, 413 too large, 503 storage failure. Log lines
+name request id, counts and error *codes* only (never message content, so never PHI).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from hl7_gateway.ack import build_ack
+from hl7_gateway.models import AckDetail
+from hl7_gateway.parser import ParseOutcome, ParserLimits, VisitResult, parse_request
+
+log = logging.getLogger("hl7_gateway")
+XML = "application/xml"
+DRAIN_FACTOR = 4  # past limit * this, stop draining and let the connection drop
+
+
+def _too_large(limit: int) -> ParseOutcome:
+    return ParseOutcome(None, AckDetail(code="BODY_TOO_LARGE",
+                                        text=f"body exceeds the limit of {limit} bytes"))
+
+
+def storage_failed(outcome: ParseOutcome, reason: str) -> ParseOutcome:
+    """Same outcome with every accepted visit turned into AE (nothing claimed as stored)."""
+    detail = AckDetail(code="STORAGE_UNAVAILABLE", text=f"not stored, resend later: {reason}")
+    return ParseOutcome(outcome.request_id, None, tuple(
+        VisitResult(r.message_id, None, (detail,)) if r.ok else r for r in outcome.results))
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it exceeds ``limit`` (the rest is drained, not kept)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit * DRAIN_FACTOR:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > limit * DRAIN_FACTOR:
+            break
+        else:
+            chunks = []
+    return b"".join(chunks) if size <= limit else None
+
+
+def _codes(outcome: ParseOutcome) -> str:
+    if outcome.rejection:
+        return outcome.rejection.code
+    return ",".join(sorted({d.code for r in outcome.results for d in r.errors})) or "-"
+
+
+def create_app(store, limits: ParserLimits = ParserLimits()) -> FastAPI:
+    """The gateway app over a ``VisitStore`` (or anything with store/get_visit_json)."""
+    app = FastAPI(title="pacs-mdc HL7 v3 gateway", docs_url=None, redoc_url=None)
+
+    def process(body: bytes) -> tuple[ParseOutcome, int]:
+        outcome = parse_request(body, limits)
+        if outcome.rejection is not None:
+            return outcome, 400
+        visits = outcome.visits
+        try:
+            store.store(visits, outcome.request_id)
+        except Exception as exc:  # noqa: BLE001 - any storage failure becomes AE + 503
+            log.error("request %s: storage failed for %d visits: %s", outcome.request_id,
+                      len(visits), type(exc).__name__)
+            return storage_failed(outcome, type(exc).__name__), 503
+        return outcome, 200
+
+    @app.post("/hl7/v3")
+    async def receive(request: Request) -> Response:
+        started = time.perf_counter()
+        body = await read_limited(request, limits.max_bytes)
+        if body is None:
+            outcome, status = _too_large(limits.max_bytes), 413
+        else:
+            outcome, status = await run_in_threadpool(process, body)
+        ack = build_ack(outcome)
+        accepted = len(outcome.visits) if status == 200 else 0
+        log.info("request %s: %d messages, %d accepted, status %d, codes %s, %.1f ms",
+                 outcome.request_id, len(outcome.results), accepted, status, _codes(outcome),
+                 (time.perf_counter() - started) * 1000)
+        return Response(ack, status_code=status, media_type=XML)
+
+    @app.get("/hl7/v3/visits/{visit_id}")
+    async def visit(visit_id: str) -> Response:
+        data = await run_in_threadpool(store.get_visit_json, visit_id)
+        if data is None:
+            raise HTTPException(404, "no such visit")
+        return Response(data, media_type="application/json")
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"ok": True}
+
+    return app

@@ -1,0 +1,157 @@
+"""Query/Retrieve over the HBase index: C-FIND answers and the instances a C-MOVE/C-GET sends.
+
+Only de-identified attributes are indexed; quarantined instances have no series/study/subject
+rows and are skipped at IMAGE level and in retrieves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Iterator
+
+from pydicom import Dataset, dcmread
+from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+
+from pacs_hdfs.containers import Location, read_object
+from pacs_hdfs.dicom import index_rows as ix
+from pacs_hdfs.dicom.matching import row_matches
+from pacs_hdfs.schema import row_key
+
+SKIP_KEYS = {"QueryRetrieveLevel", "SpecificCharacterSet"}
+PREFIX_KEYS = {"PATIENT": (), "STUDY": ("StudyInstanceUID",),
+               "SERIES": ("StudyInstanceUID", "SeriesInstanceUID"),
+               "IMAGE": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
+
+
+class QueryError(ValueError):
+    """The identifier cannot be answered (bad level)."""
+
+
+def level_of(identifier: Dataset) -> str:
+    level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
+    if level not in ix.LEVEL_TABLE:
+        raise QueryError(f"unsupported QueryRetrieveLevel {level!r}")
+    return level
+
+
+def query_keys(identifier: Dataset) -> dict[str, tuple[str, str]]:
+    """keyword -> (query text, VR) for every non-sequence key of the identifier."""
+    out = {}
+    for elem in identifier:
+        kw = elem.keyword or keyword_for_tag(elem.tag)
+        if not kw or kw in SKIP_KEYS or elem.VR == "SQ":
+            continue
+        value = elem.value
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            text = "\\".join(str(v) for v in value)
+        else:
+            text = "" if value is None else str(value)
+        out[kw] = (text, elem.VR)
+    return out
+
+
+def _single_uids(q: tuple[str, str] | None) -> list[str] | None:
+    """The UIDs of a UID-list key, or None if the key is absent/universal."""
+    if not q or not q[0].strip() or "*" in q[0] or "?" in q[0]:
+        return None
+    return [u.strip() for u in q[0].split("\\") if u.strip()]
+
+
+def _rows(hbase, level: str, keys) -> Iterator[tuple[bytes, dict]]:
+    """Candidate rows of the level's table, narrowed by unique keys where given."""
+    table = ix.LEVEL_TABLE[level][0]
+    prefix_kw = PREFIX_KEYS[level]
+    if level == "IMAGE" and (sops := _single_uids(keys.get("SOPInstanceUID"))):
+        refs = hbase.get_many("sop", [row_key(s) for s in sops])
+        got = hbase.get_many("instance", [r[b"r:key"] for r in refs.values()])
+        yield from got.items()
+        return
+    uids = [_single_uids(keys.get(k)) for k in prefix_kw]
+    prefixes: list[tuple[str, ...]] = [()]
+    for u in uids:
+        if not u:
+            break
+        prefixes = [p + (x,) for p in prefixes for x in u]
+    for p in prefixes:
+        if len(p) == len(prefix_kw) and p:
+            got = hbase.get_many(table, [row_key(*p)])
+            yield from got.items()
+        else:
+            prefix = (row_key(*p) + b"\x00") if p else None
+            yield from hbase.scan(table, row_prefix=prefix)
+
+
+def _attrs(level: str, row: dict[bytes, bytes]) -> dict[str, str]:
+    attrs = ix.decode_attributes(row)
+    for kw, col in ix.COUNTERS.get(level, {}).items():
+        if col in row:
+            attrs[kw] = str(int.from_bytes(row[col], "big", signed=True))
+    if level == "STUDY":
+        attrs["ModalitiesInStudy"] = "\\".join(ix.modalities(row))
+    if level == "PATIENT":
+        attrs["NumberOfPatientRelatedStudies"] = str(sum(k.startswith(b"s:") for k in row))
+    return attrs
+
+
+def matching_rows(hbase, identifier: Dataset) -> Iterator[tuple[bytes, dict[str, str], dict]]:
+    level = level_of(identifier)
+    keys = query_keys(identifier)
+    wanted = {k: v for k, v in keys.items() if v[0].strip()}
+    for key, row in _rows(hbase, level, keys):
+        if level == "IMAGE" and b"l:quarantine" in row:
+            continue
+        attrs = _attrs(level, row)
+        if row_matches(wanted, attrs):
+            yield key, attrs, row
+
+
+def _element(keyword: str, vr: str, value: str) -> DataElement:
+    values = value.split("\\") if "\\" in value else value
+    return DataElement(tag_for_keyword(keyword), vr, values)
+
+
+def find(hbase, identifier: Dataset) -> Iterator[Dataset]:
+    """C-FIND: one response identifier per matching row, with the requested keys filled."""
+    level = level_of(identifier)
+    keys = query_keys(identifier)
+    for _key, attrs, _row in matching_rows(hbase, identifier):
+        out = Dataset()
+        out.QueryRetrieveLevel = level
+        for kw, (_q, vr) in keys.items():
+            out.add(_element(kw, vr, attrs.get(kw, "")))
+        for kw in PREFIX_KEYS[level] or ("PatientID",):
+            if kw not in keys and attrs.get(kw):
+                out.add(_element(kw, dictionary_VR(kw), attrs[kw]))
+        yield out
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One retrievable object: where its bytes are and what a sub-association must offer."""
+    location: Location
+    sop_class: str
+    transfer_syntax: str
+
+
+def instance_locations(hbase, identifier: Dataset) -> list[Stored]:
+    """The non-quarantined instances a C-MOVE/C-GET of this identifier sends."""
+    level = level_of(identifier)
+    if level == "IMAGE":
+        rows = [row for _k, _a, row in matching_rows(hbase, identifier)]
+    else:
+        prefixes = []
+        for key, _attrs, row in matching_rows(hbase, identifier):
+            if level == "PATIENT":
+                prefixes += [k[2:] + b"\x00" for k in row if k.startswith(b"s:")]
+            else:
+                prefixes.append(key + b"\x00")
+        rows = [row for p in prefixes for _k, row in hbase.scan("instance", row_prefix=p)]
+    return [Stored(Location.from_columns(r), r.get(b"a:SOPClassUID", b"").decode(),
+                   r.get(b"l:ts", b"").decode())
+            for r in rows if b"l:quarantine" not in r]
+
+
+def load(hdfs, loc: Location) -> Dataset:
+    """One stored object, checked against its sha256, as a dataset (pixel data not decoded)."""
+    return dcmread(BytesIO(read_object(hdfs, loc)))

@@ -1,0 +1,76 @@
+"""The portal application: `create_app()` wires the routers, auth errors and security headers."""
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from urllib.parse import quote
+
+from portal.deps import NotSignedIn, csrf_guard
+from portal.routes import admin, auth, home, jobs
+from portal.state import PortalState
+from portal.web import HERE, render
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app(settings=None, store=None, job_service=None, secure_cookies: bool = False
+               ) -> FastAPI:
+    """The portal app; defaults: the configured HBase and the real JobService."""
+    if settings is None:
+        from pacs_hdfs.settings import get_settings
+        settings = get_settings()
+    if store is None:
+        from pacs_hdfs import clients
+        store = clients.hbase(settings)
+    if job_service is None:
+        from analytics_jobs.service import JobService
+        job_service = JobService(settings)
+
+    app = FastAPI(title="pacs portal", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(csrf_guard)])
+    app.state.portal = PortalState(settings, store, job_service, secure_cookies)
+    for module in (auth, home, jobs, admin):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz():
+        return {"ok": True}
+
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, exc: NotSignedIn):
+        if _is_api(request) or request.method != "GET":
+            return JSONResponse({"detail": "sign in first"}, status_code=401)
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if _is_api(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                headers=getattr(exc, "headers", None))
+        return render(request, "error.html", status_code=exc.status_code,
+                      status=exc.status_code, detail=exc.detail)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        if secure_cookies:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        return response
+
+    return app

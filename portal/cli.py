@@ -1,0 +1,99 @@
+"""`pacs portal` (run the web portal) and `pacs user add/list/set-role`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from pacs_hdfs.cli_apps import app, console, emit_json, fail, user_app
+from pacs_hdfs.settings import get_settings
+
+CERT_ENV, KEY_ENV = "PACS_PORTAL_CERT", "PACS_PORTAL_KEY"
+
+
+def tls_files() -> tuple[str, str] | None:
+    """(certificate, key) when both PACS_PORTAL_CERT and PACS_PORTAL_KEY name files."""
+    cert, key = os.environ.get(CERT_ENV, ""), os.environ.get(KEY_ENV, "")
+    if not cert and not key:
+        return None
+    if not (cert and key and Path(cert).is_file() and Path(key).is_file()):
+        fail(f"{CERT_ENV} and {KEY_ENV} must both name existing files")
+    return cert, key
+
+
+@app.command("portal")
+def portal(host: str = typer.Option("127.0.0.1", help="address to listen on"),
+           port: int = typer.Option(None, help="default: settings.portal_port (8000)")) -> None:
+    """Run the web portal in the foreground (HTTPS when certificates are configured)."""
+    import uvicorn
+
+    from portal.app import create_app
+    s = get_settings()
+    tls = tls_files()
+    web = create_app(s, secure_cookies=tls is not None)
+    ssl = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
+    console.print(f"portal on {'https' if tls else 'http'}://{host}:{port or s.portal_port}/")
+    uvicorn.run(web, host=host, port=port or s.portal_port, log_level="info",
+                proxy_headers=False, **ssl)
+
+
+def _users():
+    from pacs_hdfs import clients
+    from portal.users import UserStore
+    return UserStore(clients.hbase(get_settings()))
+
+
+def _password(password_file: Path | None) -> str:
+    if password_file:
+        return password_file.read_text().rstrip("\r\n")
+    if os.environ.get("PACS_USER_PASSWORD"):
+        return os.environ["PACS_USER_PASSWORD"]
+    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@user_app.command("add")
+def user_add(name: str,
+             role: str = typer.Option(..., "--role", help="teacher | analyst | admin"),
+             password_file: Path = typer.Option(None, "--password-file", exists=True,
+                                                dir_okay=False, help="file holding the password"),
+             replace: bool = typer.Option(False, "--replace", help="overwrite an existing user"),
+             json_out: bool = typer.Option(False, "--json")) -> None:
+    """Add a portal user (password from --password-file, $PACS_USER_PASSWORD or a prompt)."""
+    from portal import audit
+    from portal.users import UserError
+    try:
+        user = _users().add(name, role, _password(password_file), replace=replace)
+    except UserError as e:
+        fail(e, 2)
+    audit.record(get_settings(), os.environ.get("USER", "cli"), "user-add", name, role=role,
+                 via="cli")
+    if json_out:
+        emit_json({"name": user.name, "role": user.role, "created": user.created})
+    else:
+        console.print(f"added {user.name} ({user.role})")
+
+
+@user_app.command("list")
+def user_list(json_out: bool = typer.Option(False, "--json")) -> None:
+    """List portal users and their roles."""
+    users = _users().list()
+    if json_out:
+        emit_json([u.__dict__ for u in users])
+    else:
+        for u in users:
+            console.print(f"{u.name}\t{u.role}\t{u.created}")
+
+
+@user_app.command("set-role")
+def user_set_role(name: str, role: str) -> None:
+    """Change a user's role."""
+    from portal import audit
+    from portal.users import UserError
+    try:
+        _users().set_role(name, role)
+    except UserError as e:
+        fail(e, 2)
+    audit.record(get_settings(), os.environ.get("USER", "cli"), "user-role", name, role=role,
+                 via="cli")
+    console.print(f"{name} is now {role}")

@@ -1,0 +1,1 @@
+"""Routers per area: auth (public), home (teacher), jobs (analyst), admin (admin)."""

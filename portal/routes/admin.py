@@ -1,0 +1,87 @@
+"""Admin pages: users and roles, the audit trail (filterable), quarantine (read-only for now)."""
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse
+
+from portal import audit
+from portal.deps import Principal, portal, require
+from portal.roles import ROLES
+from portal.users import UserError
+from portal.web import render
+
+router = APIRouter(tags=["admin"], dependencies=[Depends(require("admin"))])
+admin = require("admin")
+DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})?$")
+
+
+def _users_page(request, state, status_code=200, error="", notice=""):
+    return render(request, "admin_users.html", status_code=status_code, users=state.users.list(),
+                  roles=ROLES, error=error, notice=notice)
+
+
+@router.get("/admin")
+def admin_home():
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.get("/admin/users")
+def users_page(request: Request, state=Depends(portal)):
+    return _users_page(request, state)
+
+
+@router.post("/admin/users")
+def user_add(request: Request, name: str = Form(""), role: str = Form(""),
+             password: str = Form(""), p: Principal = Depends(admin), state=Depends(portal)):
+    try:
+        state.users.add(name.strip(), role, password)
+    except UserError as e:
+        return _users_page(request, state, 400, error=str(e))
+    state.audit(p.user.name, "user-add", name.strip(), role=role)
+    return _users_page(request, state, notice=f"added {name.strip()} ({role})")
+
+
+@router.post("/admin/users/{name}/role")
+def user_role(request: Request, name: str, role: str = Form(""),
+              p: Principal = Depends(admin), state=Depends(portal)):
+    try:
+        state.users.set_role(name, role)
+    except UserError as e:
+        return _users_page(request, state, 400, error=str(e))
+    state.audit(p.user.name, "user-role", name, role=role)
+    return _users_page(request, state, notice=f"{name} is now {role}")
+
+
+def _events(state, user, action, since, until):
+    if not DAY.match(since) or not DAY.match(until):
+        raise HTTPException(422, "dates are YYYY-MM-DD")
+    return audit.query(state.settings, user=user.strip(), action=action.strip(), since=since,
+                       until=until, store=state.store)
+
+
+@router.get("/admin/audit")
+def audit_page(request: Request, user: str = "", action: str = "", since: str = "",
+               until: str = "", state=Depends(portal)):
+    events = _events(state, user, action, since, until)
+    return render(request, "admin_audit.html", events=events, actions=audit.ACTIONS,
+                  f={"user": user, "action": action, "since": since, "until": until})
+
+
+@router.get("/api/audit")
+def audit_api(user: str = "", action: str = "", since: str = "", until: str = "",
+              state=Depends(portal)):
+    return [e.__dict__ for e in _events(state, user, action, since, until)]
+
+
+@router.get("/admin/quarantine")
+def quarantine_page(request: Request, state=Depends(portal)):
+    rows, error = [], ""
+    try:
+        for key, cols in state.store.scan("quarantine", limit=200):
+            rows.append((key.decode(errors="replace"),
+                         {c.decode(): v.decode(errors="replace") for c, v in cols.items()}))
+    except Exception as e:  # noqa: BLE001 - shown on the page: the table may not exist yet
+        error = f"cannot read the quarantine table: {e}"
+    return render(request, "admin_quarantine.html", rows=rows, error=error)

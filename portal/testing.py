@@ -1,0 +1,70 @@
+"""Test doubles and helpers for portal tests: an in-memory job service and a login helper."""
+from __future__ import annotations
+
+import json
+
+from analytics_jobs.jobs import JobRecord, new_job_id
+from analytics_jobs.kinds import validate_params
+
+# A 1x1 PNG, enough for "the chart is served as image/png".
+PNG_1x1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+class FakeJobService:
+    """JobService's interface over a dict: submit validates like the real one; nothing runs."""
+
+    def __init__(self):
+        self.jobs: dict[str, JobRecord] = {}
+        self.files: dict[tuple[str, str], bytes] = {}
+
+    def submit(self, kind, raw_params, user="", start_runner=True):
+        rec = JobRecord(id=new_job_id(), kind=kind, params=validate_params(kind, raw_params),
+                        user=user)
+        self.jobs[rec.id] = rec
+        return rec
+
+    def finish(self, job_id: str, result: dict, chart: bool = True) -> JobRecord:
+        rec = self.jobs[job_id]
+        rec.state, rec.progress, rec.message = "succeeded", 1.0, "done"
+        rec.artifacts = {"result.json": f"/pacs/jobs/{job_id}/result.json"}
+        self.files[(job_id, "result.json")] = json.dumps(result).encode()
+        if chart:
+            rec.artifacts["chart.png"] = f"/pacs/jobs/{job_id}/chart.png"
+            self.files[(job_id, "chart.png")] = PNG_1x1
+        return rec
+
+    def status(self, job_id):
+        if job_id not in self.jobs:
+            raise KeyError(job_id)
+        return self.jobs[job_id]
+
+    def list(self, limit=50):
+        return sorted(self.jobs.values(), key=lambda r: r.id, reverse=True)[:limit]
+
+    def cancel(self, job_id):
+        rec = self.status(job_id)
+        if not rec.final:
+            rec.state = "cancelled"
+        return rec
+
+    def artifact(self, job_id, name="result.json"):
+        rec = self.status(job_id)
+        if name not in rec.artifacts:
+            raise KeyError(name)
+        return self.files[(job_id, name)]
+
+
+def login(client, name: str, password: str, next_url: str = "/"):
+    """Sign in through the real form (fetches the login CSRF cookie first)."""
+    client.get("/login")
+    token = client.cookies.get("pacs_login_csrf")
+    return client.post("/login", data={"username": name, "password": password,
+                                       "csrf_token": token, "next": next_url},
+                       follow_redirects=False)
+
+
+def csrf_token(client) -> str:
+    """The signed-in session's CSRF token (what pages put in their hidden field)."""
+    return client.get("/api/me").json()["csrf_token"]

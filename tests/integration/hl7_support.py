@@ -1,0 +1,88 @@
+"""Helpers for the HL7 gateway integration tests: a gateway subprocess on a test port."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from hl7_gateway.certs import CertPaths, create_dev_pki
+
+REPO = Path(__file__).resolve().parents[2]
+PACS = str(REPO / ".venv" / "bin" / "pacs")
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"gateway did not listen on {port}")
+
+
+class Gateway:
+    """`pacs gateway` in a subprocess with its own certificates and log file."""
+
+    def __init__(self, workdir: Path, port: int):
+        self.workdir, self.port = workdir, port
+        self.certs: CertPaths = create_dev_pki(workdir / "certs")
+        self.log_file = workdir / "gateway.log"
+        self.out_file = workdir / "gateway.out"
+        self.url = f"https://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Gateway":
+        out = open(self.out_file, "ab")
+        self.proc = subprocess.Popen(
+            [PACS, "gateway", "--port", str(self.port), "--certs", str(self.certs.directory),
+             "--log-file", str(self.log_file)], stdout=out, stderr=subprocess.STDOUT,
+            env=os.environ.copy())
+        wait_for_port(self.port, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def session(self, with_cert: bool = True) -> requests.Session:
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = str(self.certs.ca_cert)
+        if with_cert:
+            s.cert = (str(self.certs.client_cert), str(self.certs.client_key))
+        return s
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in (self.log_file, self.out_file)
+                       if p.exists())
+
+
+def run_has(home: Path, *args: str, check: bool = True, timeout: float = 600):
+    env = {**os.environ, "PACS_HOME": str(home)}
+    env.pop("PACS_VAULT_KEY", None)
+    return subprocess.run([PACS, "has", *args], env=env, capture_output=True, text=True,
+                          check=check, timeout=timeout)
+
+
+def has_popen(home: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PACS_HOME": str(home)}
+    env.pop("PACS_VAULT_KEY", None)
+    return subprocess.Popen([PACS, "has", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+__all__ = ["Gateway", "run_has", "has_popen", "sys"]

@@ -1,0 +1,404 @@
+"""`pacs scp` on the real cluster, driven by dcmtk's tools and pynetdicom as real peers.
+
+One SCP subprocess (port 11112, AE PACS) with its own hospital vault in a temp dir; every test
+sends fresh UIDs / patient IDs, so runs and other engineers never collide. The vault lets the
+test compute the de-identified UID of what it sent (keyed remap, as the SCP does).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+pytestmark = pytest.mark.cluster
+
+PORT, DEST_PORT = 11112, 11113
+HOST = "127.0.0.1"
+VENV_BIN = Path(sys.executable).parent
+DCMTK = shutil.which("storescu")
+
+
+def _dcmtk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def _echo_ok() -> bool:
+    return _dcmtk("echoscu", "-aec", "PACS", HOST, str(PORT)).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def scp(cluster, tmp_path_factory):
+    if not DCMTK:
+        pytest.skip("dcmtk is not installed (apt-get install -y dcmtk)")
+    d = tmp_path_factory.mktemp("scp")
+    env = {**os.environ, "PACS_SCP_VAULT": str(d / "vault.bin"),
+           "PACS_SCP_MASTER_KEY_FILE": str(d / "master.key"), "PACS_SCP_LOG": str(d / "scp.log"),
+           "PACS_SCP_BIND": HOST, "PACS_SCP_PORT": str(PORT), "PACS_SCP_AE_TITLE": "PACS",
+           "PACS_SCP_DESTINATIONS": f"MOVEDEST={HOST}:{DEST_PORT}"}
+    out = open(d / "stdout.log", "wb")
+    proc = subprocess.Popen([str(VENV_BIN / "pacs"), "scp"], env=env, stdout=out,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _echo_ok():
+            assert proc.poll() is None, (d / "stdout.log").read_text()
+            assert time.monotonic() < deadline, "SCP did not answer C-ECHO"
+            time.sleep(0.5)
+        from pacs_hdfs.dicom.vault_access import open_vault
+        vault = open_vault(d / "vault.bin", d / "master.key")
+        yield SimpleNamespace(dir=d, env=env, keys=vault.deid_keys(), vault=vault,
+                              logs=[d / "scp.log", d / "stdout.log"])
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        out.close()
+
+
+@pytest.fixture(scope="module")
+def stores(settings):
+    from pacs_hdfs import clients
+    return SimpleNamespace(hbase=clients.hbase(settings), hdfs=clients.hdfs(settings))
+
+
+def deid_uid(scp, uid: str) -> str:
+    from deid import remap_uid
+    return remap_uid(scp.keys.uid, uid)
+
+
+def fresh_copy(name: str, directory: Path, study_uid: str | None = None) -> tuple[Path, object]:
+    """A pydicom test file with new study/series/SOP UIDs (same transfer syntax and pixels)."""
+    ds = dcmread(get_testdata_file(name))
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.PatientID = f"T-{uuid.uuid4().hex[:10]}"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{ds.SOPInstanceUID}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path, ds
+
+
+def synthetic_series(directory: Path, n: int, **kw) -> list:
+    from pacs_hdfs.dicom.synthetic import ct_series, write_files
+    kw.setdefault("patient_id", f"SYN-{uuid.uuid4().hex[:10]}")
+    kw.setdefault("patient_name", "Synthetic^Patient")
+    series = ct_series(n, size=64, **kw)
+    return series, write_files(series, directory)
+
+
+def store(files, *flags) -> subprocess.CompletedProcess:
+    res = _dcmtk("storescu", *flags, "-aec", "PACS", HOST, str(PORT), *map(str, files))
+    assert res.returncode == 0 and "Store Failed" not in res.stderr, res.stderr[-2000:]
+    return res
+
+
+def instance_row(stores, scp, ds) -> dict:
+    from pacs_hdfs.schema import row_key
+    ref = stores.hbase.get("sop", row_key(deid_uid(scp, ds.SOPInstanceUID)))
+    return stores.hbase.get("instance", ref[b"r:key"]) if ref else {}
+
+
+def stored_bytes(stores, row) -> bytes:
+    from pacs_hdfs.containers import Location, read_object
+    return read_object(stores.hdfs, Location.from_columns(row))
+
+
+def dataset_body(data: bytes) -> bytes:
+    """The bytes after preamble and file meta (meta group length at offset 140)."""
+    glen = int.from_bytes(data[140:144], "little")
+    return data[144 + glen:]
+
+
+def find(scp, tmp: Path, level: str, *keys: str, model: str = "-S") -> list:
+    out = tmp / f"find-{uuid.uuid4().hex[:6]}"
+    out.mkdir()
+    res = _dcmtk("findscu", model, "-X", "-od", str(out), "-aec", "PACS", "-k",
+                 f"QueryRetrieveLevel={level}", *[a for k in keys for a in ("-k", k)],
+                 HOST, str(PORT))
+    assert res.returncode == 0, res.stderr[-2000:]
+    return [dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+
+
+# --- tests -------------------------------------------------------------------------------
+
+def test_echo(scp):
+    assert _echo_ok()
+
+
+VENDOR_FILES = [  # (file, storescu flag proposing its transfer syntax; None: pynetdicom SCU)
+    ("CT_small.dcm", "-xe"), ("MR_small.dcm", "-xe"), ("rtplan.dcm", "-xi"),
+    ("MR_small_implicit.dcm", "-xi"), ("MR_small_RLE.dcm", "-xr"),
+    ("image_dfl.dcm", "-xd"), ("MR_small_jpeg_ls_lossless.dcm", "-xt"),
+    ("JPGExtended.dcm", "-xx"), ("SC_rgb_jpeg_dcmtk.dcm", "-xy"),
+    ("MR_small_jp2klossless.dcm", None), ("JPEG2000.dcm", None),  # Debian dcmtk: no JPEG 2000 ("MR_small_bigendian.dcm", "-xb"),
+]
+
+
+@pytest.mark.parametrize("name,flag", VENDOR_FILES)
+def test_vendor_file_stored_as_received(scp, stores, tmp_path, name, flag):
+    path, ds = fresh_copy(name, tmp_path)
+    if flag:
+        store([path], flag)
+    else:
+        assoc = _scu_assoc(ds.file_meta.TransferSyntaxUID)
+        try:
+            assert assoc.send_c_store(ds).Status == 0
+        finally:
+            assoc.release()
+    row = instance_row(stores, scp, ds)
+    assert row, f"{name} not indexed"
+    assert row[b"l:ts"].decode() == ds.file_meta.TransferSyntaxUID
+    stored = dcmread(BytesIO(stored_bytes(stores, row)))
+    assert stored.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
+    if "PixelData" in ds:  # not decompressed, not re-encoded
+        assert stored.PixelData == ds.PixelData
+    assert stored.PatientID != ds.PatientID and stored.PatientIdentityRemoved == "YES"
+
+
+def test_series_find_move_get_roundtrip(scp, stores, tmp_path):
+    series, files = synthetic_series(tmp_path / "in", 20)
+    store(files)
+    study = deid_uid(scp, series[0].StudyInstanceUID)
+    found = find(scp, tmp_path, "STUDY", f"StudyInstanceUID={study}", "PatientID",
+                 "StudyDate=19000101-20991231", "ModalitiesInStudy", "NumberOfStudyRelatedInstances")
+    assert len(found) == 1
+    assert found[0].NumberOfStudyRelatedInstances == 20 and found[0].ModalitiesInStudy == "CT"
+    assert found[0].PatientID.startswith("RS")
+    assert find(scp, tmp_path, "STUDY", f"StudyInstanceUID={study}", "StudyDate=18000101-18001231") == []
+    se = find(scp, tmp_path, "SERIES", f"StudyInstanceUID={study}", "SeriesInstanceUID",
+              "Modality=C?", "NumberOfSeriesRelatedInstances")
+    assert len(se) == 1 and se[0].NumberOfSeriesRelatedInstances == 20
+    images = find(scp, tmp_path, "IMAGE", f"StudyInstanceUID={study}",
+                  f"SeriesInstanceUID={se[0].SeriesInstanceUID}", "SOPInstanceUID")
+    assert len(images) == 20
+    pat = find(scp, tmp_path, "PATIENT", f"PatientID={found[0].PatientID}",
+               "NumberOfPatientRelatedStudies", model="-P")
+    assert len(pat) == 1 and pat[0].NumberOfPatientRelatedStudies == 1
+
+    stored, stored_ds = {}, {}
+    for ds in series:
+        row = instance_row(stores, scp, ds)
+        data = stored_bytes(stores, row)
+        stored[row[b"a:SOPInstanceUID"].decode()] = hashlib.sha256(dataset_body(data)).hexdigest()
+        stored_ds[row[b"a:SOPInstanceUID"].decode()] = dcmread(BytesIO(data))
+
+    received = _move_to_receiver(study)
+    assert {k: hashlib.sha256(v).hexdigest() for k, v in received.items()} == stored
+
+    out = tmp_path / "get"
+    out.mkdir()
+    res = _dcmtk("getscu", "-S", "-aec", "PACS", "-od", str(out), "-k", "QueryRetrieveLevel=SERIES",
+                 "-k", f"StudyInstanceUID={study}", "-k",
+                 f"SeriesInstanceUID={se[0].SeriesInstanceUID}", HOST, str(PORT))
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = {(g := dcmread(p)).SOPInstanceUID: g for p in out.iterdir()}
+    assert set(got) == set(stored)  # getscu may re-encode (its own TS choice): compare content
+    for uid, g in got.items():
+        assert g == stored_ds[uid] and g.PixelData == stored_ds[uid].PixelData
+
+
+def _move_to_receiver(study: str) -> dict[str, bytes]:
+    """movescu (dcmtk) asks the SCP to send a study to a pynetdicom receiver on DEST_PORT."""
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    received: dict[str, bytes] = {}
+
+    def on_store(event):
+        received[event.request.AffectedSOPInstanceUID] = event.encoded_dataset(include_meta=False)
+        return 0x0000
+    ae = AE(ae_title="MOVEDEST")
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    server = ae.start_server((HOST, DEST_PORT), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        res = _dcmtk("movescu", "-S", "-aec", "PACS", "-aem", "MOVEDEST", "-k",
+                     "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}", HOST, str(PORT))
+        assert res.returncode == 0, res.stderr[-2000:]
+    finally:
+        server.shutdown()
+    return received
+
+
+def test_phi_markers_never_stored_or_logged(scp, stores, settings, tmp_path):
+    from pacs_hdfs.dicom.synthetic import add_phi_markers
+    marker = f"ZQX{uuid.uuid4().hex[:8].upper()}"
+    series, _ = synthetic_series(tmp_path / "x", 3, patient_id=f"{marker}PID",
+                                 patient_name=f"{marker}^Name", accession=f"{marker}ACC")
+    from pacs_hdfs.dicom.synthetic import write_files
+    files = write_files([add_phi_markers(ds, marker) for ds in series], tmp_path / "in")
+    mr, mr_ds = fresh_copy("MR_small.dcm", tmp_path / "mr")
+    add_phi_markers(mr_ds, marker)
+    mr_ds.save_as(mr, enforce_file_format=True)
+    store(files + [mr])
+    assert marker.encode() in files[0].read_bytes()
+    needle = marker.encode()
+    for study in {deid_uid(scp, series[0].StudyInstanceUID), deid_uid(scp, mr_ds.StudyInstanceUID)}:
+        paths = list(stores.hdfs.walk_files(f"dicom/containers/{study}"))
+        assert paths
+        for p in paths:
+            assert needle not in stores.hdfs.read(p), p
+    from pacs_hdfs.schema import TABLES
+    for t in TABLES:
+        for key, row in stores.hbase.scan(t.name):
+            assert needle not in key and not any(needle in k or needle in v for k, v in row.items()), t.name
+    for log in scp.logs:
+        assert needle not in log.read_bytes(), log
+
+
+def test_two_studies_of_one_patient_share_pseudonym_and_shift(scp, stores, tmp_path):
+    pid = f"SAME-{uuid.uuid4().hex[:8]}"
+    a, fa = synthetic_series(tmp_path / "a", 2, patient_id=pid, study_date="20240312")
+    b, fb = synthetic_series(tmp_path / "b", 2, patient_id=pid, study_date="20240401")
+    store(fa + fb)
+    from datetime import date
+    from pacs_hdfs.schema import row_key
+    rows = [stores.hbase.get("study", row_key(deid_uid(scp, s[0].StudyInstanceUID))) for s in (a, b)]
+    assert rows[0][b"a:PatientID"] == rows[1][b"a:PatientID"]
+    d = [date.fromisoformat(r[b"a:StudyDate"].decode()[:4] + "-" + r[b"a:StudyDate"].decode()[4:6]
+                            + "-" + r[b"a:StudyDate"].decode()[6:]) for r in rows]
+    assert (d[1] - d[0]).days == 20 and rows[0][b"a:StudyDate"] != b"20240312"
+    subject = stores.hbase.get("subject", rows[0][b"a:PatientID"])
+    assert sum(k.startswith(b"s:") for k in subject) == 2
+
+
+def test_quarantine_hidden_until_released(scp, stores, tmp_path):
+    path, ds = fresh_copy("SC_rgb_small_odd.dcm", tmp_path)
+    store([path])
+    study, sop = deid_uid(scp, ds.StudyInstanceUID), deid_uid(scp, ds.SOPInstanceUID)
+    assert instance_row(stores, scp, ds)[b"l:quarantine"]
+    assert find(scp, tmp_path, "STUDY", f"StudyInstanceUID={study}") == []
+    assert find(scp, tmp_path, "IMAGE", f"StudyInstanceUID={study}", "SOPInstanceUID") == []
+    pacs = [str(VENV_BIN / "pacs")]
+    listed = subprocess.run(pacs + ["quarantine", "list", "--json"], capture_output=True, text=True)
+    assert sop in listed.stdout
+    rel = subprocess.run(pacs + ["quarantine", "release", sop], capture_output=True, text=True)
+    assert rel.returncode == 0, rel.stderr
+    images = find(scp, tmp_path, "IMAGE", f"StudyInstanceUID={study}", "SOPInstanceUID")
+    assert [i.SOPInstanceUID for i in images] == [sop]
+
+
+def _scu_assoc(transfer_syntax: str | None = None):
+    """A pynetdicom SCU association (storage contexts in the given transfer syntax)."""
+    from pynetdicom import AE, StoragePresentationContexts, build_context
+    from pynetdicom.sop_class import Verification
+    ae = AE(ae_title="PYSCU")
+    ts = [transfer_syntax] if transfer_syntax else None
+    ae.requested_contexts = [build_context(cx.abstract_syntax, ts)
+                             for cx in StoragePresentationContexts[:120]]
+    ae.add_requested_context(Verification)
+    assoc = ae.associate(HOST, PORT, ae_title="PACS")
+    assert assoc.is_established
+    return assoc
+
+
+def test_resend_is_idempotent_and_conflict_refused(scp, stores, tmp_path):
+    series, files = synthetic_series(tmp_path, 1)
+    store(files)
+    row = instance_row(stores, scp, series[0])
+    store(files)  # identical: success, no second copy
+    assert instance_row(stores, scp, series[0]) == row
+    changed = dcmread(files[0])
+    changed.SeriesDescription = "CHANGED"
+    assoc = _scu_assoc()
+    try:
+        status = assoc.send_c_store(changed)
+        assert status.Status == 0xC001
+        assert assoc.send_c_echo().Status == 0
+    finally:
+        assoc.release()
+    assert instance_row(stores, scp, series[0]) == row
+
+
+def test_malformed_object_fails_and_association_stays_up(scp):
+    from pynetdicom import _config
+    _config.STORE_SEND_CHUNKED_DATASET = True  # send the file's bytes as they are
+    try:
+        assoc = _scu_assoc()
+        try:
+            status = assoc.send_c_store(Path(get_testdata_file("MR_truncated.dcm")))
+            assert 0xC000 <= status.Status <= 0xCFFF
+            assert assoc.send_c_echo().Status == 0
+        finally:
+            assoc.release()
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = False
+    assert _echo_ok()
+
+
+def test_eight_parallel_associations(scp, stores, tmp_path):
+    study = generate_uid()
+    batches = [synthetic_series(tmp_path / str(i), 5, study_uid=study) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda b: store(b[1]), batches))
+    from pacs_hdfs.schema import row_key
+    rows = stores.hbase.scan("instance", row_prefix=row_key(deid_uid(scp, study)) + b"\x00")
+    assert len(rows) == 40
+    counters = stores.hbase.get("study", row_key(deid_uid(scp, study)))
+    assert int.from_bytes(counters[b"c:instances"], "big") == 40
+    assert int.from_bytes(counters[b"c:series"], "big") == 8
+
+
+def test_datanode_stopped_mid_ingest_keeps_acknowledged(scp, stores, cluster, settings, tmp_path):
+    from deploy.health import hdfs_health
+    series, files = synthetic_series(tmp_path, 30)
+    acked = []
+
+    def send():
+        assoc = _scu_assoc()
+        try:
+            for ds in series:
+                if assoc.send_c_store(ds).Status == 0:
+                    acked.append(ds)
+        finally:
+            assoc.release()
+    t = threading.Thread(target=send)
+    t.start()
+    time.sleep(1.0)
+    try:
+        cluster.stop_daemon("datanode-2")
+        t.join(180)
+    finally:
+        cluster.start_daemon("datanode-2")
+        deadline = time.monotonic() + 120
+        while hdfs_health(settings).live_datanodes < settings.datanodes and time.monotonic() < deadline:
+            time.sleep(1)
+    assert acked, "nothing was acknowledged"
+    for ds in acked:
+        row = instance_row(stores, scp, ds)
+        assert dcmread(BytesIO(stored_bytes(stores, row))).SOPInstanceUID == deid_uid(scp, ds.SOPInstanceUID)
+
+
+def test_hbase_down_fails_then_recovers(scp, stores, cluster, settings, tmp_path):
+    from deploy.health import hbase_ok
+    series, _ = synthetic_series(tmp_path, 2)
+    assoc = _scu_assoc()
+    try:
+        cluster.stop_daemon("hbase-thrift")
+        status = assoc.send_c_store(series[0])
+        assert status.Status in (0xA700, 0xC000), hex(status.Status)
+    finally:
+        assoc.release()
+        cluster.start_daemon("hbase-thrift")
+        deadline = time.monotonic() + 120
+        while not hbase_ok(settings) and time.monotonic() < deadline:
+            time.sleep(1)
+    assoc = _scu_assoc()
+    try:
+        assert all(assoc.send_c_store(ds).Status == 0 for ds in series)
+    finally:
+        assoc.release()
+    assert instance_row(stores, scp, series[1])

@@ -1,0 +1,156 @@
+"""The role matrix: every portal route x {anonymous, teacher, analyst, admin} -> allowed or the
+right denial. A route added without a row here fails `test_every_route_is_in_the_matrix`."""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+
+from pacs_hdfs.settings import Settings
+from portal.app import create_app
+from portal.memstore import MemoryStore
+from portal.roles import ROLES, allows
+from portal.testing import FakeJobService, csrf_token, login
+
+PASSWORD = "correct-horse-1"
+
+# (method, path template, minimal role or None for public)
+MATRIX = [
+    ("GET", "/login", None),
+    ("POST", "/login", None),
+    ("GET", "/healthz", None),
+    ("POST", "/logout", "teacher"),
+    ("GET", "/api/me", "teacher"),
+    ("GET", "/", "teacher"),
+    ("GET", "/search", "teacher"),
+    ("GET", "/jobs", "analyst"),
+    ("GET", "/jobs/new/{kind}", "analyst"),
+    ("POST", "/jobs/new/{kind}", "analyst"),
+    ("GET", "/jobs/{job_id}", "analyst"),
+    ("GET", "/jobs/{job_id}/chart.png", "analyst"),
+    ("GET", "/jobs/{job_id}/result.json", "analyst"),
+    ("GET", "/jobs/{job_id}/result.csv", "analyst"),
+    ("POST", "/jobs/{job_id}/cancel", "analyst"),
+    ("GET", "/api/kinds", "analyst"),
+    ("GET", "/api/jobs", "analyst"),
+    ("GET", "/api/jobs/{job_id}", "analyst"),
+    ("POST", "/api/jobs/{kind}", "analyst"),
+    ("GET", "/admin", "admin"),
+    ("GET", "/admin/users", "admin"),
+    ("POST", "/admin/users", "admin"),
+    ("POST", "/admin/users/{name}/role", "admin"),
+    ("GET", "/admin/audit", "admin"),
+    ("GET", "/api/audit", "admin"),
+    ("GET", "/admin/quarantine", "admin"),
+]
+
+
+@pytest.fixture(scope="module")
+def world():
+    store, jobs = MemoryStore(), FakeJobService()
+    app = create_app(Settings(), store, jobs)
+    for role in ROLES:
+        app.state.portal.users.add(f"m-{role}", role, PASSWORD)
+    rec = jobs.submit("spark-selftest", {"n": "10"})
+    jobs.finish(rec.id, {"numbers": {"sum": 45}})
+    return app, rec.id
+
+
+@pytest.fixture(scope="module")
+def sessions(world):
+    """One signed-in session cookie per role (argon2 is slow on purpose: log in once)."""
+    app, _ = world
+    out = {}
+    for role in ROLES:
+        c = TestClient(app)
+        assert login(c, f"m-{role}", PASSWORD).status_code == 303
+        out[role] = c.cookies.get("pacs_session")
+    return out
+
+
+def _url(template: str, job_id: str) -> str:
+    return template.format(kind="spark-selftest", job_id=job_id, name="m-teacher")
+
+
+def _body(method: str, path: str) -> dict:
+    if path == "/api/jobs/spark-selftest":
+        return {"json": {"n": 5}}
+    if path == "/admin/users":
+        return {"data": {"name": "", "role": "teacher", "password": "x"}}   # refused: 400
+    if path.endswith("/role"):
+        return {"data": {"role": "teacher"}}
+    if path.startswith("/jobs/new/"):
+        return {"data": {"n": "5"}}
+    return {}
+
+
+def _routes(routes):
+    """Routes, with included routers flattened (FastAPI >= 0.160 keeps them as one entry)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
+
+
+def test_every_route_is_in_the_matrix(world):
+    app, _ = world
+    declared = {(m, p) for m, p, _ in MATRIX}
+    seen = set()
+    for route in _routes(app.routes):
+        if isinstance(route, Mount):
+            assert route.path == "/static", "only static files may be mounted without a role"
+            continue
+        for method in route.methods - {"HEAD"}:
+            assert (method, route.path) in declared, f"{method} {route.path} not in the matrix"
+            seen.add((method, route.path))
+    assert seen == declared, f"matrix rows without a route: {declared - seen}"
+
+
+@pytest.mark.parametrize("role", [None, *ROLES], ids=["anonymous", *ROLES])
+@pytest.mark.parametrize("method,template,needed", MATRIX, ids=[f"{m} {p}" for m, p, _ in MATRIX])
+def test_role_matrix(world, sessions, role, method, template, needed):
+    app, job_id = world
+    client = TestClient(app)
+    if role and template == "/logout":
+        assert login(client, f"m-{role}", PASSWORD).status_code == 303   # its own session
+    elif role:
+        client.cookies.set("pacs_session", sessions[role])
+    path = _url(template, job_id)
+    kw = _body(method, path)
+    if method == "POST" and role:
+        kw.setdefault("headers", {})["X-CSRF-Token"] = csrf_token(client)
+    if template == "/login" and method == "POST":
+        client.get("/login")
+        kw = {"data": {"username": "nobody", "password": "wrong-password",
+                       "csrf_token": client.cookies.get("pacs_login_csrf")}}
+    r = client.request(method, path, follow_redirects=False, **kw)
+
+    if needed is None:
+        assert r.status_code in (200, 401), r.text        # public (the login POST answers 401)
+    elif role is None:
+        if method == "GET" and not path.startswith("/api/"):
+            assert r.status_code == 303 and r.headers["location"].startswith("/login")
+        else:
+            assert r.status_code == 401
+    elif not allows(role, needed):
+        assert r.status_code == 403, f"{role} reached {method} {path}"
+    else:
+        assert r.status_code not in (401, 403), f"{role} refused {method} {path}: {r.text[:200]}"
+        if template != "/logout":
+            assert not r.headers.get("location", "").startswith("/login")
+        assert r.status_code < 500
+
+
+def test_static_files_are_public(world):
+    app, _ = world
+    r = TestClient(app).get("/static/portal.css")
+    assert r.status_code == 200 and "focus-visible" in r.text
+
+
+def test_no_openapi_or_docs_without_login(world):
+    app, _ = world
+    client = TestClient(app)
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(path, follow_redirects=False).status_code in (303, 404)
