@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.filewriter import dcmwrite
 
 from deid import DeidKeys, Vault, deidentify
@@ -32,6 +33,7 @@ from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.schema import row_key
 
 log = logging.getLogger("pacs.scp.ingest")
+UNDEFINED_LENGTH = 0xFFFFFFFF
 
 CONTAINER_ROOT = "dicom/containers"
 
@@ -59,6 +61,15 @@ class Outcome:
     @property
     def comment(self) -> str:
         return STATUS[self.kind][1]
+
+
+def check_lengths(ds) -> None:
+    """Refuse a dataset whose elements hold fewer bytes than their declared length
+    (truncated stream): pydicom reads such values short without complaint."""
+    for elem in ds._dict.values():
+        if (isinstance(elem, RawDataElement) and elem.value is not None
+                and elem.length != UNDEFINED_LENGTH and len(elem.value) != elem.length):
+            raise ValueError(f"element {elem.tag} truncated")
 
 
 def container_dir(study: str, series: str) -> str:
@@ -90,6 +101,7 @@ class Ingestor:
             ds = dcmread(BytesIO(raw), force=True)
             if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
                 raise ValueError("no transfer syntax in file meta")
+            check_lengths(ds)
         except Exception as e:  # noqa: BLE001 - any parse error is the sender's problem
             log.warning("store rejected: malformed dataset (%s)", type(e).__name__)
             return Outcome("malformed")
