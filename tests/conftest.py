@@ -21,10 +21,12 @@ def cluster(settings):
     from pacs_hdfs.storage import init_storage
 
     sup = Supervisor(settings)
-    started_here = False
-    if not sup.status()["healthy"]:
+    status = sup.status()
+    # Tear down at the end only a cluster this session started from nothing: a cluster that is
+    # merely unhealthy for a moment (another run's fault test) belongs to someone else.
+    started_here = not any(d["alive"] for d in status["daemons"])
+    if not status["healthy"]:
         sup.up(progress=lambda m: print(f"[cluster] {m}", flush=True))
-        started_here = True
     init_storage(settings)
     yield sup
     if started_here and os.environ.get("PACS_KEEP_CLUSTER") != "1":
