@@ -21,6 +21,7 @@ from analytics_jobs.context import JobCancelled, JobContext
 from analytics_jobs.jobs import JobStore, now_iso
 from analytics_jobs.kinds import kind_spec
 from pacs_hdfs import clients
+from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.settings import Settings, get_settings
 
 log = logging.getLogger("pacs.jobs")
@@ -48,7 +49,12 @@ class Runner:
     def run_forever(self, poll_s: float = 0.3, idle_exit_s: float | None = None) -> None:
         idle_since = time.monotonic()
         while True:
-            ids = self.store.queued_ids()
+            try:
+                ids = self.store.queued_ids()
+            except StorageError as e:  # HBase away for a moment: the runner waits, never dies
+                log.warning("job queue unavailable: %s", e)
+                time.sleep(2.0)
+                continue
             if ids:
                 self.run_one(ids[0])
                 idle_since = time.monotonic()

@@ -25,6 +25,10 @@ def _num(value, spec: str = ".3g") -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _fact(value) -> str:
+    return _num(value, ".0f") if isinstance(value, float) else ("–" if value is None else str(value))
+
+
 @job_app.command("compare")
 def compare_jobs(job_a: str, job_b: str, json_out: bool = typer.Option(False, "--json")) -> None:
     """Compare two scc-sweep jobs per combination (B/A ratios) and show both hosts' facts."""
@@ -39,13 +43,13 @@ def compare_jobs(job_a: str, job_b: str, json_out: bool = typer.Option(False, "-
         return
     table = Table(title=f"A = {job_a}   B = {job_b}   (ratios are B / A)")
     for col in ("B_in:B_out", "total s A", "total s B", "time ×", "corr. time ×",
-                "corr. MiB A", "corr. MiB B", "memory ×", "false-cand. median A", "B"):
+                "corr. MiB A", "corr. MiB B", "corr. memory ×", "peak RSS ×", "false-cand. median A", "B"):
         table.add_column(col)
     for row in result["combinations"]:
         table.add_row(row["combination"], _num(row["total_seconds"][0]), _num(row["total_seconds"][1]),
                       _num(row["total_seconds_ratio"], ".2f"), _num(row["correlation_seconds_ratio"], ".2f"),
                       _num(row["correlation_mib"][0], ".1f"), _num(row["correlation_mib"][1], ".1f"),
-                      _num(row["correlation_mib_ratio"], ".2f"),
+                      _num(row["correlation_mib_ratio"], ".2f"), _num(row["peak_rss_mib_ratio"], ".2f"),
                       _num(row["false_candidate_median"][0], ".2e"), _num(row["false_candidate_median"][1], ".2e"))
     console.print(table)
     for side, only in (("A", result["only_in_a"]), ("B", result["only_in_b"])):
@@ -58,6 +62,8 @@ def compare_jobs(job_a: str, job_b: str, json_out: bool = typer.Option(False, "-
     first = [h[0] if h else {} for h in result["hosts"]]
     flat = [{**{k: v for k, v in h.items() if k != "spark"}, **h.get("spark", {})} for h in first]
     for key in dict.fromkeys([*flat[0], *flat[1]]):
-        a, b = str(flat[0].get(key, "–")), str(flat[1].get(key, "–"))
+        a, b = (_fact(side.get(key)) for side in flat)
+        if a == b == "–":
+            continue
         hosts.add_row(key, a, b if b != a else f"[dim]{b}[/dim]")
     console.print(hosts)

@@ -6,6 +6,7 @@ import time
 from analytics_jobs.jobs import JobRecord, JobStore, new_job_id, now_iso
 from analytics_jobs.kinds import validate_params
 from pacs_hdfs import clients
+from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.settings import Settings
 
 RUNNER_NAME = "job-runner"
@@ -56,7 +57,13 @@ class JobService:
     def wait(self, job_id: str, timeout: float = 3600, on_progress=None) -> JobRecord:
         deadline = time.monotonic() + timeout
         while True:
-            rec = self.status(job_id)
+            try:
+                rec = self.status(job_id)
+            except StorageError:  # HBase briefly away (restart, failover): keep waiting
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+                continue
             if on_progress:
                 on_progress(rec)
             if rec.final:

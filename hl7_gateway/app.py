@@ -57,6 +57,11 @@ async def read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks) if size <= limit else None
 
 
+def _reason(exc: Exception) -> str:
+    """Type and first line of a storage error (they name operations and paths, not content)."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+
+
 def _codes(outcome: ParseOutcome) -> str:
     if outcome.rejection:
         return outcome.rejection.code
@@ -76,7 +81,7 @@ def create_app(store, limits: ParserLimits = ParserLimits()) -> FastAPI:
             store.store(visits, outcome.request_id)
         except Exception as exc:  # noqa: BLE001 - any storage failure becomes AE + 503
             log.error("request %s: storage failed for %d visits: %s", outcome.request_id,
-                      len(visits), type(exc).__name__)
+                      len(visits), _reason(exc))
             return storage_failed(outcome, type(exc).__name__), 503
         return outcome, 200
 
@@ -97,7 +102,11 @@ def create_app(store, limits: ParserLimits = ParserLimits()) -> FastAPI:
 
     @app.get("/hl7/v3/visits/{visit_id}")
     async def visit(visit_id: str) -> Response:
-        data = await run_in_threadpool(store.get_visit_json, visit_id)
+        try:
+            data = await run_in_threadpool(store.get_visit_json, visit_id)
+        except Exception as exc:  # noqa: BLE001 - storage down: tell the client to retry
+            log.error("visit lookup failed: %s", _reason(exc))
+            raise HTTPException(503, "storage unavailable, retry later") from None
         if data is None:
             raise HTTPException(404, "no such visit")
         return Response(data, media_type="application/json")

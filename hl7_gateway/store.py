@@ -1,25 +1,30 @@
 """Durable storage of accepted visits: HDFS archive + Parquet, then HBase rows.
 
-Per request (fast path: one container append, one Parquet file per month, one ``put_many`` per
-table):
-1. the accepted visits as HL7 v3 XML, appended to the daily container ``hl7/archive/<yyyy-mm-dd>``
-   (group commit, durable when the append closes);
-2. Parquet files (``visit_parquet``);
-3. HBase: ``search`` index rows, ``subject`` columns, then ``visit`` rows **last**, so a visit
+Requests that arrive while commits are in flight are **group-committed** together (the same idea
+as ``ContainerWriter``): whoever finds a free commit slot (up to ``MAX_PARALLEL_COMMITS``) takes
+its own and the other queued requests and writes them with one container append, one Parquet file per month and one ``put_many`` per table; each
+request is answered once the commit carrying it is durable. Per commit:
+
+1. each request's accepted visits as one HL7 v3 batch, all appended in one go to the daily
+   container ``hl7/archive/<yyyy-mm-dd>`` (each visit row points at its request's byte range);
+2. Parquet files (``visit_parquet``), uploaded in parallel with step 1;
+3. HBase: ``search`` index rows and ``subject`` columns, then ``visit`` rows **last**, so a visit
    row exists only when everything else about it is durable.
 
-The archived XML is the batch *rebuilt from the validated visits* (``builder.build_batch``), not
-the received bytes: comments, unknown elements or rejected (e.g. PHI-carrying) messages of the
-request can then never reach HDFS. Any failure raises ``StorageError``; the gateway answers AE and
-the HAS resends, which is idempotent (HBase rows are keyed by the encrypted visit id; Parquet
-duplicates are resolved by readers and compaction).
+The archived XML is *rebuilt from the validated visits* (``builder.build_batch``), not the
+received bytes: comments, unknown elements or rejected (e.g. PHI-carrying) messages can then never
+reach HDFS. Any failure raises ``StorageError`` in every request of the commit; the gateway
+answers AE and the HAS resends, which is idempotent (HBase rows are keyed by the encrypted visit
+id; Parquet duplicates are resolved by readers and compaction).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from hl7_gateway import store_rows, visit_parquet
@@ -27,9 +32,12 @@ from hl7_gateway.builder import build_batch
 from hl7_gateway.models import Visit
 from pacs_hdfs import clients
 from pacs_hdfs.containers import ContainerWriter, Location
+from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.settings import Settings
 
 ARCHIVE_ROOT = "hl7/archive"
+MAX_GROUP_VISITS = 5000
+MAX_PARALLEL_COMMITS = 3  # overlap one commit's HBase writes with the next one's HDFS writes
 log = logging.getLogger(__name__)
 
 
@@ -40,38 +48,106 @@ class StoreReport:
     parquet: list[str]
 
 
+@dataclass
+class _Request:
+    visits: list[Visit]
+    request_id: str | None
+    future: Future = field(default_factory=Future)
+
+
+def sub_locations(whole: Location, parts: list[bytes]) -> list[Location]:
+    """Locations of consecutive parts of a blob stored at ``whole``."""
+    offset, found = whole.offset, []
+    for part in parts:
+        found.append(Location(whole.path, offset, len(part), hashlib.sha256(part).hexdigest()))
+        offset += len(part)
+    return found
+
+
 class VisitStore:
     def __init__(self, settings: Settings, writer_id: str | None = None):
+        self.settings = settings
         self.hdfs = clients.hdfs(settings)
-        self.hbase = clients.hbase(settings)
         self.containers = ContainerWriter(self.hdfs, writer=writer_id)
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="parquet")
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._active = 0  # commits in flight
 
-    def store(self, visits: list[Visit], request_id: str | None = None,
-              received: datetime | None = None) -> StoreReport:
-        """Make these visits durable everywhere; raises StorageError if anything fails."""
+    @property
+    def hbase(self):
+        """Built on first use: the gateway starts (and answers AE) while HBase Thrift is down."""
+        try:
+            return clients.hbase(self.settings)
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - happybase connects in the pool constructor
+            raise StorageError(f"HBase unreachable: {type(exc).__name__}") from exc
+
+    def store(self, visits: list[Visit], request_id: str | None = None) -> StoreReport:
+        """Make these visits durable everywhere (group commit); raises StorageError."""
         if not visits:
             return StoreReport(0, None, [])
-        received = received or datetime.now(timezone.utc)
+        mine = _Request(list(visits), request_id)
+        with self._cond:
+            self._queue.append(mine)
+            # wait while mine is queued but all commit slots are busy, or another commit has it
+            while not mine.future.done() and (self._active >= MAX_PARALLEL_COMMITS
+                                              or mine not in self._queue):
+                self._cond.wait()
+            if mine.future.done():
+                return mine.future.result()
+            self._active += 1
+            self._queue.remove(mine)
+            group, size = [mine], len(mine.visits)
+            while self._queue and size + len(self._queue[0].visits) <= MAX_GROUP_VISITS:
+                group.append(self._queue.pop(0))
+                size += len(group[-1].visits)
+        try:
+            self._commit(group)
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+        return mine.future.result()
+
+    def _commit(self, group: list[_Request]) -> None:
+        try:
+            reports = self._write(group)
+        except Exception as exc:  # noqa: BLE001 - every request of the group must learn of it
+            error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
+            for request in group:
+                request.future.set_exception(error)
+            return
+        for request, report in zip(group, reports):
+            request.future.set_result(report)
+
+    def _write(self, group: list[_Request]) -> list[StoreReport]:
+        received = datetime.now(timezone.utc)
         t0 = time.perf_counter()
-        xml = build_batch(visits, batch_id=request_id, created=received.replace(tzinfo=None))
+        visits = [v for request in group for v in request.visits]
         writes = [(path, self._pool.submit(self.hdfs.write, path, data))
                   for path, data in visit_parquet.month_files(visits, received)]
-        try:  # the archive append runs here (group commit) while the Parquet files upload
-            archive = self.containers.put(f"{ARCHIVE_ROOT}/{received:%Y-%m-%d}", xml)
+        try:  # the archive append runs here while the Parquet files upload
+            xmls = [build_batch(r.visits, batch_id=r.request_id,
+                                created=received.replace(tzinfo=None)) for r in group]
+            whole = self.containers.put(f"{ARCHIVE_ROOT}/{received:%Y-%m-%d}", b"".join(xmls))
         finally:
             wait([done for _, done in writes])
         parquet = [path for path, done in writes if done.result() is None]  # re-raises errors
+        archives = sub_locations(whole, xmls)
         t1 = time.perf_counter()
-        self._put_rows(visits, archive, received.isoformat(timespec="milliseconds"))
-        log.info("stored %d visits: HDFS %.0f ms (%d Parquet files), HBase %.0f ms",
-                 len(visits), (t1 - t0) * 1000, len(parquet), (time.perf_counter() - t1) * 1000)
-        return StoreReport(len(visits), archive, parquet)
+        self._put_rows([(v, loc) for r, loc in zip(group, archives) for v in r.visits],
+                       received.isoformat(timespec="milliseconds"))
+        log.info("stored %d visits of %d requests: HDFS %.0f ms (%d Parquet files), "
+                 "HBase %.0f ms", len(visits), len(group), (t1 - t0) * 1000, len(parquet),
+                 (time.perf_counter() - t1) * 1000)
+        return [StoreReport(len(r.visits), loc, parquet) for r, loc in zip(group, archives)]
 
-    def _put_rows(self, visits: list[Visit], archive: Location, received: str) -> None:
-        latest = {v.visit_id: v for v in visits}  # a visit twice in one request: last wins
+    def _put_rows(self, visits: list[tuple[Visit, Location]], received: str) -> None:
+        latest = {v.visit_id: (v, loc) for v, loc in visits}  # a visit sent twice: last wins
         search, subject, rows, owned = {}, {}, [], {}
-        for visit in latest.values():
+        for visit, archive in latest.values():
             index = store_rows.search_rows(visit)
             search.update(index)
             key, cols = store_rows.subject_column(visit)
@@ -79,14 +155,18 @@ class VisitStore:
             row_key = visit.visit_id.encode()
             owned[row_key] = list(index)
             rows.append((row_key, store_rows.visit_row(visit, archive, received, owned[row_key])))
-        old = self.hbase.get_many("visit", list(owned), columns=[b"v:index"])
+        hbase = self.hbase
+        old = hbase.get_many("visit", list(owned), columns=[b"v:index"])
         for row_key, keys in owned.items():
             for stale in store_rows.stale_index_keys(old.get(row_key, {}), keys):
-                self.hbase.delete("search", stale)
+                hbase.delete("search", stale)
+        index_done = [self._pool.submit(hbase.put_many, "subject", subject.items())]
         if search:
-            self.hbase.put_many("search", search.items())
-        self.hbase.put_many("subject", subject.items())
-        self.hbase.put_many("visit", rows)
+            index_done.append(self._pool.submit(hbase.put_many, "search", search.items()))
+        wait(index_done)
+        for done in index_done:
+            done.result()  # re-raises a failed put before any visit row is written
+        hbase.put_many("visit", rows)
 
     def get_visit_json(self, visit_id: str) -> bytes | None:
         row = self.hbase.get("visit", visit_id.encode(), columns=[b"v:json"])

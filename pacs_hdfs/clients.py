@@ -37,7 +37,11 @@ def spark_session(settings: Settings | None = None, app_name: str = "pacs", **co
     import sys
 
     from pyspark.sql import SparkSession
+    import os
     s = settings or get_settings()
+    # Executors must run the venv's Python (numpy, numba, our packages); PySpark honours the
+    # environment variable even where it ignores spark.pyspark.python.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     with _spark_lock:
         builder = (SparkSession.builder.master(s.spark_master).appName(app_name)
                    .config("spark.pyspark.python", sys.executable)

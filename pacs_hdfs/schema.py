@@ -66,6 +66,11 @@ TABLES = (
           "'icd10' (value = ICD-10 category, e.g. C50), 'accession' (de-identified accession)",
           "visit search index written by the HL7 gateway: prefix-scan 'icd10\\0C50\\0' for the "
           "visits (and patients) with a diagnosis in C50; i: = admission, code, sex, age"),
+    Table("staging", {"d": {"max_versions": 1}},
+          "study_uid \\0 series_uid \\0 sop_uid",
+          "DICOM SCP: de-identified objects acknowledged from HBase (WAL on HDFS) and waiting "
+          "for their container append: d:data, d:dir; removed once the instance row has its "
+          "container location"),
     Table("quarantine", {"q": {"max_versions": 1}},
           "sop_uid",
           "objects held back for burned-in PHI review: reason, state, instance row key"),

@@ -1,12 +1,16 @@
 """The portal application: `create_app()` wires the routers, auth errors and security headers."""
 from __future__ import annotations
 
+import logging
+import threading
+
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from urllib.parse import quote
 
+from pacs_hdfs.hdfs_store import StorageError
 from portal.deps import NotSignedIn, csrf_guard
 from portal.routes import admin, auth, home, jobs
 from portal.state import PortalState
@@ -22,6 +26,21 @@ SECURITY_HEADERS = {
 }
 
 
+class Lazy:
+    """Builds its target on first use, so the portal starts (and serves /login) while HBase is
+    still coming up; the HBase pool connects when it is built."""
+
+    def __init__(self, build):
+        self._build, self._target, self._lock = build, None, threading.Lock()
+
+    def __getattr__(self, name):
+        if self._target is None:
+            with self._lock:
+                if self._target is None:
+                    self._target = self._build()
+        return getattr(self._target, name)
+
+
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
@@ -34,10 +53,10 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
         settings = get_settings()
     if store is None:
         from pacs_hdfs import clients
-        store = clients.hbase(settings)
+        store = Lazy(lambda: clients.hbase(settings))
     if job_service is None:
         from analytics_jobs.service import JobService
-        job_service = JobService(settings)
+        job_service = Lazy(lambda: JobService(settings))
 
     app = FastAPI(title="pacs portal", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(csrf_guard)])
@@ -55,6 +74,12 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
         if _is_api(request) or request.method != "GET":
             return JSONResponse({"detail": "sign in first"}, status_code=401)
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(StorageError)
+    async def storage_down(request: Request, exc: StorageError):
+        logging.getLogger("pacs.portal").error("storage error on %s: %s", request.url.path, exc)
+        return await http_error(request, StarletteHTTPException(
+            503, "The data store is not reachable right now; try again shortly."))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

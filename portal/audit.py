@@ -1,6 +1,6 @@
 """The append-only audit trail in the HBase `audit` table.
 
-Row key: reverse timestamp (ms, 13 digits, so newest rows come first) \\0 random hex. Columns
+Row key: reverse timestamp (µs, 16 digits, so newest rows come first) \\0 random hex. Columns
 `e:user`, `e:action`, `e:target`, `e:ts` (ISO UTC) and `e:details` (JSON). There is no update or
 delete here on purpose. Other areas call `record(settings, user, action, target, **details)`.
 """
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pacs_hdfs.schema import SEP
 
 TABLE = "audit"
-MAX_MS = 10**13 - 1
+MAX_US = 10**16 - 1
 SCAN_CAP = 50_000          # rows examined per filtered query
 ACTIONS = ("login", "login-failed", "login-throttled", "logout", "view-case", "view-study",
            "download", "launch-job", "cancel-job", "user-add", "user-role",
@@ -34,8 +34,8 @@ class Event:
     details: dict = field(default_factory=dict)
 
 
-def _rev(ms: int) -> str:
-    return f"{MAX_MS - ms:013d}"
+def _rev(us: int) -> str:
+    return f"{MAX_US - us:016d}"
 
 
 def record(settings, user: str, action: str, target: str = "", *, store=None,
@@ -43,10 +43,11 @@ def record(settings, user: str, action: str, target: str = "", *, store=None,
     """Append one audit event (durable in HBase when this returns)."""
     from pacs_hdfs import clients
     hb = store if store is not None else clients.hbase(settings)
-    now = time.time()
+    now_us = time.time_ns() // 1000
+    now = now_us / 1e6
     ev = Event(datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                user or "-", action, target or "", details)
-    key = (_rev(int(now * 1000)) + SEP + secrets.token_hex(6)).encode()
+    key = (_rev(now_us) + SEP + secrets.token_hex(6)).encode()
     hb.put(TABLE, key, {b"e:user": ev.user.encode(), b"e:action": action.encode(),
                         b"e:target": ev.target.encode(), b"e:ts": ev.ts.encode(),
                         b"e:details": json.dumps(details, default=str).encode()})
@@ -54,9 +55,9 @@ def record(settings, user: str, action: str, target: str = "", *, store=None,
     return ev
 
 
-def _ms(day: str, end: bool) -> int:
+def _us(day: str, end: bool) -> int:
     d = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
-    return int(d.timestamp() * 1000) + (86_400_000 - 1 if end else 0)
+    return int(d.timestamp()) * 1_000_000 + (86_400_000_000 - 1 if end else 0)
 
 
 def query(settings, user: str = "", action: str = "", since: str = "", until: str = "",
@@ -64,8 +65,8 @@ def query(settings, user: str = "", action: str = "", since: str = "", until: st
     """Newest first; `since`/`until` are inclusive days (YYYY-MM-DD) and bound the key scan."""
     from pacs_hdfs import clients
     hb = store if store is not None else clients.hbase(settings)
-    start = _rev(_ms(until, True)).encode() if until else None
-    stop = (_rev(_ms(since, False)) + "\x01").encode() if since else None
+    start = _rev(_us(until, True)).encode() if until else None
+    stop = (_rev(_us(since, False)) + "\x01").encode() if since else None
     out: list[Event] = []
     # Filter in the portal: the trail is scanned newest first and stops at `limit` matches.
     filtered = bool(user or action)

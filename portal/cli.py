@@ -35,7 +35,7 @@ def portal(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     ssl = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
     console.print(f"portal on {'https' if tls else 'http'}://{host}:{port or s.portal_port}/")
     uvicorn.run(web, host=host, port=port or s.portal_port, log_level="info",
-                proxy_headers=False, **ssl)
+                proxy_headers=False, timeout_graceful_shutdown=5, **ssl)
 
 
 def _users():

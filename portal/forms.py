@@ -1,8 +1,9 @@
 """HTML forms generated from a job kind's pydantic `Params` model, and form data back to params.
 
-A field's JSON schema decides its input: enum -> select, boolean -> checkbox, integer/number ->
-number input with min/max, array -> comma-separated text, anything else -> text. Empty inputs are
-left out so the model's defaults apply (and a required field gets pydantic's own error).
+A field's JSON schema decides its input: enum -> select, boolean -> checkbox, date -> date
+picker, integer/number -> number input with min/max, array -> comma-separated text, anything
+else -> text. Empty inputs are left out so the model's defaults apply (and a required field gets
+pydantic's own error).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 class FormField:
     name: str
     label: str
-    input: str                      # text | number | checkbox | select
+    input: str                      # text | number | date | checkbox | select
     required: bool
     default: object = None
     help: str = ""
@@ -55,6 +56,8 @@ def form_fields(model: type[BaseModel]) -> list[FormField]:
             f.input, f.step = "number", "1" if typ == "integer" else "any"
             f.min = spec.get("minimum", spec.get("exclusiveMinimum"))
             f.max = spec.get("maximum", spec.get("exclusiveMaximum"))
+        elif spec.get("format") == "date":
+            f.input = "date"
         elif typ == "array":
             f.is_list = True
             f.help = (f.help + " " if f.help else "") + "(comma-separated)"

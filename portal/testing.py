@@ -68,3 +68,19 @@ def login(client, name: str, password: str, next_url: str = "/"):
 def csrf_token(client) -> str:
     """The signed-in session's CSRF token (what pages put in their hidden field)."""
     return client.get("/api/me").json()["csrf_token"]
+
+
+class fast_hashing:
+    """Cheap argon2 parameters while testing (production keeps argon2-cffi's defaults)."""
+
+    def __enter__(self):
+        from argon2 import PasswordHasher
+
+        from portal import users
+        self._saved = users._hasher
+        users._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        return self
+
+    def __exit__(self, *exc):
+        from portal import users
+        users._hasher = self._saved

@@ -14,7 +14,9 @@ def simulate(size: int = typer.Option(128, help="voxels per side of the phantom 
              angles: int = typer.Option(360, help="projections over the full circle"),
              out: str = typer.Option(..., help="HDFS directory (relative paths are under the root)"),
              detector: int = typer.Option(None, help="detector rows = columns (default 2 x size)"),
-             band_rows: int = typer.Option(16, help="detector rows per stored band file"),
+             band_rows: int = typer.Option(
+                 None, help="detector rows per stored band file (default: half the detector; "
+                 "every band costs the back-projector a per-column setup, see spark_job)"),
              truth: bool = typer.Option(True, help="also store the voxelised ground truth"),
              json_out: bool = typer.Option(False, "--json")) -> None:
     """Exact Shepp-Logan cone-beam projections stored per detector-row band."""
@@ -26,6 +28,8 @@ def simulate(size: int = typer.Option(128, help="voxels per side of the phantom 
     start = time.perf_counter()
     try:
         with console.status(f"projecting {angles} views of a {size}^3 phantom"):
+            rows = detector or 2 * size
+            band_rows = band_rows or max(1, (rows + 1) // 2)
             meta = simulate_scan(hdfs, out, size, angles, detector, band_rows, truth)
     except (StorageError, ValueError) as error:
         fail(error)

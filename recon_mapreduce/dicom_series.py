@@ -61,9 +61,9 @@ def series_header(geom: ConeBeamGeometry, subject: str, description: str,
     ds.PatientName = subject
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = "simulated scan; research subject pseudonym, no PHI"
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.FrameOfReferenceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid(prefix=None)
+    ds.SeriesInstanceUID = generate_uid(prefix=None)
+    ds.FrameOfReferenceUID = generate_uid(prefix=None)
     ds.StudyID = "FDK"
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
@@ -91,7 +91,7 @@ def slice_dataset(header: Dataset, geom: ConeBeamGeometry, k: int, mu_slice: np.
     ds = Dataset()
     ds.update(header)
     ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = generate_uid()
+    ds.SOPInstanceUID = generate_uid(prefix=None)
     ds.InstanceNumber = k + 1
     ds.ImagePositionPatient = [f"{coords[0]:.6f}", f"{coords[0]:.6f}", f"{coords[k]:.6f}"]
     ds.SliceLocation = f"{coords[k]:.6f}"

@@ -9,6 +9,12 @@ writes its finished slab to HDFS and reports error sums against the ground truth
 the whole volume: a map task holds its band rows and the slabs its band touches, a reduce task
 one slab.
 
+Band size versus cost: the voxel-driven kernel pays a per-voxel-column setup (projection of the
+column, ownership range) for every band it is called with, about 30 ns per column and angle
+here against ~180 ns for the column's whole z walk at 128^3 (benchmarks/fdk). Two bands cost
+~1.2x one, eight bands ~2.5x, so the default stores and maps few, tall bands and gets its
+parallelism from angle chunks instead; ``band_rows`` can still cut them finer.
+
 Tasks run single-threaded numba (``spark.task.cpus`` threads): Spark already runs one task per
 core, and more threads per task would oversubscribe the executor.
 """
@@ -181,8 +187,18 @@ class _Max(AccumulatorParam):
         return max(value1, value2)
 
 
+class _SumDict(AccumulatorParam):
+    """Accumulator adding dicts of seconds key by key (where map tasks spend their time)."""
+
+    def zero(self, value):
+        return dict.fromkeys(value, 0.0)
+
+    def addInPlace(self, value1, value2):  # noqa: N802 - Spark's name
+        return {k: value1.get(k, 0.0) + value2.get(k, 0.0) for k in {*value1, *value2}}
+
+
 def _map_task_fn(settings, directory: str, geom: ConeBeamGeometry, slab_size: int,
-                 filter_name: str, threads: int, rss_mb, array_mb):
+                 filter_name: str, threads: int, rss_mb, array_mb, task_seconds):
     def run_task(task: MapTask):
         os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
         import numba
@@ -190,9 +206,12 @@ def _map_task_fn(settings, directory: str, geom: ConeBeamGeometry, slab_size: in
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         from pacs_hdfs.hdfs_store import HdfsStore
 
+        start = time.perf_counter()
         raw = store.read_band(HdfsStore(settings), directory, task.stored, geom.n_cols,
                               task.a0, task.a1)
+        read = time.perf_counter()
         partials = backproject_chunk(raw, geom, task, slab_size, filter_name)
+        task_seconds.add({"read": read - start, "compute": time.perf_counter() - read})
         # what the task holds at its peak: raw rows, filtered + padded copies, partial slabs
         held = 3 * raw.nbytes + 2 * sum(p.nbytes for _, p in partials)
         array_mb.add(held / 2**20)
@@ -294,11 +313,12 @@ def reconstruct_on_spark(spark, settings, hdfs, directory: str, meta: dict, para
     n_slabs = len(split_range(geom.n_voxels, params.slab_size))
     slab_size = params.slab_size
     rss_mb, array_mb = sc.accumulator(0.0, _Max()), sc.accumulator(0.0, _Max())
+    task_seconds = sc.accumulator({"read": 0.0, "compute": 0.0}, _SumDict())
     t0 = time.perf_counter()
     with executor_python(sc):  # the Python RDDs capture the interpreter when they are built
         pipeline = (sc.parallelize(tasks, len(tasks))
                     .flatMap(_map_task_fn(settings, directory, geom, slab_size, params.filter,
-                                          threads, rss_mb, array_mb))
+                                          threads, rss_mb, array_mb, task_seconds))
                     .reduceByKey(_add, numPartitions=n_slabs,
                                  partitionFunc=lambda z0: z0 // slab_size)
                     .mapPartitions(_reduce_fn(settings, hdfs.abs(out_dir), geom, slab_size,
@@ -309,6 +329,7 @@ def reconstruct_on_spark(spark, settings, hdfs, directory: str, meta: dict, para
     return {"geometry": geom, "slabs": slabs, "seconds": seconds, "tasks": len(tasks),
             "angle_chunk": chunk, "bands": n_bands, "threads_per_task": threads,
             "map_task_peak_rss_mb": rss_mb.value, "map_task_array_mb": array_mb.value,
+            "map_task_seconds": {k: round(v, 3) for k, v in task_seconds.value.items()},
             "accuracy": accuracy([s["errors"] for s in slabs]) if truth_path else None}
 
 
@@ -346,6 +367,7 @@ def run(ctx, params: Params) -> dict:
                   "slabs": len(recon["slabs"]), "threads_per_task": recon["threads_per_task"],
                   "map_task_peak_rss_mb": round(recon["map_task_peak_rss_mb"], 1),
                   "map_task_array_mb": round(recon["map_task_array_mb"], 2),
+                  "map_task_seconds_total": recon["map_task_seconds"],
                   "reduce_task_peak_rss_mb": round(max(s["peak_rss_mb"]
                                                        for s in recon["slabs"]), 1)},
         "projections": directory,

@@ -61,11 +61,11 @@ def _fmt(value, spec: str = ".3g") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _stage_table(summary: list[dict], metric: str, spec: str) -> list[str]:
+def _stage_table(summary: list[dict], metric: str, spec: str, stat: str = "median") -> list[str]:
     stages = [s for s in STAGES if summary and s in summary[0]["stages"]]
     lines = ["| B_in:B_out | tasks | " + " | ".join(stages) + " |", "|---" * (len(stages) + 2) + "|"]
     for e in summary:
-        cells = [_fmt(e["stages"][s][metric]["median"], spec) for s in stages]
+        cells = [_fmt(e["stages"][s][metric][stat], spec) for s in stages]
         lines.append(f"| {label(e)} | {e['tasks']} | " + " | ".join(cells) + " |")
     return lines
 
@@ -73,11 +73,14 @@ def _stage_table(summary: list[dict], metric: str, spec: str) -> list[str]:
 def markdown(summary: list[dict], hosts: list[dict], skipped: list[dict] = ()) -> str:
     """The study's tables: time and memory per stage, false-candidate quantiles; host facts."""
     lines = ["# SCC sweep report", "",
-             "Medians over the pairs of each combination. Resolution = bandwidth B (SO(3) grid 2B per angle).", "",
+             "Times are medians over the pairs of each combination, memory the maximum. "
+             "Resolution = bandwidth B (SO(3) grid 2B per angle).", "",
              "## Wall time per stage (s)", "", *_stage_table(summary, "seconds", ".3g"), "",
              "## CPU time per stage (s)", "", *_stage_table(summary, "cpu_seconds", ".3g"), "",
-             "## Peak memory per stage (MiB above the stage's starting RSS)", "",
-             *_stage_table(summary, "peak_delta_mib", ".1f"), "",
+             "## Peak memory per stage (MiB above the stage's starting RSS, max over the pairs)", "",
+             *_stage_table(summary, "peak_delta_mib", ".1f", "max"), "",
+             "## Peak resident set per stage (MiB, max over the pairs)", "",
+             *_stage_table(summary, "peak_rss_mib", ".0f", "max"), "",
              "## False-candidate ratio (grid poses scoring above the true pose ÷ grid poses)", "",
              "| B_in:B_out | tasks | grid poses | min | q25 | median | q75 | max | best-candidate error ° (median) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -91,13 +94,15 @@ def markdown(summary: list[dict], hosts: list[dict], skipped: list[dict] = ()) -
                   + ", ".join(f"{s['b_in']}:{s['b_out']}" for s in skipped) + "."]
     lines += ["", "## Hosts", ""]
     for i, host in enumerate(hosts):
-        facts = ", ".join(f"{k}={v}" for k, v in host.items() if k != "spark")
+        facts = ", ".join(f"{k}={_fmt(v, '.0f') if isinstance(v, float) else v}"
+                          for k, v in host.items() if k != "spark")
         spark = ", ".join(f"{k}={v}" for k, v in host.get("spark", {}).items() if v is not None)
         lines += [f"{i + 1}. {facts}", f"   Spark: {spark}"]
     return "\n".join(lines) + "\n"
 
 
-def _plot_stages(summary: list[dict], metric: str, ylabel: str, title: str) -> bytes:
+def _plot_stages(summary: list[dict], metric: str, stat: str, ylabel: str, title: str) -> bytes:
+    """One line per stage over the combinations; memory may be 0, hence symlog below 1."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -105,10 +110,11 @@ def _plot_stages(summary: list[dict], metric: str, ylabel: str, title: str) -> b
     x = np.arange(len(summary))
     for stage in STAGES:
         if summary and stage in summary[0]["stages"]:
-            y = [max(e["stages"][stage][metric]["median"], 1e-6) for e in summary]
+            y = [e["stages"][stage][metric][stat] for e in summary]
             ax.plot(x, y, marker="o", label=stage)
     ax.set_xticks(x, [label(e) for e in summary])
-    ax.set_yscale("log")
+    ax.set_yscale("symlog", linthresh=1e-3 if metric == "seconds" else 1.0)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("B_in:B_out")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -150,8 +156,9 @@ def build_report(summary: list[dict], hosts: list[dict], skipped: list[dict] = (
     """{artifact name: bytes}: report.md, time.png, memory.png, quality.png."""
     return {
         "report.md": markdown(summary, hosts, skipped).encode(),
-        "time.png": _plot_stages(summary, "seconds", "median wall time (s)", "Time per stage vs resolution"),
-        "memory.png": _plot_stages(summary, "peak_delta_mib", "median peak memory above start (MiB)",
+        "time.png": _plot_stages(summary, "seconds", "median", "median wall time (s)",
+                                 "Time per stage vs resolution"),
+        "memory.png": _plot_stages(summary, "peak_delta_mib", "max", "peak memory above stage start (MiB)",
                                    "Memory per stage vs resolution"),
         "quality.png": _plot_quality(summary),
     }

@@ -172,6 +172,17 @@ def executor_python(sc):
         sc.pythonExec = previous
 
 
+def completed_tasks(tracker, group: str) -> int:
+    """Tasks finished so far in the Spark jobs of a job group."""
+    done = 0
+    for job_id in tracker.getJobIdsForGroup(group):
+        job = tracker.getJobInfo(job_id)
+        for stage_id in job.stageIds if job else []:
+            stage = tracker.getStageInfo(stage_id)
+            done += stage.numCompletedTasks if stage else 0
+    return done
+
+
 def run_on_spark(ctx: JobContext, tasks: list[dict], spark_conf: dict) -> list[dict]:
     """Run every task as its own partition; report progress from Spark's status tracker."""
     out: dict = {}
@@ -190,9 +201,7 @@ def run_on_spark(ctx: JobContext, tasks: list[dict], spark_conf: dict) -> list[d
     tracker = ctx.spark.sparkContext.statusTracker()
     while worker.is_alive():
         worker.join(1.0)
-        done = sum(info.numCompletedTasks for job in tracker.getJobIdsForGroup(ctx.job_id)
-                   for stage in (tracker.getJobInfo(job).stageIds if tracker.getJobInfo(job) else [])
-                   if (info := tracker.getStageInfo(stage)))
+        done = completed_tasks(tracker, ctx.job_id)
         ctx.progress(0.05 + 0.85 * done / len(tasks), f"{done}/{len(tasks)} tasks")
     if "error" in out:
         raise out["error"]

@@ -4,5 +4,8 @@ byte is stored) and Query/Retrieve answered from HBase over the de-identified at
 Modules: `config` (PACS_SCP_* settings), `vault_access` (the hospital-side key vault),
 `ingest` (received bytes -> deid -> HDFS container -> HBase rows -> status), `index_rows`
 (which attributes each level indexes), `matching` (C-FIND matching, pure), `query`
-(Q/R over HBase), `quarantine` (list/release/reject), `server` (the pynetdicom AE).
+(Q/R over HBase), `quarantine` (list/release/reject), `server` (the pynetdicom AE and its
+handlers), `runner` (wiring + logging for `pacs scp`), `personalise` (hospital-side
+re-identification of a stored study), `synthetic` (generated CT series with invented PHI for
+tests and benchmarks).
 """

@@ -1,7 +1,9 @@
 """C-STORE ingest: received bytes -> de-identify -> HDFS container -> HBase rows -> status.
 
-Success is answered only after the container append carrying the object has closed on HDFS
-and its instance and SOP rows are in HBase. Nothing is decompressed: the dataset is parsed
+Success is answered only after the object is durable on HDFS and its instance and SOP rows are
+in HBase: either the container append carrying it has closed, or (staging, the default) its
+bytes are in the HBase `staging` table, whose write-ahead log is flushed to the HDFS pipeline
+before the put returns; see `staging.py`. Nothing is decompressed: the dataset is parsed
 lazily, pixel data is carried over as the raw element and written in the received transfer
 syntax.
 
@@ -28,6 +30,7 @@ from pydicom.filewriter import dcmwrite
 from deid import DeidKeys, Vault, deidentify
 from pacs_hdfs.containers import ContainerWriter
 from pacs_hdfs.dicom import index_rows as ix
+from pacs_hdfs.dicom.staging import STAGED, Flusher
 from pacs_hdfs.hbase_store import HBaseStore
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.schema import row_key
@@ -87,13 +90,17 @@ class Ingestor:
     """Shared by all associations of one SCP process (thread-safe)."""
 
     def __init__(self, hbase: HBaseStore, writer: ContainerWriter, keys: DeidKeys,
-                 vault: Vault | None):
+                 vault: Vault | None, flusher: Flusher | None = None):
         self.hbase = hbase
         self.writer = writer
+        self.flusher = flusher  # None: append to the container before acknowledging
         self.keys = keys
         self.vault = vault
         self._written: set[tuple[str, bytes, int]] = set()  # parent rows already put
         self._lock = threading.Lock()
+        # Striped locks: two concurrent sends of one SOP UID must not both pass the duplicate
+        # check; different UIDs rarely share a stripe, so group commit still gathers them.
+        self._sop_locks = [threading.Lock() for _ in range(64)]
 
     def store(self, raw: bytes) -> Outcome:
         """Ingest one object given as a DICOM file stream (preamble/meta + dataset)."""
@@ -124,7 +131,8 @@ class Ingestor:
             log.error("store failed: vault write (%s)", type(e).__name__)
             return Outcome("deid_failed", sop)
         try:
-            return self._persist(data, attrs, result.quarantine_reason)
+            with self._sop_locks[hash(sop) % len(self._sop_locks)]:
+                return self._persist(data, attrs, result.quarantine_reason)
         except StorageError as e:
             log.error("store failed for %s: %s", sop, e)
             return Outcome("storage_unavailable", sop)
@@ -139,9 +147,14 @@ class Ingestor:
                 return Outcome("duplicate", sop, quarantine)
             log.warning("store refused for %s: re-sent with different content", sop)
             return Outcome("conflict", sop)
-        loc = self.writer.submit(container_dir(study, series), data).result()
         key = ix.instance_key(study, series, sop)
-        row = {**loc.to_columns(), **ix.columns(attrs, ix.ALL_KEYS),
+        directory = container_dir(study, series)
+        if self.flusher is not None:
+            self.hbase.put("staging", key, {b"d:data": data, b"d:dir": directory.encode()})
+            where = {STAGED: b"1", b"l:sha256": sha.encode(), b"l:length": str(len(data)).encode()}
+        else:
+            where = self.writer.submit(directory, data).result().to_columns()
+        row = {**where, **ix.columns(attrs, ix.ALL_KEYS),
                b"l:ts": attrs.get("TransferSyntaxUID", "").encode()}
         if quarantine:
             row[b"l:quarantine"] = quarantine.encode()
@@ -151,8 +164,10 @@ class Ingestor:
                 b"q:reason": quarantine.encode(), b"q:state": b"held", b"q:key": key,
                 b"q:time": str(int(time.time())).encode()})
         self.hbase.put("sop", row_key(sop), {b"r:key": key})
+        if self.flusher is not None:
+            self.flusher.add(key, directory, data)
         if not quarantine:
-            self.publish(attrs, loc.length)
+            self.publish(attrs, len(data))
         return Outcome("stored", sop, quarantine)
 
     def _known_sha(self, sop: str) -> str | None:

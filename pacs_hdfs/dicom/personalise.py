@@ -13,7 +13,7 @@ from pydicom import dcmread
 
 from deid import reidentify, remap_uid
 from pacs_hdfs import clients
-from pacs_hdfs.containers import Location, read_object
+from pacs_hdfs.dicom.staging import read_bytes
 from pacs_hdfs.dicom.config import ScpConfig
 from pacs_hdfs.dicom.vault_access import open_vault
 from pacs_hdfs.schema import row_key
@@ -37,12 +37,12 @@ def personalise_study(settings: Settings, study_uid: str, out: Path,
     if record is None:
         raise PersonaliseError(f"study {study_uid} is not known to this hospital's vault")
     hbase, hdfs = clients.hbase(settings), clients.hdfs(settings)
-    rows = [r for _k, r in hbase.scan("instance", row_prefix=row_key(deid_uid) + b"\x00")
+    rows = [(k, r) for k, r in hbase.scan("instance", row_prefix=row_key(deid_uid) + b"\x00")
             if b"l:quarantine" not in r]
     if not rows:
         raise PersonaliseError(f"study {study_uid} has no retrievable instances")
     out.mkdir(parents=True, exist_ok=True)
-    for i, row in enumerate(rows, 1):
-        ds = dcmread(BytesIO(read_object(hdfs, Location.from_columns(row))))
+    for i, (key, row) in enumerate(rows, 1):
+        ds = dcmread(BytesIO(read_bytes(hbase, hdfs, key, row)))
         reidentify(ds, record).save_as(out / f"IM{i:05d}.dcm", enforce_file_format=True)
     return {"study_uid": record.original_study_uid, "files": len(rows), "out": str(out)}

@@ -13,7 +13,7 @@ from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
-from pacs_hdfs.containers import Location, read_object
+from pacs_hdfs.dicom.staging import read_bytes
 from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom.matching import row_matches
 from pacs_hdfs.schema import row_key
@@ -128,8 +128,9 @@ def find(hbase, identifier: Dataset) -> Iterator[Dataset]:
 
 @dataclass(frozen=True)
 class Stored:
-    """One retrievable object: where its bytes are and what a sub-association must offer."""
-    location: Location
+    """One retrievable object: its instance row and what a sub-association must offer."""
+    key: bytes
+    row: dict
     sop_class: str
     transfer_syntax: str
 
@@ -138,7 +139,7 @@ def instance_locations(hbase, identifier: Dataset) -> list[Stored]:
     """The non-quarantined instances a C-MOVE/C-GET of this identifier sends."""
     level = level_of(identifier)
     if level == "IMAGE":
-        rows = [row for _k, _a, row in matching_rows(hbase, identifier)]
+        rows = [(k, row) for k, _a, row in matching_rows(hbase, identifier)]
     else:
         prefixes = []
         for key, _attrs, row in matching_rows(hbase, identifier):
@@ -146,12 +147,11 @@ def instance_locations(hbase, identifier: Dataset) -> list[Stored]:
                 prefixes += [k[2:] + b"\x00" for k in row if k.startswith(b"s:")]
             else:
                 prefixes.append(key + b"\x00")
-        rows = [row for p in prefixes for _k, row in hbase.scan("instance", row_prefix=p)]
-    return [Stored(Location.from_columns(r), r.get(b"a:SOPClassUID", b"").decode(),
-                   r.get(b"l:ts", b"").decode())
-            for r in rows if b"l:quarantine" not in r]
+        rows = [kr for p in prefixes for kr in hbase.scan("instance", row_prefix=p)]
+    return [Stored(k, r, r.get(b"a:SOPClassUID", b"").decode(), r.get(b"l:ts", b"").decode())
+            for k, r in rows if b"l:quarantine" not in r]
 
 
-def load(hdfs, loc: Location) -> Dataset:
-    """One stored object, checked against its sha256, as a dataset (pixel data not decoded)."""
-    return dcmread(BytesIO(read_object(hdfs, loc)))
+def load(hbase, hdfs, item: Stored) -> Dataset:
+    """One stored object (container or staging) as a dataset (pixel data not decoded)."""
+    return dcmread(BytesIO(read_bytes(hbase, hdfs, item.key, item.row)))

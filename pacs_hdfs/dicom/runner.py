@@ -8,6 +8,7 @@ from pacs_hdfs import clients
 from pacs_hdfs.containers import ContainerWriter
 from pacs_hdfs.dicom.config import ScpConfig
 from pacs_hdfs.dicom.ingest import Ingestor
+from pacs_hdfs.dicom.staging import Flusher
 from pacs_hdfs.dicom.server import Handlers, build_ae, event_handlers
 from pacs_hdfs.dicom.vault_access import open_vault
 from pacs_hdfs.settings import Settings
@@ -32,7 +33,10 @@ def build_handlers(settings: Settings, cfg: ScpConfig) -> Handlers:
     vault = open_vault(cfg.vault_path(settings), cfg.key_path(settings))
     hdfs, hbase = clients.hdfs(settings), clients.hbase(settings)
     writer = ContainerWriter(hdfs, writer=f"scp-{os.getpid()}")
-    ingestor = Ingestor(hbase, writer, vault.deid_keys(), vault)
+    flusher = Flusher(hbase, writer) if cfg.staging else None
+    if flusher is not None:
+        flusher.recover()
+    ingestor = Ingestor(hbase, writer, vault.deid_keys(), vault, flusher)
     return Handlers(ingestor, hbase, hdfs, cfg.move_destinations())
 
 

@@ -38,7 +38,7 @@ from pynetdicom.sop_class import (
 
 from pacs_hdfs.dicom import query
 from pacs_hdfs.dicom.config import ScpConfig
-from pacs_hdfs.dicom.ingest import Ingestor
+from pacs_hdfs.dicom.ingest import STATUS, Ingestor
 from pacs_hdfs.hdfs_store import StorageError
 
 log = logging.getLogger("pacs.scp")
@@ -78,7 +78,11 @@ class Handlers:
         return 0x0000
 
     def store(self, event):
-        outcome = self.ingestor.store(event.encoded_dataset(include_meta=True))
+        try:
+            outcome = self.ingestor.store(event.encoded_dataset(include_meta=True))
+        except Exception as e:  # noqa: BLE001 - a bug must not kill the association or log PHI
+            log.error("store failed unexpectedly: %s", type(e).__name__)
+            return _failure(STATUS["deid_failed"][0], STATUS["deid_failed"][1])
         if outcome.status:
             return _failure(outcome.status, outcome.comment)
         if outcome.quarantine:
@@ -117,9 +121,9 @@ class Handlers:
                 yield 0xFE00, None
                 return
             try:
-                ds = query.load(self.hdfs, item.location)
+                ds = query.load(self.hbase, self.hdfs, item)
             except StorageError as e:
-                log.error("retrieve failed reading %s: %s", item.location.path, e)
+                log.error("retrieve failed reading an instance: %s", e)
                 yield QR_STATUS["storage_unavailable"], None
                 return
             yield 0xFF00, ds

@@ -7,7 +7,7 @@ import secrets
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
-from portal.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Principal, current, portal, require
+from portal.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Principal, portal, require
 from portal.users import SESSION_SECONDS
 from portal.web import client_ip, render
 
@@ -78,5 +78,3 @@ def me(p: Principal = Depends(require("teacher"))):
     """Who is signed in, and the CSRF token scripts send in X-CSRF-Token."""
     return {"user": p.user.name, "role": p.user.role, "csrf_token": p.session.csrf}
 
-
-__all__ = ["router", "current"]

@@ -29,6 +29,7 @@
   if (table) {
     var body = table.querySelector("tbody");
     setInterval(function () {
+      if (document.hidden) { return; }
       get(table.dataset.poll).then(function (jobs) {
         var rows = document.createDocumentFragment();
         jobs.forEach(function (j) { rows.appendChild(jobRow(j)); });

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -83,6 +82,3 @@ def has_popen(home: Path, *args: str) -> subprocess.Popen:
     env.pop("PACS_VAULT_KEY", None)
     return subprocess.Popen([PACS, "has", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-
-
-__all__ = ["Gateway", "run_has", "has_popen", "sys"]

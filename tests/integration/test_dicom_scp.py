@@ -92,11 +92,11 @@ def fresh_copy(name: str, directory: Path, study_uid: str | None = None) -> tupl
     return path, ds
 
 
-def synthetic_series(directory: Path, n: int, **kw) -> list:
+def synthetic_series(directory: Path, n: int, size: int = 64, **kw) -> list:
     from pacs_hdfs.dicom.synthetic import ct_series, write_files
     kw.setdefault("patient_id", f"SYN-{uuid.uuid4().hex[:10]}")
     kw.setdefault("patient_name", "Synthetic^Patient")
-    series = ct_series(n, size=64, **kw)
+    series = ct_series(n, size=size, **kw)
     return series, write_files(series, directory)
 
 
@@ -106,15 +106,34 @@ def store(files, *flags) -> subprocess.CompletedProcess:
     return res
 
 
-def instance_row(stores, scp, ds) -> dict:
+def instance_key(stores, scp, ds) -> bytes | None:
     from pacs_hdfs.schema import row_key
     ref = stores.hbase.get("sop", row_key(deid_uid(scp, ds.SOPInstanceUID)))
-    return stores.hbase.get("instance", ref[b"r:key"]) if ref else {}
+    return ref[b"r:key"] if ref else None
 
 
-def stored_bytes(stores, row) -> bytes:
-    from pacs_hdfs.containers import Location, read_object
-    return read_object(stores.hdfs, Location.from_columns(row))
+def instance_row(stores, scp, ds) -> dict:
+    key = instance_key(stores, scp, ds)
+    return stores.hbase.get("instance", key) if key else {}
+
+
+def stored_bytes(stores, scp, ds) -> bytes:
+    """The stored object's bytes, from its container or (not yet moved) from staging."""
+    from pacs_hdfs.dicom.staging import read_bytes
+    key = instance_key(stores, scp, ds)
+    return read_bytes(stores.hbase, stores.hdfs, key, stores.hbase.get("instance", key))
+
+
+def wait_in_containers(stores, scp, datasets, timeout: float = 90) -> None:
+    """Until every object has moved from staging to its container (has l:path)."""
+    deadline = time.monotonic() + timeout
+    keys = [instance_key(stores, scp, ds) for ds in datasets]
+    while True:
+        rows = stores.hbase.get_many("instance", keys)
+        if all(b"l:path" in rows.get(k, {}) and b"l:staged" not in rows[k] for k in keys):
+            return
+        assert time.monotonic() < deadline, "staged objects did not reach their containers"
+        time.sleep(0.5)
 
 
 def dataset_body(data: bytes) -> bytes:
@@ -162,7 +181,7 @@ def test_vendor_file_stored_as_received(scp, stores, tmp_path, name, flag):
     row = instance_row(stores, scp, ds)
     assert row, f"{name} not indexed"
     assert row[b"l:ts"].decode() == ds.file_meta.TransferSyntaxUID
-    stored = dcmread(BytesIO(stored_bytes(stores, row)))
+    stored = dcmread(BytesIO(stored_bytes(stores, scp, ds)))
     assert stored.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
     if "PixelData" in ds:  # not decompressed, not re-encoded
         assert stored.PixelData == ds.PixelData
@@ -192,7 +211,7 @@ def test_series_find_move_get_roundtrip(scp, stores, tmp_path):
     stored, stored_ds = {}, {}
     for ds in series:
         row = instance_row(stores, scp, ds)
-        data = stored_bytes(stores, row)
+        data = stored_bytes(stores, scp, ds)
         stored[row[b"a:SOPInstanceUID"].decode()] = hashlib.sha256(dataset_body(data)).hexdigest()
         stored_ds[row[b"a:SOPInstanceUID"].decode()] = dcmread(BytesIO(data))
 
@@ -244,6 +263,7 @@ def test_phi_markers_never_stored_or_logged(scp, stores, settings, tmp_path):
     add_phi_markers(mr_ds, marker)
     mr_ds.save_as(mr, enforce_file_format=True)
     store(files + [mr])
+    wait_in_containers(stores, scp, series + [mr_ds])
     assert marker.encode() in files[0].read_bytes()
     needle = marker.encode()
     for study in {deid_uid(scp, series[0].StudyInstanceUID), deid_uid(scp, mr_ds.StudyInstanceUID)}:
@@ -354,7 +374,7 @@ def test_eight_parallel_associations(scp, stores, tmp_path):
 
 def test_datanode_stopped_mid_ingest_keeps_acknowledged(scp, stores, cluster, settings, tmp_path):
     from deploy.health import hdfs_health
-    series, files = synthetic_series(tmp_path, 30)
+    series, files = synthetic_series(tmp_path, 40, size=256)
     acked = []
 
     def send():
@@ -367,7 +387,9 @@ def test_datanode_stopped_mid_ingest_keeps_acknowledged(scp, stores, cluster, se
             assoc.release()
     t = threading.Thread(target=send)
     t.start()
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while len(acked) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     try:
         cluster.stop_daemon("datanode-2")
         t.join(180)
@@ -378,8 +400,10 @@ def test_datanode_stopped_mid_ingest_keeps_acknowledged(scp, stores, cluster, se
             time.sleep(1)
     assert acked, "nothing was acknowledged"
     for ds in acked:
-        row = instance_row(stores, scp, ds)
-        assert dcmread(BytesIO(stored_bytes(stores, row))).SOPInstanceUID == deid_uid(scp, ds.SOPInstanceUID)
+        assert dcmread(BytesIO(stored_bytes(stores, scp, ds))).SOPInstanceUID == deid_uid(scp, ds.SOPInstanceUID)
+    wait_in_containers(stores, scp, acked)  # and the staged ones reach HDFS containers
+    for ds in acked:
+        assert b"l:path" in instance_row(stores, scp, ds)
 
 
 def test_hbase_down_fails_then_recovers(scp, stores, cluster, settings, tmp_path):
@@ -398,7 +422,26 @@ def test_hbase_down_fails_then_recovers(scp, stores, cluster, settings, tmp_path
             time.sleep(1)
     assoc = _scu_assoc()
     try:
-        assert all(assoc.send_c_store(ds).Status == 0 for ds in series)
+        statuses = [assoc.send_c_store(ds).Status for ds in series]
+        assert statuses == [0, 0], [hex(x) for x in statuses]
     finally:
         assoc.release()
     assert instance_row(stores, scp, series[1])
+
+
+def test_personalise_restores_original_patient(scp, tmp_path):
+    pid = f"PERS-{uuid.uuid4().hex[:8]}"
+    series, files = synthetic_series(tmp_path / "in", 3, patient_id=pid,
+                                     patient_name="Original^Person", study_date="20230505")
+    store(files)
+    out = tmp_path / "out"
+    res = subprocess.run([str(VENV_BIN / "pacs"), "has", "personalise",
+                          series[0].StudyInstanceUID, "--out", str(out), "--json"],
+                         env=scp.env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    written = [dcmread(p) for p in sorted(out.glob("*.dcm"))]
+    assert len(written) == 3
+    for ds in written:
+        assert (ds.PatientID, str(ds.PatientName)) == (pid, "Original^Person")
+        assert ds.StudyInstanceUID == series[0].StudyInstanceUID
+        assert ds.StudyDate == "20230505" and ds.PatientIdentityRemoved == "NO"

@@ -19,6 +19,7 @@ import pytest
 
 from pacs_hdfs import clients
 from pacs_hdfs.containers import Location, read_object
+from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.schema import row_key
 from recon_mapreduce import phantom, projection_store, spark_job
 from recon_mapreduce.fdk_fast import backproject_numba
@@ -52,16 +53,31 @@ def scan(cluster, settings):
     hdfs.delete(directory, recursive=True)
 
 
+def patiently(call, timeout: float = 120):
+    """Retry a call through short HBase/HDFS outages (others run fault tests on this cluster)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except StorageError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def submit_and_wait(settings, params: dict, during=None):
     from analytics_jobs.service import JobService
 
     service = JobService(settings)
-    record = service.submit("fdk", params)
+    record = patiently(lambda: service.submit("fdk", params))
     if during:
         during(service, record.id)
-    record = service.wait(record.id, timeout=600)
+    deadline = time.monotonic() + 600
+    while not (record := patiently(lambda: service.status(record.id))).final:
+        assert time.monotonic() < deadline, f"fdk job {record.id} still {record.state}"
+        time.sleep(0.3)
     assert record.state == "succeeded", record.error
-    return json.loads(service.artifact(record.id))
+    return json.loads(patiently(lambda: service.artifact(record.id)))
 
 
 def volume_of(settings, result) -> np.ndarray:
@@ -142,7 +158,7 @@ def test_killed_executor_gives_the_identical_volume(settings, scan, reference_jo
     def kill_mid_job(service, job_id):
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            record = service.status(job_id)
+            record = patiently(lambda: service.status(job_id))
             assert not record.final, "job ended before an executor could be killed"
             if 0.1 <= record.progress < 0.6:
                 for pid in _runner_executor_pids(settings):

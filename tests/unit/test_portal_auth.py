@@ -10,11 +10,17 @@ from portal import audit
 from portal.app import create_app
 from portal.memstore import MemoryStore
 from portal.roles import allows
-from portal.testing import FakeJobService, csrf_token, login
+from portal.testing import FakeJobService, csrf_token, fast_hashing, login
 from portal.throttle import LoginThrottle
 from portal.users import UserError, UserStore
 
 PW = "s3cret-pass"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_argon2():
+    with fast_hashing():
+        yield
 
 
 @pytest.fixture()
@@ -151,3 +157,8 @@ def test_login_form_fields_are_labelled(app):
     html = TestClient(app).get("/login").text
     assert '<label for="username">' in html and 'id="username"' in html
     assert '<label for="password">' in html and 'id="password"' in html
+
+
+def test_reflected_input_is_escaped(app):
+    r = login(TestClient(app), "<script>alert(1)</script>", "wrong-password")
+    assert "<script>alert(1)</script>" not in r.text and "&lt;script&gt;" in r.text

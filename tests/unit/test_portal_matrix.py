@@ -10,7 +10,7 @@ from pacs_hdfs.settings import Settings
 from portal.app import create_app
 from portal.memstore import MemoryStore
 from portal.roles import ROLES, allows
-from portal.testing import FakeJobService, csrf_token, login
+from portal.testing import FakeJobService, csrf_token, fast_hashing, login
 
 PASSWORD = "correct-horse-1"
 
@@ -43,6 +43,12 @@ MATRIX = [
     ("GET", "/api/audit", "admin"),
     ("GET", "/admin/quarantine", "admin"),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cheap_argon2():
+    with fast_hashing():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,7 @@ def test_report_has_study_tables_and_pngs():
     for heading in ("Wall time per stage", "Peak memory per stage", "False-candidate ratio", "Hosts"):
         assert heading in text
     assert "| 128:64 | 2 | 2097152 | 5.00e-01 | 5.50e-01 | 6.00e-01 |" in text
+    assert "| 64:64 | 5 | 4.0 | 14.0 | 24.0 | 34.0 | 44.0 | 54.0 |" in text   # memory: max over pairs
     assert "Skipped (output > input): 64:128." in text
     assert "Test CPU" in text and "spark.executor.memory=1g" in text
     artifacts = build_report(summary, hosts)

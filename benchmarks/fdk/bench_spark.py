@@ -1,0 +1,109 @@
+"""The fdk Spark job's wall time against the fast kernel alone on the same cores.
+
+For each case: random projections (the cost does not depend on the data) are stored on HDFS in
+the job's band layout; the kernel alone (row filter + numba back-projection, 2 threads, from
+memory) is timed in this process; then the job is submitted through the job service (the warm
+runner) and timed three ways: submit-to-done as a user sees it, the runner's job runtime, and
+the Spark map/reduce alone (HDFS reads, filter, back-projection, shuffle, slab writes). Also
+records the per-task memory figures the job reports. Needs the running cluster; writes
+``spark/results.json`` and a row per case to ``spark/RESULTS.md``.
+
+    .venv/bin/python benchmarks/fdk/bench_spark.py [--large]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.common import record  # noqa: E402
+from pacs_hdfs import clients  # noqa: E402
+from pacs_hdfs.settings import get_settings  # noqa: E402
+from recon_mapreduce import projection_store  # noqa: E402
+from recon_mapreduce.fdk_fast import backproject_numba  # noqa: E402
+from recon_mapreduce.filters import filter_projections  # noqa: E402
+from recon_mapreduce.geometry import ConeBeamGeometry  # noqa: E402
+
+HERE = Path(__file__).resolve().parent / "spark"
+COLUMNS = ["case", "bands x angle chunks", "kernel alone s", "spark map/reduce s", "job runtime s",
+           "submit-to-done s", "ratio (job / kernel)", "map task arrays MB",
+           "python worker peak RSS MB"]
+CASES = [(128, 360, 256), (256, 360, 512)]
+
+
+def kernel_alone(projections: np.ndarray, geom: ConeBeamGeometry) -> float:
+    tiny = ConeBeamGeometry.for_volume(8, 2, detector_shape=(8, 8))
+    backproject_numba(np.zeros((2, 8, 8), np.float32), tiny)  # load the compiled kernel
+    start = time.perf_counter()
+    backproject_numba(filter_projections(projections, geom, "ram-lak"), geom)
+    return time.perf_counter() - start
+
+
+def run_case(n: int, n_angles: int, detector: int, repeats: int) -> dict:
+    from analytics_jobs.service import JobService
+
+    settings = get_settings()
+    hdfs = clients.hdfs(settings)
+    geom = ConeBeamGeometry.for_volume(n, n_angles, detector_shape=(detector, detector))
+    projections = np.random.default_rng(0).uniform(0, 1, (n_angles, detector, detector))
+    projections = projections.astype(np.float32)
+    directory = f"tmp/bench-fdk-{uuid.uuid4().hex[:8]}"
+    projection_store.write_projections(hdfs, directory, projections, geom,
+                                       band_size=detector // 2)
+    kernel_s = kernel_alone(projections, geom)
+    del projections
+    service = JobService(settings)
+    best = None
+    try:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            job = service.submit("fdk", {"projections": directory, "dicom": False})
+            job = service.wait(job.id, timeout=1800)
+            wall = time.perf_counter() - start
+            if job.state != "succeeded":
+                raise RuntimeError(f"fdk job {job.id} {job.state}: {job.error}")
+            result = json.loads(service.artifact(job.id))
+            run = {"wall": wall, "runtime": job.runtime_s, "spark": result["spark"]}
+            if best is None or run["runtime"] < best["runtime"]:
+                best = run
+    finally:
+        hdfs.delete(directory, recursive=True)
+    spark = best["spark"]
+    return {"case": f"{n}^3 x {n_angles} proj, {detector}^2 det",
+            "bands x angle chunks": f"{spark['bands']} x {spark['map_tasks'] // spark['bands']}",
+            "kernel alone s": round(kernel_s, 2),
+            "spark map/reduce s": spark["seconds"],
+            "job runtime s": best["runtime"],
+            "submit-to-done s": round(best["wall"], 2),
+            "ratio (job / kernel)": round(best["runtime"] / kernel_s, 2),
+            "map task arrays MB": spark["map_task_array_mb"],
+            "python worker peak RSS MB": max(spark["map_task_peak_rss_mb"],
+                                             spark["reduce_task_peak_rss_mb"]),
+            "spark": spark}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", action="store_true", help="also run 256^3 (a few minutes)")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    HERE.mkdir(exist_ok=True)
+    for n, n_angles, detector in CASES:
+        if n > 128 and not args.large:
+            continue
+        row = run_case(n, n_angles, detector, args.repeats if n <= 128 else 1)
+        print(json.dumps(row, indent=1), flush=True)
+        record(HERE, row, COLUMNS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""End to end in headless Chromium (Selenium + the Debian chromium-driver) against a real
+`pacs portal` on the real cluster: sign in with the keyboard, launch a spark-selftest job from
+the generated form, watch it succeed live, open the result. Screenshots: test-artifacts/e2e/."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.cluster
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
+PORT = 8007
+
+if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+    pytest.skip("needs Debian packages chromium and chromium-driver", allow_module_level=True)
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs the selenium package")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def analyst(cluster, settings):
+    from pacs_hdfs import clients
+    from portal.users import UserStore
+    name, pw = f"e2e-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    UserStore(clients.hbase(settings)).add(name, "analyst", pw)
+    return name, pw
+
+
+@pytest.fixture(scope="module")
+def portal_url(cluster):
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", PORT)) == 0:
+            pytest.skip(f"port {PORT} is busy")
+    log = open(tempfile.mktemp(prefix="portal-e2e-", suffix=".log"), "w")
+    proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(PORT)],
+                            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    url = f"http://127.0.0.1:{PORT}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(url + "/healthz", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, Path(log.name).read_text()[-2000:]
+            assert time.monotonic() < deadline, "portal did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service
+    profile = tempfile.mkdtemp(prefix="chromium-e2e-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
+                f"--user-data-dir={profile}"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _shot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def _active(driver):
+    return driver.switch_to.active_element
+
+
+def test_login_launch_job_and_see_result(browser, portal_url, analyst):
+    name, pw = analyst
+    wait = WebDriverWait(browser, 30)
+    browser.get(portal_url + "/jobs")                      # redirected to the login page
+    wait.until(EC.presence_of_element_located((By.ID, "username")))
+    assert "/login" in browser.current_url
+    # keyboard only: the user name field has focus, Tab reaches the password, Enter submits
+    assert _active(browser).get_attribute("id") == "username"
+    _active(browser).send_keys(name)
+    _active(browser).send_keys(Keys.TAB)
+    assert _active(browser).get_attribute("id") == "password"
+    outline = browser.execute_script(
+        "return getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none"), "keyboard focus must be visible"
+    _active(browser).send_keys(pw)
+    _shot(browser, "01-login")
+    _active(browser).send_keys(Keys.ENTER)
+    wait.until(EC.presence_of_element_located((By.ID, "job-table")))
+    assert browser.current_url.endswith("/jobs")
+    _shot(browser, "02-jobs")
+
+    browser.find_element(By.LINK_TEXT, "spark-selftest").click()
+    field = wait.until(EC.presence_of_element_located((By.ID, "f-n")))
+    label = browser.find_element(By.CSS_SELECTOR, "label[for='f-n']")
+    assert label.text.strip().startswith("N")
+    field.clear()
+    field.send_keys("-1")                                   # server-side validation first
+    field.submit()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "e-n"), "greater than or equal to 1"))
+    _shot(browser, "03-validation")
+    field = browser.find_element(By.ID, "f-n")
+    field.clear()
+    field.send_keys("2000")
+    partitions = browser.find_element(By.ID, "f-partitions")
+    partitions.clear()
+    partitions.send_keys("2")
+    partitions.submit()
+
+    wait.until(EC.presence_of_element_located((By.ID, "job-state")))
+    assert "/jobs/" in browser.current_url
+    _shot(browser, "04-job-running")
+    WebDriverWait(browser, 300, poll_frequency=1).until(
+        EC.text_to_be_present_in_element((By.ID, "job-state"), "succeeded"))
+    table = WebDriverWait(browser, 30).until(
+        EC.presence_of_element_located((By.ID, "result-table")))
+    assert "1999000" in table.text                          # sum(0..1999)
+    assert browser.find_element(By.ID, "download-csv").get_attribute("href").endswith(
+        "/result.csv")
+    _shot(browser, "05-result")
+
+
+def test_admin_sees_the_launch_in_the_audit_trail(browser, portal_url, analyst, settings):
+    from pacs_hdfs import clients
+    from portal.users import UserStore
+    admin, pw = f"e2e-admin-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    UserStore(clients.hbase(settings)).add(admin, "admin", pw)
+    browser.delete_all_cookies()
+    wait = WebDriverWait(browser, 30)
+    browser.get(portal_url + "/login")
+    wait.until(EC.presence_of_element_located((By.ID, "username"))).send_keys(admin)
+    browser.find_element(By.ID, "password").send_keys(pw + Keys.ENTER)
+    wait.until(EC.presence_of_element_located((By.LINK_TEXT, "Audit"))).click()
+    user_filter = wait.until(EC.presence_of_element_located((By.ID, "a-user")))
+    user_filter.send_keys(analyst[0])
+    user_filter.submit()
+    table = wait.until(EC.presence_of_element_located((By.ID, "audit-table")))
+    assert "launch-job" in table.text and "login" in table.text
+    _shot(browser, "06-audit")
