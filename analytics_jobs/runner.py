@@ -56,7 +56,11 @@ class Runner:
                 time.sleep(2.0)
                 continue
             if ids:
-                self.run_one(ids[0])
+                try:
+                    self.run_one(ids[0])
+                except StorageError as e:
+                    log.warning("job %s: bookkeeping failed (%s); will retry", ids[0], e)
+                    time.sleep(2.0)
                 idle_since = time.monotonic()
             elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                 return
