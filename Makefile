@@ -5,7 +5,6 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 PACS    := .venv/bin/pacs
 JARS    := .cache/jars
-APT_PKGS := openjdk-17-jdk-headless maven dcmtk
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PACS_HOME ?= $(CURDIR)/.pacs
 
@@ -19,6 +18,8 @@ system:
 	command -v java >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v storescu >/dev/null || missing="$$missing dcmtk"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

@@ -30,7 +30,7 @@ class GatewayError(RuntimeError):
 
 
 class GatewayClient:
-    def __init__(self, url: str, certs: CertPaths, attempts: int = 6, timeout: float = 120.0):
+    def __init__(self, url: str, certs: CertPaths, attempts: int = 10, timeout: float = 120.0):
         self.url = url.rstrip("/")
         self.attempts = attempts
         self.timeout = timeout
@@ -56,7 +56,7 @@ class GatewayClient:
                 last = type(exc).__name__
             if attempt < self.attempts:
                 time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, 15.0)
         raise GatewayError(f"gateway {self.url} failed after {self.attempts} attempts: {last}")
 
     def post(self, body: bytes) -> Acknowledgement:

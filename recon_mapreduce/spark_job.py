@@ -125,8 +125,10 @@ def backproject_chunk(raw: np.ndarray, geom: ConeBeamGeometry, task: MapTask, sl
 
     first, stop = band_rows(task.v0, task.v1, geom.n_rows)
     offset = task.stored["v0"]
-    filtered = filter_projection_rows(raw[:, first - offset:stop - offset], geom, first,
-                                      filter_name)
+    rows = raw[:, first - offset:stop - offset]
+    filtered = np.empty(rows.shape, dtype=np.float32)
+    for index, angle_rows in enumerate(rows):  # one angle at a time: FFT temporaries stay small
+        filtered[index] = filter_projection_rows(angle_rows, geom, first, filter_name)
     # padded rows are v0 - 1 .. v1 inclusive; rows past the detector stay zero
     padded = pad_transposed(filtered, rows_before=1, rows_after=task.v1 + 1 - stop)
     slabs = touched_slabs(geom, task.a0, task.a1, task.v0, task.v1, slab_size)
@@ -206,13 +208,15 @@ def _map_task_fn(settings, directory: str, geom: ConeBeamGeometry, slab_size: in
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         from pacs_hdfs.hdfs_store import HdfsStore
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         raw = store.read_band(HdfsStore(settings), directory, task.stored, geom.n_cols,
                               task.a0, task.a1)
         read = time.perf_counter()
         partials = backproject_chunk(raw, geom, task, slab_size, filter_name)
-        task_seconds.add({"read": read - start, "compute": time.perf_counter() - read})
-        # what the task holds at its peak: raw rows, filtered + padded copies, partial slabs
+        task_seconds.add({"read": read - start, "compute": time.perf_counter() - read,
+                          "cpu": time.process_time() - cpu})
+        # what the task holds at its peak: raw rows, filtered + padded copies, the z range it
+        # back-projects onto plus the partial slabs cut from it
         held = 3 * raw.nbytes + 2 * sum(p.nbytes for _, p in partials)
         array_mb.add(held / 2**20)
         rss_mb.add(peak_rss_mb())
@@ -313,7 +317,7 @@ def reconstruct_on_spark(spark, settings, hdfs, directory: str, meta: dict, para
     n_slabs = len(split_range(geom.n_voxels, params.slab_size))
     slab_size = params.slab_size
     rss_mb, array_mb = sc.accumulator(0.0, _Max()), sc.accumulator(0.0, _Max())
-    task_seconds = sc.accumulator({"read": 0.0, "compute": 0.0}, _SumDict())
+    task_seconds = sc.accumulator({"read": 0.0, "compute": 0.0, "cpu": 0.0}, _SumDict())
     t0 = time.perf_counter()
     with executor_python(sc):  # the Python RDDs capture the interpreter when they are built
         pipeline = (sc.parallelize(tasks, len(tasks))

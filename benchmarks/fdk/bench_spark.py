@@ -35,17 +35,50 @@ from recon_mapreduce.geometry import ConeBeamGeometry  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "spark"
 COLUMNS = ["case", "bands x angle chunks", "kernel alone s", "spark map/reduce s", "job runtime s",
-           "submit-to-done s", "ratio (job / kernel)", "map task arrays MB",
+           "submit-to-done s", "ratio (job / kernel)", "kernel CPU s", "map tasks CPU s",
+           "map task arrays MB",
            "python worker peak RSS MB"]
 CASES = [(128, 360, 256), (256, 360, 512)]
 
 
-def kernel_alone(projections: np.ndarray, geom: ConeBeamGeometry) -> float:
+def kernel_alone(projections: np.ndarray, geom: ConeBeamGeometry) -> tuple[float, float]:
+    """Wall and CPU seconds of row filter + numba back-projection (2 threads) from memory."""
     tiny = ConeBeamGeometry.for_volume(8, 2, detector_shape=(8, 8))
     backproject_numba(np.zeros((2, 8, 8), np.float32), tiny)  # load the compiled kernel
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     backproject_numba(filter_projections(projections, geom, "ram-lak"), geom)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def patiently(call, timeout: float = 300):
+    """Ride out short HBase Thrift outages (other people run fault tests on this cluster)."""
+    from thriftpy2.transport import TTransportException
+
+    from pacs_hdfs.hdfs_store import StorageError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except (StorageError, ConnectionError, OSError, TTransportException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def timed_job(service, directory: str, attempts: int = 3) -> dict:
+    """Submit one fdk job and time it; a job failed by a storage outage is run again."""
+    for _ in range(attempts):
+        start = time.perf_counter()
+        job = patiently(lambda: service.submit("fdk", {"projections": directory, "dicom": False}))
+        while not (job := patiently(lambda: service.status(job.id))).final:
+            time.sleep(0.2)
+        wall = time.perf_counter() - start
+        if job.state == "succeeded":
+            result = json.loads(patiently(lambda: service.artifact(job.id)))
+            return {"wall": wall, "runtime": job.runtime_s, "spark": result["spark"]}
+        print(f"fdk job {job.id} {job.state}: {job.error}; running it again", flush=True)
+    raise RuntimeError(f"fdk job failed {attempts} times")
 
 
 def run_case(n: int, n_angles: int, detector: int, repeats: int) -> dict:
@@ -59,20 +92,13 @@ def run_case(n: int, n_angles: int, detector: int, repeats: int) -> dict:
     directory = f"tmp/bench-fdk-{uuid.uuid4().hex[:8]}"
     projection_store.write_projections(hdfs, directory, projections, geom,
                                        band_size=detector // 2)
-    kernel_s = kernel_alone(projections, geom)
+    kernel_s, kernel_cpu = kernel_alone(projections, geom)
     del projections
-    service = JobService(settings)
+    service = patiently(lambda: JobService(settings))
     best = None
     try:
         for _ in range(repeats):
-            start = time.perf_counter()
-            job = service.submit("fdk", {"projections": directory, "dicom": False})
-            job = service.wait(job.id, timeout=1800)
-            wall = time.perf_counter() - start
-            if job.state != "succeeded":
-                raise RuntimeError(f"fdk job {job.id} {job.state}: {job.error}")
-            result = json.loads(service.artifact(job.id))
-            run = {"wall": wall, "runtime": job.runtime_s, "spark": result["spark"]}
+            run = timed_job(service, directory)
             if best is None or run["runtime"] < best["runtime"]:
                 best = run
     finally:
@@ -85,6 +111,8 @@ def run_case(n: int, n_angles: int, detector: int, repeats: int) -> dict:
             "job runtime s": best["runtime"],
             "submit-to-done s": round(best["wall"], 2),
             "ratio (job / kernel)": round(best["runtime"] / kernel_s, 2),
+            "kernel CPU s": round(kernel_cpu, 2),
+            "map tasks CPU s": spark.get("map_task_seconds_total", {}).get("cpu", ""),
             "map task arrays MB": spark["map_task_array_mb"],
             "python worker peak RSS MB": max(spark["map_task_peak_rss_mb"],
                                              spark["reduce_task_peak_rss_mb"]),

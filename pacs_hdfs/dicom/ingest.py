@@ -20,6 +20,7 @@ import hashlib
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -101,6 +102,7 @@ class Ingestor:
         # Striped locks: two concurrent sends of one SOP UID must not both pass the duplicate
         # check; different UIDs rarely share a stripe, so group commit still gathers them.
         self._sop_locks = [threading.Lock() for _ in range(64)]
+        self._io = ThreadPoolExecutor(16, thread_name_prefix="ingest-io")
 
     def store(self, raw: bytes) -> Outcome:
         """Ingest one object given as a DICOM file stream (preamble/meta + dataset)."""
@@ -150,7 +152,6 @@ class Ingestor:
         key = ix.instance_key(study, series, sop)
         directory = container_dir(study, series)
         if self.flusher is not None:
-            self.hbase.put("staging", key, {b"d:data": data, b"d:dir": directory.encode()})
             where = {STAGED: b"1", b"l:sha256": sha.encode(), b"l:length": str(len(data)).encode()}
         else:
             where = self.writer.submit(directory, data).result().to_columns()
@@ -158,16 +159,23 @@ class Ingestor:
                b"l:ts": attrs.get("TransferSyntaxUID", "").encode()}
         if quarantine:
             row[b"l:quarantine"] = quarantine.encode()
-        self.hbase.put("instance", key, row)
+        # Round 1: bytes (staging) and index row; round 2: the SOP row (commit marker of the
+        # duplicate check) with the Q/R rows. Each round's writes go out concurrently.
+        first = [lambda: self.hbase.put("instance", key, row)]
+        if self.flusher is not None:
+            first.append(lambda: self.hbase.put(
+                "staging", key, {b"d:data": data, b"d:dir": directory.encode()}))
         if quarantine:
-            self.hbase.put("quarantine", row_key(sop), {
+            first.append(lambda: self.hbase.put("quarantine", row_key(sop), {
                 b"q:reason": quarantine.encode(), b"q:state": b"held", b"q:key": key,
-                b"q:time": str(int(time.time())).encode()})
-        self.hbase.put("sop", row_key(sop), {b"r:key": key})
+                b"q:time": str(int(time.time())).encode()}))
+        self._together(first)
+        second = [lambda: self.hbase.put("sop", row_key(sop), {b"r:key": key})]
+        if not quarantine:
+            second += self.publish_calls(attrs, len(data))
+        self._together(second)
         if self.flusher is not None:
             self.flusher.add(key, directory, data)
-        if not quarantine:
-            self.publish(attrs, len(data))
         return Outcome("stored", sop, quarantine)
 
     def _known_sha(self, sop: str) -> str | None:
@@ -177,17 +185,39 @@ class Ingestor:
         row = self.hbase.get("instance", ref[b"r:key"], columns=[b"l:sha256"])
         return row[b"l:sha256"].decode() if row else None
 
-    def publish(self, attrs: dict[str, str], length: int) -> None:
-        """Make an instance visible to Q/R: parent rows (cached) and counters."""
+    def _together(self, calls: list) -> None:
+        """Run independent HBase writes concurrently; raise the first failure."""
+        for future in [self._io.submit(c) for c in calls]:
+            future.result()
+
+    def publish_calls(self, attrs: dict[str, str], length: int) -> list:
+        """Writes that make an instance visible to Q/R: parent rows (once each) and counters."""
+        calls = []
         for table, (key, cols) in ix.parent_rows(attrs).items():
             mark = (table, key, hash(frozenset(cols.items())))
             with self._lock:
                 if mark in self._written:
                     continue
+                self._written.add(mark)  # a failed put fails the store; the re-send re-puts
+            calls.append(lambda t=table, k=key, c=cols, m=mark: self._put_parent(t, k, c, m))
+        study, series = attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"]
+
+        def series_count():
+            if self.hbase.counter_inc("series", row_key(study, series), b"c:instances") == 1:
+                self.hbase.counter_inc("study", row_key(study), b"c:series")
+        return calls + [
+            series_count,
+            lambda: self.hbase.counter_inc("series", row_key(study, series), b"c:bytes", length),
+            lambda: self.hbase.counter_inc("study", row_key(study), b"c:instances"),
+            lambda: self.hbase.counter_inc("study", row_key(study), b"c:bytes", length)]
+
+    def _put_parent(self, table: str, key: bytes, cols: dict, mark) -> None:
+        try:
             self.hbase.put(table, key, cols)
+        except Exception:
             with self._lock:
-                self._written.add(mark)
-        publish_counters(self.hbase, attrs, length)
+                self._written.discard(mark)
+            raise
 
 
 def publish_counters(hbase: HBaseStore, attrs: dict[str, str], length: int) -> None:

@@ -11,6 +11,7 @@ from pacs_hdfs.dicom.ingest import Ingestor
 from pacs_hdfs.dicom.staging import Flusher
 from pacs_hdfs.dicom.server import Handlers, build_ae, event_handlers
 from pacs_hdfs.dicom.vault_access import open_vault
+from pacs_hdfs.hbase_store import HBaseStore
 from pacs_hdfs.settings import Settings
 
 log = logging.getLogger("pacs.scp")
@@ -31,11 +32,13 @@ def setup_logging(path) -> None:
 
 def build_handlers(settings: Settings, cfg: ScpConfig) -> Handlers:
     vault = open_vault(cfg.vault_path(settings), cfg.key_path(settings))
-    hdfs, hbase = clients.hdfs(settings), clients.hbase(settings)
+    hdfs = clients.hdfs(settings)
+    # own pool: associations, their concurrent index writes and the flusher share it
+    hbase = HBaseStore(settings, pool_size=32)
     writer = ContainerWriter(hdfs, writer=f"scp-{os.getpid()}")
     flusher = Flusher(hbase, writer) if cfg.staging else None
     if flusher is not None:
-        flusher.recover()
+        flusher.start_recovery()
     ingestor = Ingestor(hbase, writer, vault.deid_keys(), vault, flusher)
     return Handlers(ingestor, hbase, hdfs, cfg.move_destinations())
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from pacs_hdfs.containers import ContainerWriter, Location, read_object
@@ -47,13 +48,30 @@ class Flusher:
         self.queue.put((key, directory, data))
 
     def recover(self) -> int:
-        """Queue staged rows left by an earlier process; return how many."""
-        rows = self.hbase.scan("staging")
-        for key, row in rows:
-            self.add(key, row[b"d:dir"].decode(), row[b"d:data"])
-        if rows:
-            log.info("recovering %d staged object(s)", len(rows))
-        return len(rows)
+        """Queue staged rows left by an earlier process; return how many.
+
+        Keys first, then one object at a time: a scan batch of large cells would have to fit
+        the Thrift server's heap at once."""
+        keys = self.hbase.scan("staging", columns=[b"d:dir"], batch_size=100)
+        if keys:
+            log.info("recovering %d staged object(s)", len(keys))
+        for key, row in keys:
+            data = self.hbase.get("staging", key, columns=[b"d:data"]).get(b"d:data")
+            if data is not None:
+                while self.queue.qsize() > 32:  # bound the memory held for recovery
+                    time.sleep(0.05)
+                self.add(key, row[b"d:dir"].decode(), data)
+        return len(keys)
+
+    def start_recovery(self, retry_s: float = 10.0) -> None:
+        """`recover` in the background, retried while HBase is unreachable (never fatal)."""
+        def go():
+            try:
+                self.recover()
+            except StorageError as e:
+                log.warning("staged-object recovery postponed: %s", e)
+                threading.Timer(retry_s, go).start()
+        threading.Thread(target=go, name="staging-recovery", daemon=True).start()
 
     def _run(self) -> None:
         while True:

@@ -273,7 +273,7 @@ def test_phi_markers_never_stored_or_logged(scp, stores, settings, tmp_path):
             assert needle not in stores.hdfs.read(p), p
     from pacs_hdfs.schema import TABLES
     for t in TABLES:
-        for key, row in stores.hbase.scan(t.name):
+        for key, row in stores.hbase.scan(t.name, batch_size=20):  # staging cells are large
             assert needle not in key and not any(needle in k or needle in v for k, v in row.items()), t.name
     for log in scp.logs:
         assert needle not in log.read_bytes(), log
@@ -328,9 +328,13 @@ def _scu_assoc(transfer_syntax: str | None = None):
 def test_resend_is_idempotent_and_conflict_refused(scp, stores, tmp_path):
     series, files = synthetic_series(tmp_path, 1)
     store(files)
+    wait_in_containers(stores, scp, series)
     row = instance_row(stores, scp, series[0])
+    size = stores.hdfs.info(row[b"l:path"].decode()).length
     store(files)  # identical: success, no second copy
+    time.sleep(1)
     assert instance_row(stores, scp, series[0]) == row
+    assert stores.hdfs.info(row[b"l:path"].decode()).length == size
     changed = dcmread(files[0])
     changed.SeriesDescription = "CHANGED"
     assoc = _scu_assoc()
@@ -445,3 +449,30 @@ def test_personalise_restores_original_patient(scp, tmp_path):
         assert (ds.PatientID, str(ds.PatientName)) == (pid, "Original^Person")
         assert ds.StudyInstanceUID == series[0].StudyInstanceUID
         assert ds.StudyDate == "20230505" and ds.PatientIdentityRemoved == "NO"
+
+
+def test_flusher_recovers_rows_staged_by_a_crashed_process(stores):
+    """A staged object whose process died before the move is moved by the next flusher."""
+    import os as _os
+    from pacs_hdfs.containers import ContainerWriter
+    from pacs_hdfs.dicom.staging import Flusher, read_bytes
+    from pacs_hdfs.schema import row_key
+    key = row_key(f"2.25.{uuid.uuid4().int}", f"2.25.{uuid.uuid4().int}", f"2.25.{uuid.uuid4().int}")
+    study, series, _ = key.decode().split("\x00")
+    data = b"DICM-test-" + _os.urandom(1000)
+    stores.hbase.put("instance", key, {b"l:staged": b"1",
+                                       b"l:sha256": hashlib.sha256(data).hexdigest().encode(),
+                                       b"l:length": str(len(data)).encode()})
+    stores.hbase.put("staging", key, {b"d:data": data,
+                                      b"d:dir": f"dicom/containers/{study}/{series}".encode()})
+    assert read_bytes(stores.hbase, stores.hdfs, key, stores.hbase.get("instance", key)) == data
+    flusher = Flusher(stores.hbase, ContainerWriter(stores.hdfs, writer=f"test-{uuid.uuid4().hex[:6]}"))
+    assert flusher.recover() >= 1
+    deadline = time.monotonic() + 60
+    while (b"l:path" not in (row := stores.hbase.get("instance", key)) or b"l:staged" in row
+           or stores.hbase.get("staging", key)):
+        assert time.monotonic() < deadline, "staged row was not moved"
+        time.sleep(0.3)
+    assert read_bytes(stores.hbase, stores.hdfs, key, row) == data
+    stores.hdfs.delete(f"dicom/containers/{study}", recursive=True)
+    stores.hbase.delete("instance", key)
