@@ -159,6 +159,7 @@ AREA_MODULES = (
     "hl7_gateway.cli",
     "pacs_hdfs.dicom_cli",
     "portal.cli",
+    "pacs_hdfs.demo",
 )
 for _module in AREA_MODULES:
     importlib.import_module(_module)

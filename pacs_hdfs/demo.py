@@ -1,0 +1,105 @@
+"""`pacs demo`: everything up, demo data loaded once, one job run, URLs and logins printed.
+
+Demo data goes through the real front doors, as a hospital's would: a synthetic HIS export (with
+synthetic PHI) is synced by the HAS over HTTPS/mTLS to the gateway; synthetic CT studies of some
+of the same patients (same national id, matching accession numbers) are sent by C-STORE to the
+SCP, which de-identifies them; a larger synthetic visit set (no PHI, already pseudonymous) is put
+into the Parquet store so the statistics have something to count.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pacs_hdfs.cli_apps import app, console
+from pacs_hdfs.settings import get_settings
+
+DEMO_USERS = (("teacher", "teacher"), ("analyst", "analyst"), ("admin", "admin"))
+DEMO_PASSWORD = "demo-password"
+
+
+def pacs(*args: str, env: dict | None = None) -> None:
+    """Run one `pacs` sub-command the way a user would; fail loudly."""
+    console.log("pacs " + " ".join(args))
+    subprocess.run([sys.executable, "-m", "pacs_hdfs", *args], check=True,
+                   env={**os.environ, **(env or {})})
+
+
+def send_demo_studies(export: Path, settings, studies: int = 3, slices: int = 16) -> int:
+    """C-STORE small synthetic CT series for the first patients with a CT exam in the export."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    from hl7_gateway.his_export import read_export
+    from pacs_hdfs.dicom.synthetic import ct_series
+
+    chosen, seen = [], set()
+    for rec in read_export(export):
+        person = rec["patient"]
+        for exam in rec.get("exams", []):
+            if exam.get("kind") == "CT" and exam.get("accession") and person["national_id"] not in seen:
+                seen.add(person["national_id"])
+                chosen.append((person, exam["accession"], rec["admission"][:10].replace("-", "")))
+        if len(chosen) >= studies:
+            break
+    ae = AE(ae_title="DEMO")
+    ae.add_requested_context(CTImageStorage)
+    sent = 0
+    for person, accession, date in chosen:
+        name = f"{person['last_name']}^{person['first_name']}"
+        assoc = ae.associate("127.0.0.1", settings.scp_port, ae_title=settings.scp_ae_title)
+        if not assoc.is_established:
+            raise RuntimeError("the SCP refused the demo association")
+        for ds in ct_series(slices, patient_id=person["national_id"], patient_name=name,
+                            size=256, accession=accession, study_date=date):
+            status = assoc.send_c_store(ds)
+            if getattr(status, "Status", None) == 0:
+                sent += 1
+        assoc.release()
+    return sent
+
+
+def load_demo_data(settings) -> None:
+    from analytics_jobs.icd10.generator import generate_visits
+    from analytics_jobs.icd10.upload import upload_dataset
+    from pacs_hdfs import clients
+
+    hospital = settings.path("hospital")
+    hospital.mkdir(parents=True, exist_ok=True)
+    export = hospital / "demo-his-export.jsonl"
+    pacs("has", "generate", "--patients", "40", "--visits", "200", "--out", str(export))
+    pacs("has", "sync", str(export))
+    console.log(f"C-STORE demo studies: {send_demo_studies(export, settings)} images stored")
+    local = settings.path("data", "demo-visits")
+    generate_visits(local, 200_000, months=24, first_month="2023-01", seed=1)
+    files = upload_dataset(clients.hdfs(settings), local, "visits/parquet", prefix="demo-")
+    console.log(f"statistics demo visits: 200,000 in {files} Parquet files")
+    for name, role in DEMO_USERS:
+        pacs("user", "add", name, "--role", role, env={"PACS_USER_PASSWORD": DEMO_PASSWORD})
+
+
+@app.command("demo")
+def demo() -> None:
+    """`pacs up`, load the demo data once, run one job, print URLs and demo logins."""
+    settings = get_settings()
+    if not settings.path("certs").exists():
+        pacs("certs", "init")
+    pacs("up")
+    marker = settings.path("demo-loaded")
+    if not marker.exists():
+        time.sleep(2)  # services bind their ports
+        load_demo_data(settings)
+        marker.write_text(time.strftime("%Y-%m-%d %H:%M:%S"))
+    pacs("job", "submit", "icd10-age", "--from", "2023-01-01", "--to", "2024-12-31", "--wait")
+    scheme = "https" if os.environ.get("PACS_PORTAL_CERT") else "http"
+    console.print(f"""
+[bold green]The Medical Data Center is running.[/bold green]
+  portal        {scheme}://127.0.0.1:{settings.portal_port}/   logins: teacher / analyst / admin, password {DEMO_PASSWORD}
+  DICOM SCP     AE {settings.scp_ae_title} on 127.0.0.1:{settings.scp_port}   (try: echoscu -aec {settings.scp_ae_title} 127.0.0.1 {settings.scp_port})
+  HL7 gateway   https://127.0.0.1:{settings.gateway_port}/ (mutual TLS; client cert in {settings.path('certs')})
+  WebHDFS       {settings.webhdfs_url}   HBase Thrift {settings.thrift_host}:{settings.thrift_port}   Spark {settings.spark_master_webui}
+  status        .venv/bin/pacs cluster status      stop: .venv/bin/pacs down
+""")
