@@ -41,7 +41,7 @@ class Runner:
             if self._spark is None:
                 self._spark = clients.spark_session(
                     self.s, app_name="pacs-job-runner",
-                    **{"spark.cores.max": str(self.s.spark_worker_cores),
+                    **{"spark.cores.max": str(self.s.spark_runner_cores),
                        "spark.task.maxFailures": "4",
                        "spark.scheduler.mode": "FAIR"})
             return self._spark
@@ -137,6 +137,7 @@ class Runner:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hdfs").setLevel(logging.WARNING)
     Runner(get_settings()).run_forever()
 
 

@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     hbase_table_prefix: str = Field("pacs", description="HBase namespace for our tables")
     spark_master: str = "spark://127.0.0.1:7077"
     spark_master_webui: str = "http://127.0.0.1:8080"
-    spark_worker_cores: int = 2
+    # The worker advertises more cores than the machine has so that the job runner's warm
+    # executors (spark_runner_cores) never starve another Spark application (a test, a notebook).
+    spark_worker_cores: int = 4
+    spark_runner_cores: int = 2
     spark_worker_memory: str = "4g"
     spark_executor_memory: str = "1g"
 

@@ -21,6 +21,7 @@ core, and more threads per task would oversubscribe the executor.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import posixpath
@@ -36,10 +37,13 @@ import numpy as np
 from pyspark.accumulators import AccumulatorParam
 from pydantic import BaseModel, Field, field_validator
 
+from pacs_hdfs.hdfs_store import StorageError
 from recon_mapreduce import projection_store as store
 from recon_mapreduce.bands import band_rows, slabs_touched_by_band, split_range
 from recon_mapreduce.filters import FILTER_NAMES
 from recon_mapreduce.geometry import ConeBeamGeometry
+
+log = logging.getLogger("pacs.jobs.fdk")
 
 
 class Params(BaseModel):
@@ -294,7 +298,10 @@ def collect_with_progress(sc, rdd, total_tasks: int, progress) -> list:
                        for stage in (tracker.getJobInfo(job).stageIds
                                      if tracker.getJobInfo(job) else [])
                        if (info := tracker.getStageInfo(stage)))
-            progress(min(done, total_tasks), total_tasks)
+            try:
+                progress(min(done, total_tasks), total_tasks)
+            except StorageError as error:  # a progress write lost to an HBase blip is no failure
+                log.warning("fdk progress not recorded: %s", error)
     if "error" in out:
         raise out["error"]
     return out["rows"]

@@ -151,7 +151,7 @@ def main() -> None:
     n, p = args.images, args.parallel
     rate = {k: round(n / v, 1) for k, v in seconds.items()}
     if args.no_record:
-        print(json.dumps({"seconds": seconds, "inst_per_s": rate}, indent=2))
+        print(json.dumps({"seconds": seconds, "inst_per_s": rate, "drain_s": drain}, indent=2))
         return
     result = {"images": n, "mb": round(mb, 1), "parallel": p, "seconds": seconds,
               "pacs_staging_drain_s": drain,

@@ -10,6 +10,7 @@ drained on the next start. Readers use `read_bytes`, which knows both places.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -74,19 +75,54 @@ class Flusher:
         threading.Thread(target=go, name="staging-recovery", daemon=True).start()
 
     def _run(self) -> None:
+        """Take what is queued, group it by container directory, move each group at once."""
         while True:
-            item = self.queue.get()
-            self._pending.acquire()
-            self.pool.submit(self._move, *item)
+            items = [self.queue.get()]
+            while len(items) < 256:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            for directory, group in group_by_directory(items, MAX_GROUP_BYTES).items():
+                for chunk in group:
+                    self._pending.acquire()
+                    self.pool.submit(self._move, directory, chunk)
 
-    def _move(self, key: bytes, directory: str, data: bytes) -> None:
+    def _move(self, directory: str, items: list[tuple[bytes, bytes]]) -> None:
+        """One container append for the whole group, then each instance row gets its slice."""
         try:
-            loc = self.writer.put(directory, data)
-            self.hbase.put("instance", key, loc.to_columns())
-            self.hbase.delete("instance", key, columns=[STAGED])
-            self.hbase.delete("staging", key)
-        except StorageError as e:  # stays staged (and readable); retried on the next start
-            log.error("moving staged object to its container failed: %s", e)
-            threading.Timer(10.0, self.add, (key, directory, data)).start()
+            whole = self.writer.put(directory, b"".join(data for _k, data in items))
+            self.hbase.put_many("instance", [(key, loc.to_columns()) for key, loc in
+                                             zip((k for k, _d in items), slices(whole, items))])
+            for key, _data in items:
+                self.hbase.delete("instance", key, columns=[STAGED])
+                self.hbase.delete("staging", key)
+        except StorageError as e:  # stays staged (and readable); retried later / on next start
+            log.error("moving %d staged object(s) to their container failed: %s", len(items), e)
+            threading.Timer(10.0, lambda: [self.add(k, directory, d) for k, d in items]).start()
         finally:
             self._pending.release()
+
+
+MAX_GROUP_BYTES = 32 << 20
+
+
+def group_by_directory(items: list[tuple[bytes, str, bytes]],
+                       max_bytes: int) -> dict[str, list[list[tuple[bytes, bytes]]]]:
+    """directory -> chunks of (key, data), each chunk at most `max_bytes` (or one object)."""
+    out: dict[str, list[list[tuple[bytes, bytes]]]] = {}
+    for key, directory, data in items:
+        chunks = out.setdefault(directory, [[]])
+        if chunks[-1] and sum(len(d) for _k, d in chunks[-1]) + len(data) > max_bytes:
+            chunks.append([])
+        chunks[-1].append((key, data))
+    return out
+
+
+def slices(whole: Location, items: list[tuple[bytes, bytes]]) -> list[Location]:
+    """Per-object Locations inside one appended blob (sha256 of each object's own bytes)."""
+    out, offset = [], whole.offset
+    for _key, data in items:
+        out.append(Location(whole.path, offset, len(data), hashlib.sha256(data).hexdigest()))
+        offset += len(data)
+    return out
