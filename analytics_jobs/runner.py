@@ -108,9 +108,23 @@ class Runner:
             stop.set()
         rec.finished = now_iso()
         rec.runtime_s = round(time.monotonic() - t0, 3)
-        self.store.update(rec, "state", "progress", "finished", "error", "result_path",
-                          "runtime_s")
+        self._record_outcome(rec)
         log.info("job %s (%s) %s in %.2f s", job_id, rec.kind, rec.state, rec.runtime_s)
+
+    def _record_outcome(self, rec, patience_s: float = 300.0) -> None:
+        """The job's final state must reach HBase even across a Thrift/HBase restart; a job
+        left 'running' forever would hang every waiter."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self.store.update(rec, "state", "progress", "finished", "error", "result_path",
+                                  "runtime_s")
+                return
+            except StorageError as e:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("job %s: recording outcome failed (%s); retrying", rec.id, e)
+                time.sleep(2.0)
 
     def _watch_cancel(self, job_id: str, stop: threading.Event) -> None:
         while not stop.wait(0.5):
