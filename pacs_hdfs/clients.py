@@ -1,7 +1,9 @@
 """The one place where HDFS, HBase and Spark clients are built from the settings."""
 from __future__ import annotations
 
+import sys
 import threading
+from contextlib import contextmanager
 from pacs_hdfs.settings import Settings, get_settings
 
 
@@ -58,3 +60,18 @@ def spark_session(settings: Settings | None = None, app_name: str = "pacs", **co
         for k, v in conf.items():
             builder = builder.config(k, v)
         return builder.getOrCreate()
+
+
+@contextmanager
+def executor_python(sc):
+    """Build Python RDDs with this interpreter (the venv: numba, ducc0, the project).
+
+    A driver started as plain Python (the job runner) hands executors PYSPARK_PYTHON or
+    "python3"; `spark.pyspark.python` only counts under spark-submit. Restored afterwards.
+    """
+    previous = sc.pythonExec
+    sc.pythonExec = sys.executable
+    try:
+        yield
+    finally:
+        sc.pythonExec = previous

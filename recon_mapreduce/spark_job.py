@@ -29,7 +29,6 @@ import resource
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +41,7 @@ from recon_mapreduce import projection_store as store
 from recon_mapreduce.bands import band_rows, slabs_touched_by_band, split_range
 from recon_mapreduce.filters import FILTER_NAMES
 from recon_mapreduce.geometry import ConeBeamGeometry
+from pacs_hdfs.clients import executor_python
 
 log = logging.getLogger("pacs.jobs.fdk")
 
@@ -255,21 +255,6 @@ def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a.astype(np.float64) if a.dtype != np.float64 else a
     a += b
     return a
-
-
-@contextmanager
-def executor_python(sc):
-    """Run Python tasks with this interpreter (the venv with numba and the project).
-
-    A driver started as plain Python (the runner) gives executors PYSPARK_PYTHON or "python3";
-    ``spark.pyspark.python`` only counts under spark-submit. Restored afterwards.
-    """
-    previous = sc.pythonExec
-    sc.pythonExec = sys.executable
-    try:
-        yield
-    finally:
-        sc.pythonExec = previous
 
 
 def collect_with_progress(sc, rdd, total_tasks: int, progress) -> list:

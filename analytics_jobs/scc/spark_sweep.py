@@ -20,12 +20,12 @@ import platform
 import sys
 import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from analytics_jobs.context import JobContext
+from pacs_hdfs.clients import executor_python
 
 #: driver SparkConf keys copied into every task row (what the executors were given)
 SPARK_KEYS = ("spark.master", "spark.executor.memory", "spark.executor.cores", "spark.cores.max",
@@ -154,22 +154,6 @@ def driver_spark_conf(spark) -> dict:
     """The executor-relevant settings of the session, plus the Spark version."""
     conf = dict(spark.sparkContext.getConf().getAll())
     return {**{k: conf.get(k) for k in SPARK_KEYS}, "spark.version": spark.version}
-
-
-@contextmanager
-def executor_python(sc):
-    """Run Python tasks with the driver's interpreter (this venv: numba, ducc0, the project).
-
-    A driver started as plain Python (the runner) gives executors PYSPARK_PYTHON or "python3"
-    — `spark.pyspark.python` only counts under spark-submit — and on the embedded cluster that
-    "python3" lacks the project's packages. The setting is restored afterwards.
-    """
-    previous = sc.pythonExec
-    sc.pythonExec = sys.executable
-    try:
-        yield
-    finally:
-        sc.pythonExec = previous
 
 
 def completed_tasks(tracker, group: str) -> int:
