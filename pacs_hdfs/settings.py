@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # Explicit JVM heaps (MB) per daemon kind: the embedded cluster must stay lean.
     heap_mb: dict[str, int] = Field(default_factory=lambda: {
         "namenode": 256, "datanode": 128, "zookeeper": 64, "hbase-master": 256,
-        "hbase-regionserver": 768, "hbase-thrift": 192, "spark-master": 128,
+        "hbase-regionserver": 768, "hbase-thrift": 384, "spark-master": 128,
         "spark-worker": 128,
     })
 
