@@ -44,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--visits", type=int, default=1_000_000)
     ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--only", default="", help="comma list of kinds")
     args = ap.parse_args()
     s = get_settings()
     data = args.data or HERE / "data" / f"visits-{args.visits}"
@@ -61,7 +62,10 @@ def main() -> None:
     svc.wait(svc.submit("spark-selftest", {"n": "10"}).id, timeout=600)  # warm the runner
     con = duckdb.connect()
     source = D.parquet_source(str(data))
+    only = set(args.only.split(",")) if args.only else None
     for kind, params, duck, duck_kw in WORKLOAD:
+        if only and kind not in only:
+            continue
         # one warm-up run each (JIT, file listing cache), then the measured run
         svc.wait(svc.submit(kind, {**PERIOD, "source": root, **params}).id, timeout=900)
         t0 = time.monotonic()
@@ -69,7 +73,7 @@ def main() -> None:
         job_s = time.monotonic() - t0
         result = json.loads(svc.artifact(rec.id))
         t0 = time.monotonic()
-        expected = duck(con, source, PERIOD["date_from"], PERIOD["date_to"], **duck_kw)
+        expected = duck(con, source, date_from=PERIOD["date_from"], date_to=PERIOD["date_to"], **duck_kw)
         duck_s = time.monotonic() - t0
         spark_s = result["provenance"]["spark_seconds"]
         row = {"visits": args.visits, "kind": kind, "job_s": round(job_s, 2),
