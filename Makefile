@@ -45,8 +45,11 @@ $(JARS)/.hbase: deploy/maven/hbase/pom.xml
 demo: install
 	$(PACS) demo
 
+# Unit tests first (fast, no cluster), then everything that needs the real cluster and clients,
+# each in its own process so no Spark session of one part leaks into the other.
 test: install
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/integration tests/e2e -q
 
 test-unit: venv
 	$(PY) -m pytest tests/unit -q

@@ -75,7 +75,7 @@ def spark():
 @pytest.fixture(scope="module")
 def hand(tmp_path_factory, spark):
     root = write_dataset(tmp_path_factory.mktemp("hand"), VISITS)
-    return A.read_visits(spark, str(root)), D.parquet_source(str(root))
+    return A.read_visits(spark, root.as_uri()), D.parquet_source(str(root))
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def test_spark_plan_prunes_partitions_columns_and_nested_fields(hand):
 def generated(tmp_path_factory, spark):
     root = tmp_path_factory.mktemp("gen")
     generate_visits(root, 200_000, n_patients=30_000, first_month="2023-01", months=12, seed=7)
-    return A.read_visits(spark, str(root)), D.parquet_source(str(root))
+    return A.read_visits(spark, root.as_uri()), D.parquet_source(str(root))
 
 
 @pytest.mark.parametrize("name, args", [
