@@ -233,6 +233,12 @@ class Supervisor:
         return None
 
     def down(self, progress: Progress = _noop) -> None:
+        """Stop our Python services (they use the cluster), then every daemon."""
+        from deploy.services import SERVICES
+        for name, _ in reversed(SERVICES):
+            if self.pid(name):
+                progress(f"stopping {name}")
+                self.stop_daemon(name)
         for d in reversed(daemon_table(self.s)):
             if self.pid(d.name):
                 progress(f"stopping {d.name}")

@@ -142,12 +142,7 @@ def up() -> None:
 @app.command("down")
 def down() -> None:
     """Stop every service, then the cluster."""
-    from deploy.services import SERVICES
-    sup = _supervisor()
-    for name, _ in reversed(SERVICES):
-        if sup.stop_daemon(name):
-            console.log(f"stopped {name}")
-    sup.down(progress=console.log)
+    _supervisor().down(progress=console.log)
     console.print("down")
 
 
