@@ -38,6 +38,9 @@ class Runner:
 
     def spark(self):
         with self._lock:
+            if self._spark is not None and self._spark.sparkContext._jsc.sc().isStopped():
+                log.warning("Spark context was stopped (cluster restarted?); starting a new one")
+                self._spark = None
             if self._spark is None:
                 self._spark = clients.spark_session(
                     self.s, app_name="pacs-job-runner",
