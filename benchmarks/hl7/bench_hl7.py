@@ -21,7 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from benchmarks.common import record
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.common import record  # noqa: E402
 from hl7_gateway.ack import build_ack
 from hl7_gateway.builder import build_batch
 from hl7_gateway.deidentify_visit import HasKeys

@@ -22,7 +22,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.common import record
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.common import record  # noqa: E402
 from pacs_hdfs.dicom.synthetic import ct_series, write_files
 
 BENCH_DIR = Path(__file__).resolve().parent
