@@ -73,7 +73,8 @@ def hdfs_site(s: Settings, datanode: int | None = None) -> dict[str, object]:
             "dfs.datanode.http.address": f"127.0.0.1:{ports['http']}",
             "dfs.datanode.ipc.address": f"127.0.0.1:{ports['ipc']}",
             "dfs.datanode.hostname": "127.0.0.1",
-            "dfs.datanode.du.reserved": 0,
+            # keep 1 GiB of the (shared) disk free: a full disk takes the OS and HBase down with it
+            "dfs.datanode.du.reserved": 1 << 30,
         })
     return props
 
