@@ -25,9 +25,8 @@ def _fail(e: Exception) -> None:
     fail(e)
 
 
-@cluster_app.command("up")
-def cluster_up(json_out: bool = typer.Option(False, "--json")) -> None:
-    """Start every daemon and wait until the cluster is really healthy."""
+def _start_cluster():
+    """Start the cluster with live progress; exit with the failing daemon's log tail."""
     from deploy.supervisor import ClusterError
     sup = _supervisor()
     try:
@@ -35,6 +34,13 @@ def cluster_up(json_out: bool = typer.Option(False, "--json")) -> None:
             result = sup.up(progress=lambda m: (st.update(m), console.log(m)))
     except ClusterError as e:
         _fail(e)
+    return sup, result
+
+
+@cluster_app.command("up")
+def cluster_up(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Start every daemon and wait until the cluster is really healthy."""
+    sup, result = _start_cluster()
     status = sup.status()
     if json_out:
         emit_json({"seconds": result["seconds"], **status})
@@ -125,13 +131,7 @@ def _top_level_commands() -> set[str]:
 def up() -> None:
     """Cluster + init + every service in the background."""
     from deploy.services import available
-    from deploy.supervisor import ClusterError
-    sup = _supervisor()
-    try:
-        with console.status("starting cluster") as st:
-            result = sup.up(progress=lambda m: (st.update(m), console.log(m)))
-    except ClusterError as e:
-        _fail(e)
+    sup, result = _start_cluster()
     init(json_out=False)
     for name, args in available(_top_level_commands()):
         pid = sup.start_python_service(name, "pacs_hdfs", *args)
