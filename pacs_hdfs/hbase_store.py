@@ -7,7 +7,7 @@ retried too. Anything still failing raises `StorageError`.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import happybase
 from thriftpy2.transport import TTransportException
@@ -89,9 +89,6 @@ class HBaseStore:
         return self._do(f"scan {table}", lambda c: list(c.table(table).scan(
             row_prefix=row_prefix, row_start=row_start, row_stop=row_stop, columns=columns,
             limit=limit, batch_size=batch_size)))
-
-    def iter_scan(self, table: str, **kw) -> Iterator[tuple[bytes, Row]]:
-        yield from self.scan(table, **kw)
 
     def delete(self, table: str, row: bytes, columns: list[bytes] | None = None) -> None:
         self._do(f"delete {table}", lambda c: c.table(table).delete(row, columns=columns))
