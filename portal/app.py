@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from pacs_hdfs.hdfs_store import StorageError
 from portal.deps import NotSignedIn, csrf_guard
-from portal.routes import admin, auth, home, jobs
+from portal.routes import admin, auth, cases, dicomweb, home, jobs, search, viewer
 from portal.state import PortalState
 from portal.web import HERE, render
 
@@ -61,7 +61,7 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
     app = FastAPI(title="pacs portal", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(csrf_guard)])
     app.state.portal = PortalState(settings, store, job_service, secure_cookies)
-    for module in (auth, home, jobs, admin):
+    for module in (auth, home, search, cases, viewer, dicomweb, jobs, admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
