@@ -8,8 +8,9 @@ request is answered once the commit carrying it is durable. Per commit:
 1. each request's accepted visits as one HL7 v3 batch, all appended in one go to the daily
    container ``hl7/archive/<yyyy-mm-dd>`` (each visit row points at its request's byte range);
 2. Parquet files (``visit_parquet``), uploaded in parallel with step 1;
-3. HBase: ``search`` index rows and ``subject`` columns, then ``visit`` rows **last**, so a visit
-   row exists only when everything else about it is durable.
+3. HBase: ``search`` index rows and ``subject`` columns, then ``visit`` rows, so a visit
+   row exists only when everything else about it is durable; then the case-search ``feed`` rows
+   the portal's index tails.
 
 The archived XML is *rebuilt from the validated visits* (``builder.build_batch``), not the
 received bytes: comments, unknown elements or rejected (e.g. PHI-carrying) messages can then never
@@ -138,13 +139,14 @@ class VisitStore:
         archives = sub_locations(whole, xmls)
         t1 = time.perf_counter()
         self._put_rows([(v, loc) for r, loc in zip(group, archives) for v in r.visits],
-                       received.isoformat(timespec="milliseconds"))
+                       received)
         log.info("stored %d visits of %d requests: HDFS %.0f ms (%d Parquet files), "
                  "HBase %.0f ms", len(visits), len(group), (t1 - t0) * 1000, len(parquet),
                  (time.perf_counter() - t1) * 1000)
         return [StoreReport(len(r.visits), loc, parquet) for r, loc in zip(group, archives)]
 
-    def _put_rows(self, visits: list[tuple[Visit, Location]], received: str) -> None:
+    def _put_rows(self, visits: list[tuple[Visit, Location]], when: datetime) -> None:
+        received = when.isoformat(timespec="milliseconds")
         latest = {v.visit_id: (v, loc) for v, loc in visits}  # a visit sent twice: last wins
         search, subject, rows, owned = {}, {}, [], {}
         for visit, archive in latest.values():
@@ -167,6 +169,10 @@ class VisitStore:
         for done in index_done:
             done.result()  # re-raises a failed put before any visit row is written
         hbase.put_many("visit", rows)
+        # the case-search feed comes last: a feed row means the visit is readable everywhere;
+        # keyed by the time of this write, so readers need only a short overlap to miss none
+        now_ms = int(time.time() * 1000)
+        hbase.put_many("search", [store_rows.feed_row(v, now_ms) for v, _ in latest.values()])
 
     def get_visit_json(self, visit_id: str) -> bytes | None:
         row = self.hbase.get("visit", visit_id.encode(), columns=[b"v:json"])

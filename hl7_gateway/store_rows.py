@@ -9,6 +9,8 @@ diagnoses can drop its stale index rows).
 ``search`` rows: ``icd10 \\0 <category> \\0 <pseudonym> \\0 <visit id>`` and
 ``accession \\0 <accession> \\0 <pseudonym> \\0 <visit id>``, columns ``i:code``,
 ``i:admission``, ``i:sex``, ``i:age``. No column holds anything the Visit does not hold.
+``search`` feed rows: ``feed \\0 <written, ms since epoch, 13 digits> \\0 <visit id>``, column
+``i:doc`` = the visit's case-search document (JSON); the portal's case index tails them in order.
 """
 from __future__ import annotations
 
@@ -41,6 +43,30 @@ def search_rows(visit: Visit) -> dict[bytes, Row]:
             key = row_key("accession", exam.accession, visit.patient_id, visit.visit_id)
             rows[key] = {**common, b"i:code": exam.kind.encode()}
     return rows
+
+
+FEED = "feed"
+
+
+def feed_key(written_ms: int, visit_id: str) -> bytes:
+    return row_key(FEED, f"{written_ms:013d}", visit_id)
+
+
+def search_document(visit: Visit) -> dict:
+    """What the portal's case search needs of a visit, in short keys (one feed row per visit)."""
+    return {
+        "v": visit.visit_id, "p": visit.patient_id, "s": visit.sex, "a": visit.age,
+        "d": visit.admission.date().isoformat(), "c": visit.city or "",
+        "x10": [d.code for d in visit.diagnoses if d.system == "ICD10"],
+        "x9": [[d.code, d.display or ""] for d in visit.diagnoses if d.system == "ICD9CM"],
+        "t": "\n".join(e.text for e in visit.exams if e.text),
+        "k": sorted({e.kind for e in visit.exams}),
+    }
+
+
+def feed_row(visit: Visit, written_ms: int) -> tuple[bytes, Row]:
+    doc = json.dumps(search_document(visit), ensure_ascii=False, separators=(",", ":"))
+    return feed_key(written_ms, visit.visit_id), {b"i:doc": doc.encode()}
 
 
 def visit_row(visit: Visit, archive: Location, received: str, index_keys: list[bytes]) -> Row:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from pacs_hdfs.hdfs_store import StorageError
 from portal.deps import NotSignedIn, csrf_guard
+from portal.search.feed import LiveIndex
 from portal.routes import admin, auth, cases, dicomweb, home, jobs, search, viewer
 from portal.state import PortalState
 from portal.web import HERE, render
@@ -51,7 +52,8 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
     if settings is None:
         from pacs_hdfs.settings import get_settings
         settings = get_settings()
-    if store is None:
+    real_store = store is None
+    if real_store:
         from pacs_hdfs import clients
         store = Lazy(lambda: clients.hbase(settings))
     if job_service is None:
@@ -61,6 +63,7 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
     app = FastAPI(title="pacs portal", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(csrf_guard)])
     app.state.portal = PortalState(settings, store, job_service, secure_cookies)
+    app.state.portal.search = LiveIndex(settings, hbase=store, snapshots=real_store)
     for module in (auth, home, search, cases, viewer, dicomweb, jobs, admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -15,6 +15,7 @@ class PortalState:
     jobs: object                       # analytics_jobs.service.JobService (or a test double)
     secure_cookies: bool = False       # True when served over HTTPS
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    search: object = None              # portal.search.feed.LiveIndex, set by create_app
 
     def __post_init__(self):
         self.users = UserStore(self.store)

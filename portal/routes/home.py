@@ -1,4 +1,4 @@
-"""Teacher pages: the landing page and the case search (placeholder until the search backend)."""
+"""Teacher pages: the landing page."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
@@ -13,7 +13,3 @@ router = APIRouter(tags=["teacher"], dependencies=[Depends(require("teacher"))])
 def landing(request: Request):
     return render(request, "home.html")
 
-
-@router.get("/search")
-def search(request: Request, q: str = ""):
-    return render(request, "search.html", q=q)

@@ -1,5 +1,5 @@
 """Analyst and admin pages on an in-memory store and job service: generated forms, validation,
-launch, results and downloads, users and roles, audit filters, quarantine, teacher search."""
+launch, results and downloads, users and roles, audit filters, quarantine, teacher home."""
 from __future__ import annotations
 
 import json
@@ -197,12 +197,10 @@ def test_quarantine_page_lists_rows_read_only(app):
     assert "2.25.123" in html and "burned-in text" in html and "<form" not in html.split("<main")[1]
 
 
-def test_teacher_search_is_an_honest_placeholder(app):
-    c = _client(app, "tea")
-    html = c.get("/search", params={"q": "C50"}).text
-    assert "not available yet" in html and 'value="C50"' in html
-    home = c.get("/").text
-    assert '<label for="q">' in home and "/jobs" not in home and "/admin" not in home
+def test_teacher_home_offers_search_only(app):
+    home = _client(app, "tea").get("/").text
+    assert '<label for="q">' in home and 'name="icd10"' in home
+    assert "/jobs" not in home and "/admin" not in home
 
 
 def test_every_available_kind_gets_a_labelled_form(app):
