@@ -63,9 +63,12 @@ TABLES = (
           "one visit as JSON (v:json) plus flat columns the portal shows"),
     Table("search", {"i": {"max_versions": 1}},
           "kind \\0 value \\0 pseudonymous patient id \\0 encrypted visit id; kinds: "
-          "'icd10' (value = ICD-10 category, e.g. C50), 'accession' (de-identified accession)",
+          "'icd10' (value = ICD-10 category, e.g. C50), 'accession' (de-identified accession); "
+          "and 'study-accession' \\0 accession \\0 study_uid",
           "visit search index written by the HL7 gateway: prefix-scan 'icd10\\0C50\\0' for the "
-          "visits (and patients) with a diagnosis in C50; i: = admission, code, sex, age"),
+          "visits (and patients) with a diagnosis in C50; i: = admission, code, sex, age. "
+          "DICOM ingest adds 'study-accession' rows (i:s) when it writes a study row, so the "
+          "viewer resolves an accession to its study by a prefix scan"),
     Table("staging", {"d": {"max_versions": 1}},
           "study_uid \\0 series_uid \\0 sop_uid",
           "DICOM SCP: de-identified objects acknowledged from HBase (WAL on HDFS) and waiting "

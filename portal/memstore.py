@@ -26,6 +26,10 @@ class MemoryStore:
             data = dict(self._t(table).get(row, {}))
         return {c: v for c, v in data.items() if columns is None or c in columns}
 
+    def get_many(self, table, rows, columns=None):
+        """Like HBaseStore.get_many: the rows that exist, by key."""
+        return {r: d for r in rows if (d := self.get(table, r, columns))}
+
     def scan(self, table, row_prefix=None, row_start=None, row_stop=None, columns=None,
              limit=None, batch_size=1000):
         with self.lock:

@@ -6,6 +6,7 @@ Rows (tables from pacs_hdfs/schema.py):
   series    study\\0series         a: SERIES keys; c: instances, bytes (counters)
   study     study                 a: STUDY keys + PATIENT keys + mod.<modality>; c: counters
   subject   pseudonym             a: PATIENT keys; s:<study uid>
+  search    study-accession\\0acc\\0study  i:s = b"1" (accession -> study, for the viewer link)
 Attribute columns are `a:<DICOM keyword>` holding the value as str (multi-values joined by \\).
 """
 from __future__ import annotations
@@ -32,6 +33,8 @@ COUNTERS = {"STUDY": {"NumberOfStudyRelatedInstances": b"c:instances",
                       "NumberOfStudyRelatedSeries": b"c:series"},
             "SERIES": {"NumberOfSeriesRelatedInstances": b"c:instances"}}
 MODALITY_PREFIX = b"a:mod."
+#: `search` row kind resolving a de-identified accession to its studies (prefix-scan kind\0acc\0).
+STUDY_ACCESSION = "study-accession"
 
 
 def text(ds: Dataset, keyword: str) -> str:
@@ -79,6 +82,14 @@ def parent_rows(attrs: dict[str, str]) -> dict[str, tuple[bytes, dict[bytes, byt
         study_cols[MODALITY_PREFIX + attrs["Modality"].encode()] = b"1"
     subject_cols = columns(attrs, PATIENT_KEYS)
     subject_cols[b"s:" + study.encode()] = b"1"
-    return {"series": (row_key(study, series), columns(attrs, SERIES_KEYS)),
+    rows = {"series": (row_key(study, series), columns(attrs, SERIES_KEYS)),
             "study": (row_key(study), study_cols),
             "subject": (row_key(attrs.get("PatientID", "")), subject_cols)}
+    if attrs.get("AccessionNumber"):
+        rows["search"] = (accession_key(attrs["AccessionNumber"], study), {b"i:s": b"1"})
+    return rows
+
+
+def accession_key(accession: str, study: str = "") -> bytes:
+    """`search` row of a study's accession; with study="" the prefix of all its studies."""
+    return row_key(STUDY_ACCESSION, accession, study)

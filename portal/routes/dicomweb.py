@@ -1,6 +1,355 @@
-"""Placeholder router (filled in by the dicomweb work)."""
+"""DICOMweb read endpoints (role teacher and up) so OHIF, Weasis or dicomweb-client connect:
+QIDO-RS search and WADO-RS retrieve (objects as stored, metadata, frames, rendered images).
+
+Authentication: the portal session cookie, or HTTP Basic checked against the portal users
+(argon2, with the login throttle; a verified credential is remembered for a minute so a
+viewer's many requests do not each cost an argon2 hash). GET only, so no CSRF. Errors are JSON
+with the precise status (401 carries `WWW-Authenticate: Basic`). Quarantined objects never
+appear (see portal/dicom_access.py). Object retrievals are audited per request, not per frame.
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter
+import base64
+import binascii
+import hashlib
+import secrets
+import threading
+import time
+from typing import Callable
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
+
+from pacs_hdfs.hdfs_store import StorageError
+from portal import dicomweb_http as http
+from portal import imaging
+from portal.deps import current, portal
+from portal.dicom_access import Archive, archive_of, valid_uid
+from portal.roles import allows
+from portal.users import User
+from portal.web import client_ip
+
+DICOM_JSON = "application/dicom+json"
+REALM = 'Basic realm="pacs DICOMweb", charset="UTF-8"'
+CACHE_SECONDS = 60
+BULK_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData", "WaveformData",
+                 "EncapsulatedDocument")
+
+
+class DicomwebRoute(APIRoute):
+    """Answers HTTPException/StorageError as JSON with their headers (the app's error pages are
+    HTML and drop `WWW-Authenticate`); dependencies run inside, so auth errors are covered."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request):
+            try:
+                return await handler(request)
+            except HTTPException as e:
+                return JSONResponse({"detail": e.detail}, e.status_code, headers=e.headers)
+            except StorageError:
+                return JSONResponse({"detail": "the archive is not reachable right now"}, 503)
+        return guarded
+
+
+class BasicCache:
+    """Verified Basic credentials (hashed with a per-process key) -> user name, for a minute."""
+
+    def __init__(self):
+        self._key = secrets.token_bytes(32)
+        self._seen: dict[bytes, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _id(self, name: str, password: str) -> bytes:
+        return hashlib.blake2b(f"{name}\0{password}".encode(), key=self._key).digest()
+
+    def get(self, name: str, password: str) -> str | None:
+        with self._lock:
+            hit = self._seen.get(self._id(name, password))
+        return hit[0] if hit and hit[1] > time.monotonic() else None
+
+    def put(self, name: str, password: str) -> None:
+        with self._lock:
+            if len(self._seen) > 1000:
+                self._seen.clear()
+            self._seen[self._id(name, password)] = (name, time.monotonic() + CACHE_SECONDS)
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """`Authorization: Basic ...` -> (user, password); None if not Basic or malformed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        name, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (name, password) if sep else None
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": REALM})
+
+
+def _basic_user(request: Request, state) -> User:
+    creds = basic_credentials(request.headers.get("authorization", ""))
+    if creds is None:
+        raise _unauthorized("sign in, or send HTTP Basic credentials of a portal user")
+    name, password = creds
+    cache = getattr(request.app.state, "dicomweb_basic", None)
+    if cache is None:
+        cache = request.app.state.dicomweb_basic = BasicCache()
+    if (known := cache.get(name, password)) and (user := state.users.get(known)):
+        return user
+    ip = client_ip(request)
+    wait = state.throttle.retry_after(name, ip)
+    if wait:
+        state.audit(name, "login-throttled", name, ip=ip, via="dicomweb")
+        raise HTTPException(429, "too many failed attempts; try again later",
+                            headers={"Retry-After": str(wait)})
+    user = state.users.verify(name, password)
+    if user is None:
+        state.throttle.failed(name, ip)
+        state.audit(name, "login-failed", name, ip=ip, via="dicomweb")
+        raise _unauthorized("wrong user name or password")
+    state.throttle.succeeded(name, ip)
+    cache.put(name, password)
+    return user
+
+
+def require_session_or_basic(role: str):
+    """Like deps.require, but also takes HTTP Basic and answers 401 (never a login redirect)."""
+    def check(request: Request, state=Depends(portal)) -> User:
+        p = current(request)
+        user = p.user if p else _basic_user(request, state)
+        if not allows(user.role, role):
+            raise HTTPException(403, f"needs role {role}")
+        return user
+    check.__name__ = f"require_{role}_session_or_basic"
+    return check
+
+
+viewer_of = require_session_or_basic("teacher")
+router = APIRouter(prefix="/dicomweb", tags=["dicomweb"], route_class=DicomwebRoute,
+                   dependencies=[Depends(viewer_of)])
+
+
+def _archive(state=Depends(portal)) -> Archive:
+    return archive_of(state)
+
+
+def _uids(*uids: str) -> None:
+    for uid in uids:
+        if not valid_uid(uid):
+            raise HTTPException(400, f"not a DICOM UID: {uid[:80]!r}")
+
+
+def _bad(e: http.BadRequest) -> HTTPException:
+    return HTTPException(400, str(e))
+
+
+# --- QIDO-RS --------------------------------------------------------------------------------
+
+def _qido(request: Request, archive: Archive, level: str, fixed: dict[str, str]) -> Response:
+    if http.choose(request.headers.get("accept"), (DICOM_JSON, "application/json")) is None:
+        raise HTTPException(406, f"QIDO-RS answers {DICOM_JSON}")
+    _uids(*fixed.values())
+    try:
+        q = http.parse_qido(list(request.query_params.multi_items()), level)
+    except http.BadRequest as e:
+        raise _bad(e) from None
+    q.keys.update(fixed)
+    found = archive.search(level, q.keys)[q.offset:q.offset + q.limit]
+    body = [http.dicom_json(e.attrs, http.answer_keys(level, q, e.attrs)) for e in found]
+    return JSONResponse(body, media_type=DICOM_JSON)
+
+
+@router.get("/studies")
+def search_studies(request: Request, archive: Archive = Depends(_archive)):
+    return _qido(request, archive, "STUDY", {})
+
+
+@router.get("/studies/{study}/series")
+def search_series(study: str, request: Request, archive: Archive = Depends(_archive)):
+    return _qido(request, archive, "SERIES", {"StudyInstanceUID": study})
+
+
+@router.get("/studies/{study}/instances")
+def search_study_instances(study: str, request: Request, archive: Archive = Depends(_archive)):
+    return _qido(request, archive, "IMAGE", {"StudyInstanceUID": study})
+
+
+@router.get("/studies/{study}/series/{series}/instances")
+def search_instances(study: str, series: str, request: Request,
+                     archive: Archive = Depends(_archive)):
+    return _qido(request, archive, "IMAGE", {"StudyInstanceUID": study,
+                                             "SeriesInstanceUID": series})
+
+
+# --- WADO-RS --------------------------------------------------------------------------------
+
+def _located(archive: Archive, study: str, series: str | None = None, sop: str | None = None):
+    _uids(*(u for u in (study, series, sop) if u is not None))
+    items = archive.locate(study, series, sop)
+    if not items:
+        what = "instance" if sop else "series" if series else "study"
+        raise HTTPException(404, f"no such {what} in the archive")
+    return items
+
+
+def _retrieve(request: Request, archive: Archive, user: User, study: str,
+              series: str | None = None, sop: str | None = None) -> Response:
+    if not http.accepts_multipart(request.headers.get("accept"), "application/dicom"):
+        raise HTTPException(406, 'WADO-RS answers multipart/related; type="application/dicom"'
+                                 " (objects as stored)")
+    items = _located(archive, study, series, sop)
+    level = "instance" if sop else "series" if series else "study"
+    request.app.state.portal.audit(user.name, "download-study", study, level=level,
+                                   series=series or "", sop=sop or "", instances=len(items),
+                                   via="dicomweb")
+    boundary = secrets.token_hex(16)
+
+    def parts():
+        for item in items:
+            ts = item.transfer_syntax or "1.2.840.10008.1.2.1"
+            yield http.multipart_part(boundary, f"application/dicom; transfer-syntax={ts}",
+                                      archive.read(item))
+        yield http.multipart_end(boundary)
+    return StreamingResponse(parts(), media_type=(
+        f'multipart/related; type="application/dicom"; boundary={boundary}'))
+
+
+@router.get("/studies/{study}")
+def retrieve_study(study: str, request: Request, archive: Archive = Depends(_archive),
+                   user: User = Depends(viewer_of)):
+    return _retrieve(request, archive, user, study)
+
+
+@router.get("/studies/{study}/series/{series}")
+def retrieve_series(study: str, series: str, request: Request,
+                    archive: Archive = Depends(_archive), user: User = Depends(viewer_of)):
+    return _retrieve(request, archive, user, study, series)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}")
+def retrieve_instance(study: str, series: str, sop: str, request: Request,
+                      archive: Archive = Depends(_archive), user: User = Depends(viewer_of)):
+    return _retrieve(request, archive, user, study, series, sop)
+
+
+def _metadata_of(archive: Archive, item, base: str) -> dict:
+    """dicom+json of one object without bulk data: pixel data becomes a BulkDataURI (its
+    frames), other large binary values are left out."""
+    ds = archive.dataset(item)
+    sop = str(ds.get("SOPInstanceUID", ""))
+    pixel_vr = ds["PixelData"].VR if "PixelData" in ds else None
+    for kw in BULK_KEYWORDS:
+        if kw in ds:
+            del ds[kw]
+    out = ds.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=lambda _e: "")
+    out = {k: v for k, v in out.items() if v.get("BulkDataURI", "x")}
+    if pixel_vr:
+        out["7FE00010"] = {"vr": pixel_vr, "BulkDataURI": f"{base}/instances/{sop}/frames/1"}
+    out["00020010"] = {"vr": "UI", "Value": [str(ds.file_meta.TransferSyntaxUID)]}
+    return dict(sorted(out.items()))
+
+
+def _metadata(request: Request, archive: Archive, study: str, series: str | None = None,
+              sop: str | None = None) -> Response:
+    if http.choose(request.headers.get("accept"), (DICOM_JSON, "application/json")) is None:
+        raise HTTPException(406, f"metadata is answered as {DICOM_JSON}")
+    items = _located(archive, study, series, sop)
+    body = []
+    for item in items:
+        se = item.key.split(b"\x00")[1].decode()
+        body.append(_metadata_of(archive, item, f"/dicomweb/studies/{study}/series/{se}"))
+    return JSONResponse(body, media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study}/metadata")
+def study_metadata(study: str, request: Request, archive: Archive = Depends(_archive)):
+    return _metadata(request, archive, study)
+
+
+@router.get("/studies/{study}/series/{series}/metadata")
+def series_metadata(study: str, series: str, request: Request,
+                    archive: Archive = Depends(_archive)):
+    return _metadata(request, archive, study, series)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
+def instance_metadata(study: str, series: str, sop: str, request: Request,
+                      archive: Archive = Depends(_archive)):
+    return _metadata(request, archive, study, series, sop)
+
+
+def _image(archive: Archive, study: str, series: str, sop: str):
+    ds = archive.dataset(_located(archive, study, series, sop)[0])
+    if "PixelData" not in ds:
+        raise HTTPException(400, "the instance has no pixel data")
+    return ds
+
+
+def _frame_check(ds, frame: int) -> None:
+    if frame > imaging.frame_count(ds):
+        raise HTTPException(404, f"frame {frame} does not exist "
+                                 f"(the instance has {imaging.frame_count(ds)})")
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
+def retrieve_frames(study: str, series: str, sop: str, frames: str, request: Request,
+                    archive: Archive = Depends(_archive)):
+    if not http.accepts_multipart(request.headers.get("accept"), "application/octet-stream"):
+        raise HTTPException(406, 'frames are answered as multipart/related; '
+                                 'type="application/octet-stream" (uncompressed)')
+    try:
+        numbers = http.parse_frames(frames)
+    except http.BadRequest as e:
+        raise _bad(e) from None
+    ds = _image(archive, study, series, sop)
+    for n in numbers:
+        _frame_check(ds, n)
+    boundary = secrets.token_hex(16)
+    try:
+        body = b"".join(http.multipart_part(
+            boundary, "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
+            imaging.native_frame_bytes(ds, n - 1)) for n in numbers)
+    except imaging.ImagingError as e:
+        raise HTTPException(422, str(e)) from None
+    return Response(body + http.multipart_end(boundary), media_type=(
+        f'multipart/related; type="application/octet-stream"; boundary={boundary}'))
+
+
+def _rendered(request: Request, archive: Archive, study: str, series: str, sop: str,
+              frame: int) -> Response:
+    media = http.choose(request.headers.get("accept"), ("image/png", "image/jpeg"))
+    if media is None:
+        raise HTTPException(406, "rendered images are image/png or image/jpeg")
+    try:
+        window = http.parse_window(request.query_params.get("window"))
+    except http.BadRequest as e:
+        raise _bad(e) from None
+    ds = _image(archive, study, series, sop)
+    _frame_check(ds, frame)
+    center, width = window or (None, None)
+    try:
+        data = imaging.render(ds, frame - 1, center, width, media.split("/")[1])
+    except imaging.ImagingError as e:
+        raise HTTPException(422, str(e)) from None
+    return Response(data, media_type=media)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/rendered")
+def instance_rendered(study: str, series: str, sop: str, request: Request,
+                      archive: Archive = Depends(_archive)):
+    return _rendered(request, archive, study, series, sop, 1)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
+def frame_rendered(study: str, series: str, sop: str, frame: str, request: Request,
+                   archive: Archive = Depends(_archive)):
+    if not frame.isdigit() or int(frame) < 1:
+        raise HTTPException(400, "the frame number is a positive integer")
+    return _rendered(request, archive, study, series, sop, int(frame))

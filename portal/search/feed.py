@@ -21,6 +21,7 @@ OVERLAP_MS = 10_000
 CHUNK = 20_000
 POLL_S = 2.0
 SNAPSHOT_EVERY = 100_000
+LONG_REPLAY = 10_000      # a first catch-up this long is worth a snapshot at once
 SNAPSHOT = "search/case-index.npz"
 FEED_END = (FEED + chr(ord(SEP) + 1)).encode()
 log = logging.getLogger("pacs.portal.search")
@@ -101,13 +102,15 @@ class LiveIndex:
 
     def refresh(self) -> int:
         t0 = time.perf_counter()
+        first = not self.ready.is_set()
         changed = catch_up(self.index, self.hbase)
         self.ready.set()
         if changed:
             log.info("case index: %d visits applied in %.0f ms (%d indexed)", changed,
                      (time.perf_counter() - t0) * 1000, self.index.size)
         self._since_snapshot += changed
-        if self.snapshots and self._since_snapshot >= SNAPSHOT_EVERY:
+        if self.snapshots and (self._since_snapshot >= SNAPSHOT_EVERY
+                               or (first and changed >= LONG_REPLAY)):
             self.save_snapshot()
         return changed
 

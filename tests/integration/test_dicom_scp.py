@@ -7,10 +7,7 @@ test compute the de-identified UID of what it sent (keyed remap, as the SCP does
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,48 +21,21 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
+from tests.integration.dicom_support import (  # noqa: F401 - shared with other DICOM tests
+    DCMTK, DEST_PORT, HOST, PORT, VENV_BIN, deid_uid, find, fresh_copy, instance_key,
+    instance_row, scp_process, store)
+from tests.integration.dicom_support import dcmtk as _dcmtk
+from tests.integration.dicom_support import echo_ok as _echo_ok
+
 pytestmark = pytest.mark.cluster
-
-PORT, DEST_PORT = 11112, 11113
-HOST = "127.0.0.1"
-VENV_BIN = Path(sys.executable).parent
-DCMTK = shutil.which("storescu")
-
-
-def _dcmtk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=120, cwd=cwd)
-
-
-def _echo_ok() -> bool:
-    return _dcmtk("echoscu", "-aec", "PACS", HOST, str(PORT)).returncode == 0
 
 
 @pytest.fixture(scope="module")
 def scp(cluster, tmp_path_factory):
     if not DCMTK:
         pytest.skip("dcmtk is not installed (apt-get install -y dcmtk)")
-    d = tmp_path_factory.mktemp("scp")
-    env = {**os.environ, "PACS_SCP_VAULT": str(d / "vault.bin"),
-           "PACS_SCP_MASTER_KEY_FILE": str(d / "master.key"), "PACS_SCP_LOG": str(d / "scp.log"),
-           "PACS_SCP_BIND": HOST, "PACS_SCP_PORT": str(PORT), "PACS_SCP_AE_TITLE": "PACS",
-           "PACS_SCP_DESTINATIONS": f"MOVEDEST={HOST}:{DEST_PORT}"}
-    out = open(d / "stdout.log", "wb")
-    proc = subprocess.Popen([str(VENV_BIN / "pacs"), "scp"], env=env, stdout=out,
-                            stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not _echo_ok():
-            assert proc.poll() is None, (d / "stdout.log").read_text()
-            assert time.monotonic() < deadline, "SCP did not answer C-ECHO"
-            time.sleep(0.5)
-        from pacs_hdfs.dicom.vault_access import open_vault
-        vault = open_vault(d / "vault.bin", d / "master.key")
-        yield SimpleNamespace(dir=d, env=env, keys=vault.deid_keys(), vault=vault,
-                              logs=[d / "scp.log", d / "stdout.log"])
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        out.close()
+    with scp_process(tmp_path_factory.mktemp("scp")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -74,47 +44,12 @@ def stores(settings):
     return SimpleNamespace(hbase=clients.hbase(settings), hdfs=clients.hdfs(settings))
 
 
-def deid_uid(scp, uid: str) -> str:
-    from deid import remap_uid
-    return remap_uid(scp.keys.uid, uid)
-
-
-def fresh_copy(name: str, directory: Path, study_uid: str | None = None) -> tuple[Path, object]:
-    """A pydicom test file with new study/series/SOP UIDs (same transfer syntax and pixels)."""
-    ds = dcmread(get_testdata_file(name))
-    ds.StudyInstanceUID = study_uid or generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.PatientID = f"T-{uuid.uuid4().hex[:10]}"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{ds.SOPInstanceUID}.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    return path, ds
-
-
 def synthetic_series(directory: Path, n: int, size: int = 64, **kw) -> list:
     from pacs_hdfs.dicom.synthetic import ct_series, write_files
     kw.setdefault("patient_id", f"SYN-{uuid.uuid4().hex[:10]}")
     kw.setdefault("patient_name", "Synthetic^Patient")
     series = ct_series(n, size=size, **kw)
     return series, write_files(series, directory)
-
-
-def store(files, *flags) -> subprocess.CompletedProcess:
-    res = _dcmtk("storescu", *flags, "-aec", "PACS", HOST, str(PORT), *map(str, files))
-    assert res.returncode == 0 and "Store Failed" not in res.stderr, res.stderr[-2000:]
-    return res
-
-
-def instance_key(stores, scp, ds) -> bytes | None:
-    from pacs_hdfs.schema import row_key
-    ref = stores.hbase.get("sop", row_key(deid_uid(scp, ds.SOPInstanceUID)))
-    return ref[b"r:key"] if ref else None
-
-
-def instance_row(stores, scp, ds) -> dict:
-    key = instance_key(stores, scp, ds)
-    return stores.hbase.get("instance", key) if key else {}
 
 
 def stored_bytes(stores, scp, ds) -> bytes:
@@ -140,16 +75,6 @@ def dataset_body(data: bytes) -> bytes:
     """The bytes after preamble and file meta (meta group length at offset 140)."""
     glen = int.from_bytes(data[140:144], "little")
     return data[144 + glen:]
-
-
-def find(scp, tmp: Path, level: str, *keys: str, model: str = "-S") -> list:
-    out = tmp / f"find-{uuid.uuid4().hex[:6]}"
-    out.mkdir()
-    res = _dcmtk("findscu", model, "-X", "-od", str(out), "-aec", "PACS", "-k",
-                 f"QueryRetrieveLevel={level}", *[a for k in keys for a in ("-k", k)],
-                 HOST, str(PORT))
-    assert res.returncode == 0, res.stderr[-2000:]
-    return [dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
 
 
 # --- tests -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ MATRIX = [
     ("GET", "/api/me", "teacher"),
     ("GET", "/", "teacher"),
     ("GET", "/search", "teacher"),
+    ("GET", "/api/search", "teacher"),
     ("GET", "/jobs", "analyst"),
     ("GET", "/jobs/new/{kind}", "analyst"),
     ("POST", "/jobs/new/{kind}", "analyst"),
@@ -42,6 +43,29 @@ MATRIX = [
     ("GET", "/admin/audit", "admin"),
     ("GET", "/api/audit", "admin"),
     ("GET", "/admin/quarantine", "admin"),
+    ("GET", "/viewer/accession/{accession}", "teacher"),
+    ("GET", "/viewer/study/{study_uid}", "teacher"),
+    ("GET", "/api/viewer/studies/{study_uid}/series/{series_uid}", "teacher"),
+    ("GET", "/api/viewer/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/{frame}", "teacher"),
+    ("GET", "/dicomweb/studies", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/instances", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances", "teacher"),
+    ("GET", "/dicomweb/studies/{study}", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/metadata", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/metadata", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/metadata", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames/{frames}", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/rendered", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered", "teacher"),
+    ("GET", "/cases/{pseudonym}", "teacher"),
+    ("GET", "/api/cases/{pseudonym}", "teacher"),
+    ("GET", "/admin/quarantine/{sop_uid}", "admin"),
+    ("GET", "/admin/quarantine/{sop_uid}/preview.png", "admin"),
+    ("POST", "/admin/quarantine/{sop_uid}/release", "admin"),
+    ("POST", "/admin/quarantine/{sop_uid}/reject", "admin"),
 ]
 
 
@@ -75,7 +99,10 @@ def sessions(world):
 
 
 def _url(template: str, job_id: str) -> str:
-    return template.format(kind="spark-selftest", job_id=job_id, name="m-teacher")
+    return template.format(kind="spark-selftest", job_id=job_id, name="m-teacher",
+                           pseudonym="RSAAAAAAAAAAAAAAAA", sop_uid="2.25.1",
+                           accession="ACC1", study_uid="2.25.2", series_uid="2.25.3",
+                           frame="1", study="2.25.2", series="2.25.3", sop="2.25.1", frames="1")
 
 
 def _body(method: str, path: str) -> dict:
@@ -136,7 +163,9 @@ def test_role_matrix(world, sessions, role, method, template, needed):
     if needed is None:
         assert r.status_code in (200, 401), r.text        # public (the login POST answers 401)
     elif role is None:
-        if method == "GET" and not path.startswith("/api/"):
+        if path.startswith("/dicomweb/"):   # DICOMweb clients get 401 + Basic challenge
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+        elif method == "GET" and not path.startswith("/api/"):
             assert r.status_code == 303 and r.headers["location"].startswith("/login")
         else:
             assert r.status_code == 401

@@ -1,0 +1,190 @@
+"""The DICOM viewer in headless Chromium (Selenium + Debian chromium-driver) against a real
+`pacs portal` on the real cluster: a teacher signs in, opens a study that arrived through a
+real `pacs scp`, scrolls slices, applies the lung and bone presets and drags window/level; the
+canvas pixels must change each time. Screenshots: test-artifacts/e2e/viewer-*.png."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.dicom_support import DCMTK, deid_uid, scp_process, store
+
+pytestmark = pytest.mark.cluster
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
+PORT = 8011
+SCP_PORT, SCP_DEST_PORT = 11124, 11125
+
+if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+    pytest.skip("needs Debian packages chromium and chromium-driver", allow_module_level=True)
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs the selenium package")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def study(cluster, tmp_path_factory):
+    """A 6-slice synthetic CT (phantom whose inserts move along the series) via a real SCP."""
+    if not DCMTK:
+        pytest.skip("dcmtk is not installed (apt-get install -y dcmtk)")
+    from pacs_hdfs.dicom.synthetic import ct_series, write_files
+    import numpy as np
+    d = tmp_path_factory.mktemp("viewer")
+    series = ct_series(6, patient_id=f"V-{uuid.uuid4().hex[:8]}", patient_name="Viewer^Test",
+                       size=128)
+    for i, ds in enumerate(series):          # make slices differ so scrolling is visible
+        img = np.frombuffer(ds.PixelData, np.uint16).reshape(128, 128).copy()
+        img[10 + 15 * i:20 + 15 * i, 10:40] = 400 + 200 * i
+        ds.PixelData = img.tobytes()
+    with scp_process(d, SCP_PORT, SCP_DEST_PORT) as scp:
+        store(write_files(series, d / "in"), port=SCP_PORT)
+        yield deid_uid(scp, series[0].StudyInstanceUID)
+
+
+@pytest.fixture(scope="module")
+def teacher(cluster, settings):
+    from pacs_hdfs import clients
+    from portal.users import UserStore
+    name, pw = f"e2e-view-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    UserStore(clients.hbase(settings)).add(name, "teacher", pw)
+    return name, pw
+
+
+@pytest.fixture(scope="module")
+def portal_url(cluster):
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", PORT)) == 0:
+            pytest.skip(f"port {PORT} is busy")
+    log = open(tempfile.mktemp(prefix="portal-viewer-", suffix=".log"), "w")
+    proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(PORT)],
+                            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    url = f"http://127.0.0.1:{PORT}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(url + "/healthz", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, Path(log.name).read_text()[-2000:]
+            assert time.monotonic() < deadline, "portal did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service
+    profile = tempfile.mkdtemp(prefix="chromium-viewer-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
+                f"--user-data-dir={profile}"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _shot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"viewer-{name}.png"))
+
+
+CANVAS_HASH = """
+const c = document.getElementById('view');
+const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+let h = 0, sum = 0;
+for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + 7 * d[i + 1]) >>> 0; sum += d[i]; }
+return [h, sum];
+"""
+
+
+def _pixels(driver):
+    return tuple(driver.execute_script(CANVAS_HASH))
+
+
+def _changed(driver, before, timeout=15):
+    WebDriverWait(driver, timeout).until(lambda d: _pixels(d) != before)
+    return _pixels(driver)
+
+
+def test_teacher_scrolls_and_changes_window_level(browser, portal_url, teacher, study):
+    name, pw = teacher
+    wait = WebDriverWait(browser, 30)
+    browser.get(f"{portal_url}/viewer/study/{study}")          # redirected to the login page
+    wait.until(EC.presence_of_element_located((By.ID, "username"))).send_keys(name)
+    pwd = browser.find_element(By.ID, "password")
+    pwd.send_keys(pw)
+    pwd.send_keys(Keys.ENTER)
+    wait.until(EC.presence_of_element_located((By.ID, "view")))
+    assert f"/viewer/study/{study}" in browser.current_url
+    wait.until(lambda d: d.find_element(By.ID, "view").get_attribute("data-ready") == "1")
+    canvas = browser.find_element(By.ID, "view")
+    for control in ("slice", "wc", "ww"):                     # labelled controls
+        assert browser.find_element(By.CSS_SELECTOR, f"label[for='{control}']").text
+    series_btn = browser.find_element(By.CSS_SELECTOR, ".series-button")
+    assert series_btn.get_attribute("aria-pressed") == "true" and "6 image" in series_btn.text
+    start = _pixels(browser)
+    assert start[1] > 0, "the canvas is black"
+    _shot(browser, "01-opened")
+
+    slice0 = canvas.get_attribute("data-slice")
+    canvas.send_keys(Keys.ARROW_DOWN)                         # keyboard: next slice
+    wait.until(lambda d: canvas.get_attribute("data-slice") != slice0)
+    scrolled = _changed(browser, start)
+    browser.execute_script(                                   # mouse wheel: one slice on
+        "arguments[0].dispatchEvent(new WheelEvent('wheel', {deltaY: 120, bubbles: true,"
+        " cancelable: true}))", canvas)
+    scrolled = _changed(browser, scrolled)
+    _shot(browser, "02-scrolled")
+
+    browser.find_element(By.CSS_SELECTOR, ".preset[data-preset='lung']").click()
+    assert canvas.get_attribute("data-wc") == "-600" and canvas.get_attribute("data-ww") == "1500"
+    lung = _changed(browser, scrolled)
+    _shot(browser, "03-lung")
+    browser.find_element(By.CSS_SELECTOR, ".preset[data-preset='bone']").click()
+    assert canvas.get_attribute("data-wc") == "300"
+    bone = _changed(browser, lung)
+    _shot(browser, "04-bone")
+
+    ActionChains(browser).move_to_element(canvas).click_and_hold().move_by_offset(60, -40) \
+        .release().perform()                                  # drag: width up, centre down
+    dragged = _changed(browser, bone)
+    assert float(canvas.get_attribute("data-ww")) > 1500
+    assert float(canvas.get_attribute("data-wc")) < 300
+    _shot(browser, "05-dragged")
+
+    browser.find_element(By.ID, "zoom-in").click()
+    zoomed = _changed(browser, dragged)
+    browser.find_element(By.ID, "reset").click()
+    assert _changed(browser, zoomed) != zoomed
+    _shot(browser, "06-reset")
