@@ -176,7 +176,8 @@ def main() -> None:
     UserStore(clients.hbase(settings)).add(user, "teacher", password)
     port = free_port()
     for phase in ("cold", "warm"):   # cold: replay the HBase feed; warm: HDFS snapshot + tail
-        proc, url = start_portal(env, port, HERE / f"portal-{phase}.log")
+        (HERE / "data").mkdir(exist_ok=True)
+        proc, url = start_portal(env, port, HERE / "data" / f"portal-{phase}.log")
         try:
             s = login(url, user, password)
             result[f"index_{phase}_s"] = round(wait_ready(s, url, a.visits), 1)
