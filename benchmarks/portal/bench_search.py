@@ -70,11 +70,24 @@ def documents(n_visits: int, n_patients: int, seed: int = 1):
                "t": "\n".join(exams), "k": ["CT"] if exams else []}
 
 
+def drop_tables(settings: Settings) -> None:
+    """Remove the benchmark's own HBase tables and HDFS root (never the cluster's others)."""
+    import happybase
+    conn = happybase.Connection(settings.thrift_host, settings.thrift_port)
+    for name in conn.tables():
+        if name.decode().startswith(PREFIX + "_"):
+            conn.delete_table(name, disable=True)
+    conn.close()
+    clients.hdfs(settings).delete("", recursive=True)
+
+
 def load(settings: Settings, n_visits: int, n_patients: int) -> dict:
+    """Feed rows as the gateway writes them, one visit per millisecond of the recent past."""
     hbase = clients.hbase(settings)
-    t0, batch, written_ms = time.perf_counter(), [], 1_700_000_000_000
+    t0, batch = time.perf_counter(), []
+    written_ms = int(time.time() * 1000) - n_visits - 60_000
     for i, doc in enumerate(documents(n_visits, n_patients)):
-        batch.append((feed_key(written_ms + i // 5000, doc["v"]),
+        batch.append((feed_key(written_ms + i, doc["v"]),
                       {b"i:doc": json.dumps(doc, separators=(",", ":")).encode()}))
         if len(batch) == 20_000:
             hbase.put_many("search", batch)
@@ -165,10 +178,11 @@ def main() -> None:
     a = ap.parse_args()
     env = {**os.environ, "PACS_HBASE_TABLE_PREFIX": PREFIX, "PACS_HDFS_ROOT": ROOT}
     settings = Settings(hbase_table_prefix=PREFIX, hdfs_root=ROOT)
-    init_storage(settings)
     result = {"visits": a.visits, "patients": a.patients}
     if not a.reuse:
-        clients.hdfs(settings).delete("search", recursive=True)   # rows are overwritten in place
+        drop_tables(settings)
+    init_storage(settings)
+    if not a.reuse:
         result.update(load(settings, a.visits, a.patients))
         print("loaded", result)
     from portal.users import UserStore
@@ -192,6 +206,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
+    if not a.keep:
+        drop_tables(settings)
     result["target_p95_ms"] = 200
     result["met"] = result["p95_ms"] <= 200
     print(json.dumps(result, indent=2))

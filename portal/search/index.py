@@ -265,8 +265,10 @@ class CaseIndex:
             return []
         info = {int(p): {"days": [], "codes": {}, "last": (-1, 0, 0)} for p in chosen}
         cities, codes10, codes9 = (self.vocab[f].terms for f in ("city", "icd10", "icd9"))
+        wanted = np.zeros(len(self.patients.vocab), bool)
+        wanted[chosen] = True
         for seg, hit in matched:
-            rows = np.flatnonzero(np.isin(seg.cols["patient"], chosen) & seg.alive)
+            rows = np.flatnonzero(wanted[seg.cols["patient"]] & seg.alive)
             for row in rows.tolist():
                 i = info[int(seg.cols["patient"][row])]
                 day = int(seg.cols["day"][row])
