@@ -25,6 +25,7 @@ quarantine_app = group("quarantine", "Objects held back for burned-in PHI review
 recon_app = group("recon", "Cone-beam CT: simulate projections.")
 certs_app = group("certs", "TLS certificates for the gateway and DICOM TLS.")
 user_app = group("user", "Portal users.")
+search_app = group("search", "The portal's case-search feed and index.")
 
 console = Console(stderr=True)
 

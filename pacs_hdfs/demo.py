@@ -28,13 +28,10 @@ def pacs(*args: str, env: dict | None = None) -> None:
                    env={**os.environ, **(env or {})})
 
 
-def send_demo_studies(export: Path, settings, studies: int = 3, slices: int = 16) -> int:
-    """C-STORE small synthetic CT series for the first patients with a CT exam in the export."""
-    from pynetdicom import AE
-    from pynetdicom.sop_class import CTImageStorage
-
+def demo_study_choices(export: Path, studies: int = 3) -> list[tuple[dict, str, str]]:
+    """(patient, accession, study date YYYYMMDD) of the first CT exam of each of the first
+    ``studies`` patients with one in the export: the studies the demo sends."""
     from hl7_gateway.his_export import read_export
-    from pacs_hdfs.dicom.synthetic import ct_series
 
     chosen, seen = [], set()
     for rec in read_export(export):
@@ -45,16 +42,30 @@ def send_demo_studies(export: Path, settings, studies: int = 3, slices: int = 16
                 chosen.append((person, exam["accession"], rec["admission"][:10].replace("-", "")))
         if len(chosen) >= studies:
             break
+    return chosen[:studies]
+
+
+def send_demo_studies(export: Path, settings, studies: int = 3, slices: int = 16, *,
+                      size: int = 256, host: str = "127.0.0.1", port: int | None = None,
+                      ae_title: str | None = None) -> int:
+    """C-STORE small synthetic CT series for the ``demo_study_choices`` of the export, to the
+    SCP at host:port (default: the configured one); returns the images stored."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+
+    from pacs_hdfs.dicom.synthetic import ct_series
+
     ae = AE(ae_title="DEMO")
     ae.add_requested_context(CTImageStorage)
     sent = 0
-    for person, accession, date in chosen:
+    for person, accession, date in demo_study_choices(export, studies):
         name = f"{person['last_name']}^{person['first_name']}"
-        assoc = ae.associate("127.0.0.1", settings.scp_port, ae_title=settings.scp_ae_title)
+        assoc = ae.associate(host, port or settings.scp_port,
+                             ae_title=ae_title or settings.scp_ae_title)
         if not assoc.is_established:
             raise RuntimeError("the SCP refused the demo association")
         for ds in ct_series(slices, patient_id=person["national_id"], patient_name=name,
-                            size=256, accession=accession, study_date=date):
+                            size=size, accession=accession, study_date=date):
             status = assoc.send_c_store(ds)
             if getattr(status, "Status", None) == 0:
                 sent += 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pacs_hdfs.cli_apps import app, console, emit_json, fail, user_app
+from pacs_hdfs.cli_apps import app, console, emit_json, fail, search_app, user_app
 from pacs_hdfs.settings import get_settings
 
 CERT_ENV, KEY_ENV = "PACS_PORTAL_CERT", "PACS_PORTAL_KEY"
@@ -32,6 +32,7 @@ def portal(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     s = get_settings()
     tls = tls_files()
     web = create_app(s, secure_cookies=tls is not None)
+    web.state.portal.search.start()     # load the case index while the first users sign in
     ssl = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
     console.print(f"portal on {'https' if tls else 'http'}://{host}:{port or s.portal_port}/")
     uvicorn.run(web, host=host, port=port or s.portal_port, log_level="info",
@@ -97,3 +98,17 @@ def user_set_role(name: str, role: str) -> None:
     audit.record(get_settings(), os.environ.get("USER", "cli"), "user-role", name, role=role,
                  via="cli")
     console.print(f"{name} is now {role}")
+
+
+@search_app.command("backfill")
+def search_backfill(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Write case-search feed rows for every stored visit (visits stored before the feed
+    existed); idempotent, the portal's index keeps one version of each visit."""
+    from portal.search.feed import backfill
+    s = get_settings()
+    from pacs_hdfs import clients
+    count = backfill(clients.hbase(s))
+    if as_json:
+        emit_json({"visits": count})
+    else:
+        console.print(f"feed rows written for {count} visits")

@@ -53,6 +53,24 @@ def catch_up(index: CaseIndex, hbase, overlap_ms: int = OVERLAP_MS) -> int:
             return changed
 
 
+def backfill(hbase, batch: int = 2000) -> int:
+    """Feed rows for every visit row (from its ``v:json``); returns how many were written."""
+    from hl7_gateway.models import Visit
+    from hl7_gateway.store_rows import feed_row
+    written, start = 0, b""
+    while True:
+        rows = hbase.scan("visit", row_start=start, columns=[b"v:json"], limit=batch)
+        now = int(time.time() * 1000)
+        feed = [feed_row(Visit.model_validate_json(cols[b"v:json"]), now)
+                for _, cols in rows if b"v:json" in cols]
+        if feed:
+            hbase.put_many("search", feed)
+        written += len(feed)
+        if len(rows) < batch:
+            return written
+        start = rows[-1][0] + b"\0"
+
+
 class LiveIndex:
     """The portal's index: loaded in the background, then kept fresh by polling the feed."""
 

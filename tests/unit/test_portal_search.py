@@ -221,3 +221,18 @@ def test_search_refuses_bad_queries_precisely(portal_client):
     assert c.get("/api/search").status_code == 422
     page = c.get("/search", params={"date_from": "not-a-date"})
     assert page.status_code == 422 and 'role="alert"' in page.text
+
+
+def test_backfill_feeds_visits_stored_before_the_feed():
+    from hl7_gateway.store_rows import visit_row
+    from pacs_hdfs.containers import Location
+    store = MemoryStore()
+    visits = sample_visits(25, seed=9)
+    where = Location("hl7/archive/x", 0, 1, "0" * 64)
+    store.put_many("visit", [(v.visit_id.encode(), visit_row(v, where, "2024-01-01", []))
+                             for v in visits])
+    assert feed.backfill(store, batch=7) == 25
+    ix = CaseIndex()
+    feed.catch_up(ix, store)
+    assert ix.size == 25
+    assert {d.patient_id for d in visits} == set(ix.patients.vocab.terms)
