@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from io import BytesIO
 
+from fastapi import Depends, HTTPException
 from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -21,6 +22,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom import query
 from pacs_hdfs.dicom.staging import read_bytes
+from portal.deps import portal
 
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 MAX_UID = 64
@@ -154,3 +156,15 @@ def archive_of(state) -> Archive:
         state._dicom_archive = got
     return got
 
+
+
+def archive(state=Depends(portal)) -> Archive:
+    """FastAPI dependency: the portal's Archive."""
+    return archive_of(state)
+
+
+def require_uids(*uids: str) -> None:
+    """400 unless every argument is a well-formed DICOM UID."""
+    for uid in uids:
+        if not valid_uid(uid):
+            raise HTTPException(400, f"not a DICOM UID: {uid[:80]!r}")

@@ -25,7 +25,7 @@ from pacs_hdfs.hdfs_store import StorageError
 from portal import dicomweb_http as http
 from portal import imaging
 from portal.deps import current, portal
-from portal.dicom_access import Archive, archive_of, valid_uid
+from portal.dicom_access import Archive, archive, require_uids
 from portal.roles import allows
 from portal.users import User
 from portal.web import client_ip
@@ -136,14 +136,6 @@ router = APIRouter(prefix="/dicomweb", tags=["dicomweb"], route_class=DicomwebRo
                    dependencies=[Depends(viewer_of)])
 
 
-def _archive(state=Depends(portal)) -> Archive:
-    return archive_of(state)
-
-
-def _uids(*uids: str) -> None:
-    for uid in uids:
-        if not valid_uid(uid):
-            raise HTTPException(400, f"not a DICOM UID: {uid[:80]!r}")
 
 
 def _bad(e: http.BadRequest) -> HTTPException:
@@ -155,7 +147,7 @@ def _bad(e: http.BadRequest) -> HTTPException:
 def _qido(request: Request, archive: Archive, level: str, fixed: dict[str, str]) -> Response:
     if http.choose(request.headers.get("accept"), (DICOM_JSON, "application/json")) is None:
         raise HTTPException(406, f"QIDO-RS answers {DICOM_JSON}")
-    _uids(*fixed.values())
+    require_uids(*fixed.values())
     try:
         q = http.parse_qido(list(request.query_params.multi_items()), level)
     except http.BadRequest as e:
@@ -167,23 +159,23 @@ def _qido(request: Request, archive: Archive, level: str, fixed: dict[str, str])
 
 
 @router.get("/studies")
-def search_studies(request: Request, archive: Archive = Depends(_archive)):
+def search_studies(request: Request, archive: Archive = Depends(archive)):
     return _qido(request, archive, "STUDY", {})
 
 
 @router.get("/studies/{study}/series")
-def search_series(study: str, request: Request, archive: Archive = Depends(_archive)):
+def search_series(study: str, request: Request, archive: Archive = Depends(archive)):
     return _qido(request, archive, "SERIES", {"StudyInstanceUID": study})
 
 
 @router.get("/studies/{study}/instances")
-def search_study_instances(study: str, request: Request, archive: Archive = Depends(_archive)):
+def search_study_instances(study: str, request: Request, archive: Archive = Depends(archive)):
     return _qido(request, archive, "IMAGE", {"StudyInstanceUID": study})
 
 
 @router.get("/studies/{study}/series/{series}/instances")
 def search_instances(study: str, series: str, request: Request,
-                     archive: Archive = Depends(_archive)):
+                     archive: Archive = Depends(archive)):
     return _qido(request, archive, "IMAGE", {"StudyInstanceUID": study,
                                              "SeriesInstanceUID": series})
 
@@ -191,7 +183,7 @@ def search_instances(study: str, series: str, request: Request,
 # --- WADO-RS --------------------------------------------------------------------------------
 
 def _located(archive: Archive, study: str, series: str | None = None, sop: str | None = None):
-    _uids(*(u for u in (study, series, sop) if u is not None))
+    require_uids(*(u for u in (study, series, sop) if u is not None))
     items = archive.locate(study, series, sop)
     if not items:
         what = "instance" if sop else "series" if series else "study"
@@ -222,20 +214,20 @@ def _retrieve(request: Request, archive: Archive, user: User, study: str,
 
 
 @router.get("/studies/{study}")
-def retrieve_study(study: str, request: Request, archive: Archive = Depends(_archive),
+def retrieve_study(study: str, request: Request, archive: Archive = Depends(archive),
                    user: User = Depends(viewer_of)):
     return _retrieve(request, archive, user, study)
 
 
 @router.get("/studies/{study}/series/{series}")
 def retrieve_series(study: str, series: str, request: Request,
-                    archive: Archive = Depends(_archive), user: User = Depends(viewer_of)):
+                    archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
     return _retrieve(request, archive, user, study, series)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}")
 def retrieve_instance(study: str, series: str, sop: str, request: Request,
-                      archive: Archive = Depends(_archive), user: User = Depends(viewer_of)):
+                      archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
     return _retrieve(request, archive, user, study, series, sop)
 
 
@@ -269,19 +261,19 @@ def _metadata(request: Request, archive: Archive, study: str, series: str | None
 
 
 @router.get("/studies/{study}/metadata")
-def study_metadata(study: str, request: Request, archive: Archive = Depends(_archive)):
+def study_metadata(study: str, request: Request, archive: Archive = Depends(archive)):
     return _metadata(request, archive, study)
 
 
 @router.get("/studies/{study}/series/{series}/metadata")
 def series_metadata(study: str, series: str, request: Request,
-                    archive: Archive = Depends(_archive)):
+                    archive: Archive = Depends(archive)):
     return _metadata(request, archive, study, series)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
 def instance_metadata(study: str, series: str, sop: str, request: Request,
-                      archive: Archive = Depends(_archive)):
+                      archive: Archive = Depends(archive)):
     return _metadata(request, archive, study, series, sop)
 
 
@@ -300,7 +292,7 @@ def _frame_check(ds, frame: int) -> None:
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
 def retrieve_frames(study: str, series: str, sop: str, frames: str, request: Request,
-                    archive: Archive = Depends(_archive)):
+                    archive: Archive = Depends(archive)):
     if not http.accepts_multipart(request.headers.get("accept"), "application/octet-stream"):
         raise HTTPException(406, 'frames are answered as multipart/related; '
                                  'type="application/octet-stream" (uncompressed)')
@@ -343,13 +335,13 @@ def _rendered(request: Request, archive: Archive, study: str, series: str, sop: 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/rendered")
 def instance_rendered(study: str, series: str, sop: str, request: Request,
-                      archive: Archive = Depends(_archive)):
+                      archive: Archive = Depends(archive)):
     return _rendered(request, archive, study, series, sop, 1)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
 def frame_rendered(study: str, series: str, sop: str, frame: str, request: Request,
-                   archive: Archive = Depends(_archive)):
+                   archive: Archive = Depends(archive)):
     if not frame.isdigit() or int(frame) < 1:
         raise HTTPException(400, "the frame number is a positive integer")
     return _rendered(request, archive, study, series, sop, int(frame))

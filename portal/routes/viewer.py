@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from portal import imaging
 from portal.deps import Principal, portal, require
-from portal.dicom_access import Archive, archive_of, valid_uid
+from portal.dicom_access import Archive, archive, require_uids
 from portal.web import render
 
 router = APIRouter(tags=["viewer"], dependencies=[Depends(require("teacher"))])
@@ -19,18 +19,10 @@ PRESETS = (("lung", "Lung", -600, 1500), ("bone", "Bone", 300, 1500),
            ("soft", "Soft tissue", 40, 400), ("brain", "Brain", 40, 80))
 
 
-def _archive(state=Depends(portal)) -> Archive:
-    return archive_of(state)
-
-
-def _uids(*uids: str) -> None:
-    for uid in uids:
-        if not valid_uid(uid):
-            raise HTTPException(400, f"not a DICOM UID: {uid[:80]!r}")
 
 
 @router.get("/viewer/accession/{accession}")
-def by_accession(accession: str, archive: Archive = Depends(_archive)):
+def by_accession(accession: str, archive: Archive = Depends(archive)):
     """The case view's "Show examination" link: 303 to the study, or a 404 page."""
     if not accession or len(accession) > MAX_ACCESSION or not accession.isprintable():
         raise HTTPException(400, "not an accession number")
@@ -42,9 +34,9 @@ def by_accession(accession: str, archive: Archive = Depends(_archive)):
 
 
 @router.get("/viewer/study/{study_uid}")
-def study_page(study_uid: str, request: Request, archive: Archive = Depends(_archive),
+def study_page(study_uid: str, request: Request, archive: Archive = Depends(archive),
                p: Principal = Depends(require("teacher")), state=Depends(portal)):
-    _uids(study_uid)
+    require_uids(study_uid)
     study = archive.study(study_uid)
     if study is None:
         raise HTTPException(404, "No such study in the archive.")
@@ -54,9 +46,9 @@ def study_page(study_uid: str, request: Request, archive: Archive = Depends(_arc
 
 
 @router.get("/api/viewer/studies/{study_uid}/series/{series_uid}")
-def series_instances(study_uid: str, series_uid: str, archive: Archive = Depends(_archive)):
+def series_instances(study_uid: str, series_uid: str, archive: Archive = Depends(archive)):
     """The series' instances in InstanceNumber order (what the slice slider walks)."""
-    _uids(study_uid, series_uid)
+    require_uids(study_uid, series_uid)
     found = archive.instances(study_uid, series_uid)
     if not found:
         raise HTTPException(404, "no such series in the archive")
@@ -69,9 +61,9 @@ def series_instances(study_uid: str, series_uid: str, archive: Archive = Depends
 @router.get("/api/viewer/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
             "/frames/{frame}")
 def frame_values(study_uid: str, series_uid: str, sop_uid: str, frame: int,
-                 archive: Archive = Depends(_archive)):
+                 archive: Archive = Depends(archive)):
     """One frame's modality values (float32 LE) or RGB bytes; the X-* headers describe them."""
-    _uids(study_uid, series_uid, sop_uid)
+    require_uids(study_uid, series_uid, sop_uid)
     item = archive.one(study_uid, series_uid, sop_uid)
     if item is None:
         raise HTTPException(404, "no such instance in the archive")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from portal.search import text
-from portal.search.segment import FORWARD, MULTI, SCALARS, Segment, merge
+from portal.search.segment import MULTI, SCALARS, Segment, merge
 
 SEXES = ("M", "F", "UN")
 MAX_SEGMENTS = 6          # more than this: the smallest are merged

@@ -3,24 +3,13 @@
 `expected_case` works out, from the HIS export and the hospital's own keys, what the portal must
 show for the demo study's patient (pseudonym, de-identified accession, a visit's ICD-10 code), so
 the test asserts against values it derived, never against what the portal happens to print.
-The rest is process glue: free ports, a `pacs portal` subprocess, headless Chromium.
+Also the job-runner clean-up; process glue is in tests/portal_support.py.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-import requests
-
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 # sum of the red channel of the viewer canvas, and a rolling hash of it: changes on any redraw
 CANVAS_PIXELS = """
@@ -57,64 +46,6 @@ def expected_case(records: list[dict], keys, national_id: str, accession: str) -
                         visit_id=visit.visit_id, icd10=codes[0],
                         day=visit.admission.date().isoformat(), city=visit.city or "",
                         visits=len(mine))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def portal_process(port: int, timeout: float = 90):
-    """`pacs portal` on 127.0.0.1:`port` with this process's environment; yields its URL once
-    /healthz answers, terminates it afterwards."""
-    log = open(tempfile.mktemp(prefix="portal-flow-", suffix=".log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if requests.get(url + "/healthz", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, Path(log.name).read_text()[-2000:]
-            assert time.monotonic() < deadline, "portal did not start"
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        os.unlink(log.name)
-
-
-@contextmanager
-def chromium():
-    """Headless Chromium through the Debian chromedriver, in a throw-away profile."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    profile = tempfile.mkdtemp(prefix="chromium-flow-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
-                "--lang=en-US", f"--user-data-dir={profile}"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @contextmanager

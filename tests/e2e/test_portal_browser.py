@@ -3,26 +3,16 @@
 the generated form, watch it succeed live, open the result. Screenshots: test-artifacts/e2e/."""
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
-import requests
+
+from tests.portal_support import chromium, have_chromium, portal_process, screenshot
 
 pytestmark = pytest.mark.cluster
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-PORT = 8007
 
-if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+if not have_chromium():
     pytest.skip("needs Debian packages chromium and chromium-driver", allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs the selenium package")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -42,56 +32,18 @@ def analyst(cluster, settings):
 
 @pytest.fixture(scope="module")
 def portal_url(cluster):
-    with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", PORT)) == 0:
-            pytest.skip(f"port {PORT} is busy")
-    log = open(tempfile.mktemp(prefix="portal-e2e-", suffix=".log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(PORT)],
-                            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    url = f"http://127.0.0.1:{PORT}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url + "/healthz", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, Path(log.name).read_text()[-2000:]
-            assert time.monotonic() < deadline, "portal did not start"
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with portal_process() as portal:
+        yield portal.url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.service import Service
-    profile = tempfile.mkdtemp(prefix="chromium-e2e-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
-                f"--user-data-dir={profile}"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _shot(driver, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    screenshot(driver, name)
 
 
 def _active(driver):

@@ -12,24 +12,22 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 import requests
 
-from tests.e2e.flow_support import (CANVAS_PIXELS, CHROMIUM, DRIVER, chromium, expected_case,
-                                    free_port, job_runner_cleanup, portal_process)
+from tests.e2e.flow_support import CANVAS_PIXELS, expected_case, job_runner_cleanup
+from tests.portal_support import chromium, free_port, have_chromium, portal_process, screenshot
 from tests.integration.dicom_support import DCMTK, scp_process
 from tests.integration.hl7_support import Gateway, run_has
 
 pytestmark = pytest.mark.cluster
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 SEED, PATIENTS, VISITS = 8703, 20, 60      # a seed of this test's own: its own patients
 SLICES, SIZE = 8, 128
 
-if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+if not have_chromium():
     pytest.skip("needs Debian packages chromium and chromium-driver", allow_module_level=True)
 pytest.importorskip("selenium.webdriver", reason="needs the selenium package")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -94,8 +92,8 @@ def users(cluster, settings):
 
 @pytest.fixture(scope="module")
 def portal_url(cluster, settings):
-    with job_runner_cleanup(settings), portal_process(free_port()) as url:
-        yield url
+    with job_runner_cleanup(settings), portal_process() as portal:
+        yield portal.url
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +103,7 @@ def browser():
 
 
 def _shot(driver, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"flow-{name}.png"))
+    screenshot(driver, f"flow-{name}")
 
 
 def _active(driver):

@@ -4,30 +4,18 @@ real `pacs scp`, scrolls slices, applies the lung and bone presets and drags win
 canvas pixels must change each time. Screenshots: test-artifacts/e2e/viewer-*.png."""
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
-from pathlib import Path
 
 import pytest
-import requests
 
+from tests.portal_support import chromium, free_port, have_chromium, portal_process, screenshot
 from tests.integration.dicom_support import DCMTK, deid_uid, scp_process, store
 
 pytestmark = pytest.mark.cluster
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-PORT = 8011
-SCP_PORT, SCP_DEST_PORT = 11124, 11125
 
-if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+if not have_chromium():
     pytest.skip("needs Debian packages chromium and chromium-driver", allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs the selenium package")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -51,8 +39,9 @@ def study(cluster, tmp_path_factory):
         img = np.frombuffer(ds.PixelData, np.uint16).reshape(128, 128).copy()
         img[10 + 15 * i:20 + 15 * i, 10:40] = 400 + 200 * i
         ds.PixelData = img.tobytes()
-    with scp_process(d, SCP_PORT, SCP_DEST_PORT) as scp:
-        store(write_files(series, d / "in"), port=SCP_PORT)
+    port = free_port()
+    with scp_process(d, port, free_port()) as scp:
+        store(write_files(series, d / "in"), port=port)
         yield deid_uid(scp, series[0].StudyInstanceUID)
 
 
@@ -67,56 +56,18 @@ def teacher(cluster, settings):
 
 @pytest.fixture(scope="module")
 def portal_url(cluster):
-    with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", PORT)) == 0:
-            pytest.skip(f"port {PORT} is busy")
-    log = open(tempfile.mktemp(prefix="portal-viewer-", suffix=".log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(PORT)],
-                            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    url = f"http://127.0.0.1:{PORT}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url + "/healthz", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, Path(log.name).read_text()[-2000:]
-            assert time.monotonic() < deadline, "portal did not start"
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with portal_process() as portal:
+        yield portal.url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium.webdriver.chrome.service import Service
-    profile = tempfile.mkdtemp(prefix="chromium-viewer-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
-                f"--user-data-dir={profile}"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _shot(driver, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"viewer-{name}.png"))
+    screenshot(driver, f"viewer-{name}")
 
 
 CANVAS_HASH = """

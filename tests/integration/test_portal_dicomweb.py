@@ -9,16 +9,9 @@ without pixel data, frames, rendered PNG/JPEG, no PHI markers, a quarantined obj
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from io import BytesIO
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -27,6 +20,7 @@ import requests
 from PIL import Image
 from pydicom import dcmread
 
+from tests.portal_support import free_port, portal_process
 from tests.integration.dicom_support import (DCMTK, deid_uid, fresh_copy, instance_key,
                                              scp_process, store)
 
@@ -35,13 +29,7 @@ dicomweb_client = pytest.importorskip("dicomweb_client", reason="needs dicomweb-
 from dicomweb_client.api import DICOMwebClient  # noqa: E402
 from dicomweb_client.session_utils import create_session_from_user_pass  # noqa: E402
 
-SCP_PORT, SCP_DEST_PORT = 11122, 11123     # not 11112: the SCP tests may run meanwhile
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SCP_PORT, SCP_DEST_PORT = free_port(), free_port()
 
 
 @pytest.fixture(scope="module")
@@ -86,30 +74,8 @@ def teacher(cluster, stores):
 
 @pytest.fixture(scope="module")
 def portal_url(cluster):
-    port = _free_port()
-    log = open(tempfile.mktemp(prefix="portal-dicomweb-", suffix=".log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url + "/healthz", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, Path(log.name).read_text()[-2000:]
-            assert time.monotonic() < deadline, "portal did not start"
-            time.sleep(0.5)
-        yield SimpleNamespace(url=url, log=Path(log.name))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with portal_process() as portal:
+        yield portal
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,87 @@
+"""Process glue shared by the portal's integration and browser tests: free ports, a real
+`pacs portal` subprocess, headless Debian Chromium, screenshots."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import requests
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "e2e"
+
+
+def have_chromium() -> bool:
+    return Path(CHROMIUM).exists() and Path(DRIVER).exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def portal_process(port: int | None = None, timeout: float = 90):
+    """`pacs portal` on 127.0.0.1 with this process's environment; yields (url, log path) once
+    /healthz answers, and terminates it afterwards."""
+    port = port or free_port()
+    log = Path(tempfile.mktemp(prefix="portal-test-", suffix=".log"))
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(url + "/healthz", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "portal did not start"
+            time.sleep(0.5)
+        yield SimpleNamespace(url=url, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.unlink(missing_ok=True)
+
+
+@contextmanager
+def chromium():
+    """Headless Chromium through the Debian chromedriver, in a throw-away profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    profile = tempfile.mkdtemp(prefix="chromium-test-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
+                "--lang=en-US", f"--user-data-dir={profile}"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
