@@ -85,3 +85,24 @@ def chromium():
 def screenshot(driver, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def make_user(settings, role: str, tag: str) -> tuple[str, str]:
+    """A portal user with a random password in the cluster's HBase; returns (name, password)."""
+    import secrets
+
+    from pacs_hdfs import clients
+    from portal.users import UserStore
+    name, password = f"{tag}-{role}-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    UserStore(clients.hbase(settings)).add(name, role, password)
+    return name, password
+
+
+# a rolling hash and the red-channel sum of the viewer canvas: changes on any redraw
+CANVAS_PIXELS = """
+const c = document.getElementById('view');
+const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+let h = 0, sum = 0;
+for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + 7 * d[i + 1]) >>> 0; sum += d[i]; }
+return [h, sum];
+"""

@@ -11,16 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 
-# sum of the red channel of the viewer canvas, and a rolling hash of it: changes on any redraw
-CANVAS_PIXELS = """
-const c = document.getElementById('view');
-const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-let h = 0, sum = 0;
-for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + 7 * d[i + 1]) >>> 0; sum += d[i]; }
-return [h, sum];
-"""
-
-
 @dataclass(frozen=True)
 class ExpectedCase:
     pseudonym: str          # research id of the patient

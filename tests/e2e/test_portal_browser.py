@@ -3,11 +3,10 @@
 the generated form, watch it succeed live, open the result. Screenshots: test-artifacts/e2e/."""
 from __future__ import annotations
 
-import secrets
 
 import pytest
 
-from tests.portal_support import chromium, have_chromium, portal_process, screenshot
+from tests.portal_support import have_chromium, make_user, screenshot
 
 pytestmark = pytest.mark.cluster
 
@@ -23,23 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 @pytest.fixture(scope="module")
 def analyst(cluster, settings):
-    from pacs_hdfs import clients
-    from portal.users import UserStore
-    name, pw = f"e2e-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-    UserStore(clients.hbase(settings)).add(name, "analyst", pw)
-    return name, pw
-
-
-@pytest.fixture(scope="module")
-def portal_url(cluster):
-    with portal_process() as portal:
-        yield portal.url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as driver:
-        yield driver
+    return make_user(settings, "analyst", "e2e")
 
 
 def _shot(driver, name: str) -> None:
@@ -102,10 +85,7 @@ def test_login_launch_job_and_see_result(browser, portal_url, analyst):
 
 
 def test_admin_sees_the_launch_in_the_audit_trail(browser, portal_url, analyst, settings):
-    from pacs_hdfs import clients
-    from portal.users import UserStore
-    admin, pw = f"e2e-admin-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-    UserStore(clients.hbase(settings)).add(admin, "admin", pw)
+    admin, pw = make_user(settings, "admin", "e2e")
     browser.delete_all_cookies()
     wait = WebDriverWait(browser, 30)
     browser.get(portal_url + "/login")

@@ -9,7 +9,6 @@ ICD-10 analysis and sees its chart. Screenshots: test-artifacts/e2e/flow-*.png.
 """
 from __future__ import annotations
 
-import secrets
 import time
 from datetime import datetime, timezone
 from urllib.parse import unquote
@@ -17,8 +16,9 @@ from urllib.parse import unquote
 import pytest
 import requests
 
-from tests.e2e.flow_support import CANVAS_PIXELS, expected_case, job_runner_cleanup
-from tests.portal_support import chromium, free_port, have_chromium, portal_process, screenshot
+from tests.e2e.flow_support import expected_case, job_runner_cleanup
+from tests.portal_support import (CANVAS_PIXELS, free_port, have_chromium, make_user,
+                                  portal_process, screenshot)
 from tests.integration.dicom_support import DCMTK, scp_process
 from tests.integration.hl7_support import Gateway, run_has
 
@@ -79,27 +79,13 @@ def case(cluster, settings, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def users(cluster, settings):
-    from pacs_hdfs import clients
-    from portal.users import UserStore
-    store, tag = UserStore(clients.hbase(settings)), secrets.token_hex(4)
-    made = {}
-    for role in ("teacher", "analyst"):
-        name, pw = f"e2e-flow-{role}-{tag}", secrets.token_urlsafe(12)
-        store.add(name, role, pw)
-        made[role] = (name, pw)
-    return made
+    return {role: make_user(settings, role, "e2e-flow") for role in ("teacher", "analyst")}
 
 
 @pytest.fixture(scope="module")
 def portal_url(cluster, settings):
     with job_runner_cleanup(settings), portal_process() as portal:
         yield portal.url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as driver:
-        yield driver
 
 
 def _shot(driver, name: str) -> None:

@@ -4,12 +4,11 @@ real `pacs scp`, scrolls slices, applies the lung and bone presets and drags win
 canvas pixels must change each time. Screenshots: test-artifacts/e2e/viewer-*.png."""
 from __future__ import annotations
 
-import secrets
 import uuid
 
 import pytest
 
-from tests.portal_support import chromium, free_port, have_chromium, portal_process, screenshot
+from tests.portal_support import CANVAS_PIXELS, free_port, have_chromium, make_user, screenshot
 from tests.integration.dicom_support import DCMTK, deid_uid, scp_process, store
 
 pytestmark = pytest.mark.cluster
@@ -47,40 +46,17 @@ def study(cluster, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def teacher(cluster, settings):
-    from pacs_hdfs import clients
-    from portal.users import UserStore
-    name, pw = f"e2e-view-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
-    UserStore(clients.hbase(settings)).add(name, "teacher", pw)
-    return name, pw
-
-
-@pytest.fixture(scope="module")
-def portal_url(cluster):
-    with portal_process() as portal:
-        yield portal.url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as driver:
-        yield driver
+    return make_user(settings, "teacher", "e2e-view")
 
 
 def _shot(driver, name: str) -> None:
     screenshot(driver, f"viewer-{name}")
 
 
-CANVAS_HASH = """
-const c = document.getElementById('view');
-const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-let h = 0, sum = 0;
-for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + 7 * d[i + 1]) >>> 0; sum += d[i]; }
-return [h, sum];
-"""
 
 
 def _pixels(driver):
-    return tuple(driver.execute_script(CANVAS_HASH))
+    return tuple(driver.execute_script(CANVAS_PIXELS))
 
 
 def _changed(driver, before, timeout=15):
