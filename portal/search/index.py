@@ -223,8 +223,10 @@ class CaseIndex:
                page: int = 1, per_page: int = 20) -> Page:
         t0 = time.perf_counter()
         segments = list(self.segments)
+        # the per-patient arrays' capacity, read after `segments`: it covers every patient those
+        # segments refer to even while a writer is adding patients
+        n_patients = len(self.patients.visits)
         matched = [(seg, self._mask(seg, criteria)) for seg in segments]
-        n_patients = len(self.patients.vocab)
         counts = np.zeros(n_patients, np.int64)
         for seg, mask in matched:
             counts += np.bincount(seg.cols["patient"][mask], minlength=n_patients)

@@ -236,3 +236,33 @@ def test_backfill_feeds_visits_stored_before_the_feed():
     feed.catch_up(ix, store)
     assert ix.size == 25
     assert {d.patient_id for d in visits} == set(ix.patients.vocab.terms)
+
+
+def test_searches_stay_consistent_while_visits_arrive():
+    """Readers never fail while a writer adds patients, segments and merges."""
+    import threading
+    docs = random_docs(6000, 3000, seed=21)
+    ix = CaseIndex()
+    ix.apply(docs[:200])
+    errors, done = [], threading.Event()
+
+    def reader():
+        q = CaseQuery(sex="F")
+        while not done.is_set():
+            try:
+                page = ix.search(resolve(q, ix), "patient", False, 1, 20)
+                assert page.total >= len(page.cases)
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for k in range(200, len(docs), 100):
+        ix.apply(docs[k:k + 100])
+    done.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert all_hits(ix, CaseQuery(sex="F")) == brute(docs, CaseQuery(sex="F"))
