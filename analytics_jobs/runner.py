@@ -51,6 +51,7 @@ class Runner:
 
     def run_forever(self, poll_s: float = 0.3, idle_exit_s: float | None = None) -> None:
         idle_since = time.monotonic()
+        self._recover_orphans()
         while True:
             try:
                 ids = self.store.queued_ids()
@@ -70,17 +71,37 @@ class Runner:
             else:
                 time.sleep(poll_s)
 
+    def _recover_orphans(self) -> None:
+        """Jobs left 'running' by a runner that died mid-job can never finish: fail them, so
+        their waiters get an answer (only one runner runs at a time)."""
+        try:
+            orphans = [r for r in self.store.list(1000) if r.state == "running"]
+            for rec in orphans:
+                rec.state, rec.finished = "failed", now_iso()
+                rec.error = "the job runner stopped while this job ran; submit it again"
+                self.store.update(rec, "state", "finished", "error")
+                log.warning("job %s was left running by a stopped runner: marked failed", rec.id)
+        except StorageError as e:
+            log.warning("could not check for orphaned jobs: %s", e)
+
     def run_one(self, job_id: str) -> None:
+        """Run a queued job. Its state is written before its queue marker goes, so a failed
+        write leaves it queued (retried), never unqueued and stuck."""
         rec = self.store.get(job_id)
-        self.store.dequeue(job_id)
         if rec is None or rec.state != "queued":
+            self.store.dequeue(job_id)          # a stale marker
             return
         if rec.cancel_requested:
             rec.state, rec.finished = "cancelled", now_iso()
             self.store.update(rec, "state", "finished")
+            self.store.dequeue(job_id)
             return
         rec.state, rec.started = "running", now_iso()
         self.store.update(rec, "state", "started")
+        try:
+            self.store.dequeue(job_id)
+        except StorageError as e:  # the marker stays; seen again after the run, it is dropped
+            log.warning("job %s: queue marker not removed (%s)", job_id, e)
         ctx = JobContext(rec, self.s, self.hdfs, self.hbase, self.store, spark_factory=self.spark)
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch_cancel, args=(job_id, stop), daemon=True)
@@ -152,10 +173,30 @@ class Runner:
                 "finished": now_iso()}
 
 
+def sole_runner_lock(settings: Settings):
+    """An exclusive lock file held for the runner's lifetime, or None when another runner holds
+    it (two submits racing may both start one; the second leaves at once)."""
+    import fcntl
+    path = settings.path("run", "job-runner.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("hdfs").setLevel(logging.WARNING)
-    Runner(get_settings()).run_forever()
+    settings = get_settings()
+    lock = sole_runner_lock(settings)
+    if lock is None:
+        log.info("another job runner is running; this one exits")
+        return
+    Runner(settings).run_forever()
 
 
 if __name__ == "__main__":
