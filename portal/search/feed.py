@@ -129,7 +129,11 @@ class LiveIndex:
         self._since_snapshot += changed
         if self.snapshots and (self._since_snapshot >= SNAPSHOT_EVERY
                                or (first and changed >= LONG_REPLAY)):
-            self.save_snapshot()
+            self._since_snapshot = 0        # a failed snapshot is retried after the next batch
+            try:
+                self.save_snapshot()
+            except Exception as exc:  # noqa: BLE001 - the index serves on; HDFS may be full
+                log.warning("case index snapshot not written: %s", exc)
         return changed
 
     def _load_snapshot(self) -> None:
@@ -152,6 +156,5 @@ class LiveIndex:
         self.hdfs.write(tmp, blob, overwrite=True)
         self.hdfs.delete(SNAPSHOT)
         self.hdfs.rename(tmp, SNAPSHOT)
-        self._since_snapshot = 0
         log.info("case index snapshot written: %d visits, %.1f MB", self.index.size,
                  len(blob) / 1e6)

@@ -266,3 +266,22 @@ def test_searches_stay_consistent_while_visits_arrive():
         t.join()
     assert not errors, errors[0]
     assert all_hits(ix, CaseQuery(sex="F")) == brute(docs, CaseQuery(sex="F"))
+
+
+def test_a_failing_snapshot_is_not_retried_on_every_poll(monkeypatch):
+    class BrokenHdfs:
+        writes = 0
+
+        def write(self, *a, **k):
+            BrokenHdfs.writes += 1
+            raise OSError("no space left")
+
+    store = MemoryStore()
+    store.put_many("search", [feed_row(v, 1_700_000_000_000 + i)
+                              for i, v in enumerate(sample_visits(30, seed=4))])
+    monkeypatch.setattr(feed, "LONG_REPLAY", 10)
+    live = feed.LiveIndex(Settings(), hbase=store, hdfs=BrokenHdfs())
+    assert live.refresh() == 30              # served from memory although the snapshot failed
+    live.refresh()
+    live.refresh()
+    assert BrokenHdfs.writes == 1 and live.index.size == 30
