@@ -127,6 +127,9 @@ class VisitStore:
         received = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         visits = [v for request in group for v in request.visits]
+        # what earlier versions of these visits indexed: read from HBase while HDFS is written
+        earlier = self._pool.submit(lambda: self.hbase.get_many(
+            "visit", list({v.visit_id.encode() for v in visits}), columns=[b"v:index"]))
         writes = [(path, self._pool.submit(self.hdfs.write, path, data))
                   for path, data in visit_parquet.month_files(visits, received)]
         try:  # the archive append runs here while the Parquet files upload
@@ -139,13 +142,14 @@ class VisitStore:
         archives = sub_locations(whole, xmls)
         t1 = time.perf_counter()
         self._put_rows([(v, loc) for r, loc in zip(group, archives) for v in r.visits],
-                       received)
+                       received, earlier.result())
         log.info("stored %d visits of %d requests: HDFS %.0f ms (%d Parquet files), "
                  "HBase %.0f ms", len(visits), len(group), (t1 - t0) * 1000, len(parquet),
                  (time.perf_counter() - t1) * 1000)
         return [StoreReport(len(r.visits), loc, parquet) for r, loc in zip(group, archives)]
 
-    def _put_rows(self, visits: list[tuple[Visit, Location]], when: datetime) -> None:
+    def _put_rows(self, visits: list[tuple[Visit, Location]], when: datetime,
+                  old: dict[bytes, dict[bytes, bytes]]) -> None:
         received = when.isoformat(timespec="milliseconds")
         latest = {v.visit_id: (v, loc) for v, loc in visits}  # a visit sent twice: last wins
         search, subject, rows, owned = {}, {}, [], {}
@@ -158,7 +162,6 @@ class VisitStore:
             owned[row_key] = list(index)
             rows.append((row_key, store_rows.visit_row(visit, archive, received, owned[row_key])))
         hbase = self.hbase
-        old = hbase.get_many("visit", list(owned), columns=[b"v:index"])
         for row_key, keys in owned.items():
             for stale in store_rows.stale_index_keys(old.get(row_key, {}), keys):
                 hbase.delete("search", stale)
