@@ -87,11 +87,14 @@ class Patients:
 
     def name_rank(self) -> np.ndarray:
         """Rank of each patient by pseudonym, for sorting by name."""
-        if self._rank is None or self._rank[0] != len(self.vocab):
-            order = np.argsort(np.array(self.vocab.terms, dtype=object), kind="stable")
-            rank = np.empty(len(order), np.int64)
-            rank[order] = np.arange(len(order))
-            self._rank = (len(self.vocab), rank)
+        n = len(self.vocab)
+        if self._rank is None or self._rank[0] != n:
+            names = np.empty(n, dtype=object)
+            names[:] = self.vocab.terms[:n]        # a copy: writers may append meanwhile
+            order = np.argsort(names, kind="stable")
+            rank = np.empty(n, np.int64)
+            rank[order] = np.arange(n)
+            self._rank = (n, rank)
         return self._rank[1]
 
 
