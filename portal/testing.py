@@ -25,14 +25,18 @@ class FakeJobService:
         self.jobs[rec.id] = rec
         return rec
 
-    def finish(self, job_id: str, result: dict, chart: bool = True) -> JobRecord:
+    def finish(self, job_id: str, result: dict, chart: bool = True,
+               extra: dict[str, bytes] | None = None) -> JobRecord:
+        """Mark the job succeeded with result.json, a chart.png unless ``chart`` is false,
+        and the ``extra`` artifacts (name -> bytes)."""
         rec = self.jobs[job_id]
         rec.state, rec.progress, rec.message = "succeeded", 1.0, "done"
         rec.artifacts = {"result.json": f"/pacs/jobs/{job_id}/result.json"}
         self.files[(job_id, "result.json")] = json.dumps(result).encode()
-        if chart:
-            rec.artifacts["chart.png"] = f"/pacs/jobs/{job_id}/chart.png"
-            self.files[(job_id, "chart.png")] = PNG_1x1
+        files = {**({"chart.png": PNG_1x1} if chart else {}), **(extra or {})}
+        for name, data in files.items():
+            rec.artifacts[name] = f"/pacs/jobs/{job_id}/{name}"
+            self.files[(job_id, name)] = data
         return rec
 
     def status(self, job_id):

@@ -330,7 +330,7 @@ def reconstruct_on_spark(spark, settings, hdfs, directory: str, meta: dict, para
 
 
 def run(ctx, params: Params) -> dict:
-    from recon_mapreduce import dicom_series
+    from recon_mapreduce import charts, dicom_series
 
     directory = ctx.hdfs.abs(params.projections.rstrip("/"))
     ctx.progress(0.02, "reading geometry")
@@ -347,13 +347,17 @@ def run(ctx, params: Params) -> dict:
                    "max": max(s["max"] for s in recon["slabs"]),
                    "slabs": [{k: s[k] for k in ("z0", "z1", "path")} for s in recon["slabs"]]}
     volume_path = ctx.write_json("volume/volume.json", volume_meta)
-    ctx.progress(0.8, "volume written")
+    ctx.progress(0.8, "drawing the chart")
+    planes = charts.central_planes(
+        (store.npy_load(ctx.hdfs.read(s["path"])) for s in recon["slabs"]), geom.n_voxels)
+    truth = charts.phantom_profile(meta, geom)
+    ctx.write_artifact("chart.png", charts.volume_chart_png(planes, geom, truth))
     series = None
     if params.dicom:
         ctx.progress(0.85, "writing the DICOM series")
         series = dicom_series.store_volume_series(ctx, volume_meta, geom, params)
     ctx.progress(1.0, "done")
-    return {
+    result = {
         "volume": {"path": volume_path, **{k: volume_meta[k] for k in
                                            ("shape", "voxel_size_mm", "min", "max")}},
         "accuracy": recon["accuracy"],
@@ -368,7 +372,10 @@ def run(ctx, params: Params) -> dict:
                                                        for s in recon["slabs"]), 1)},
         "projections": directory,
         "backend": "numba",
+        "chart": {"profile": "along y through the central voxel",
+                  "compared_with": "phantom" if truth is not None else None},
     }
+    return {"numbers": charts.result_numbers(result), **result}
 
 
 JOB_KINDS = {"fdk": (Params, run)}

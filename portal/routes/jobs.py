@@ -1,5 +1,6 @@
 """Analyst pages and API: launch forms generated from each kind's Params, the live job list,
-result pages with chart, table and CSV/JSON downloads. Launches and downloads are audited."""
+result pages with every chart the job drew, the numbers table and CSV/JSON downloads. Launches
+and downloads are audited."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,18 @@ from portal.web import render
 router = APIRouter(tags=["jobs"], dependencies=[Depends(require("analyst"))])
 analyst = require("analyst")
 JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # one plain name, no dir or ..
+# what a job's PNG artifacts show, for alt text and caption; others get a generic sentence
+CHART_CAPTIONS = {
+    ("fdk", "chart.png"): "Central axial, coronal and sagittal slices of the reconstructed "
+                          "volume, and a line profile through its centre compared with the "
+                          "phantom when the scan was simulated",
+    ("scc-sweep", "time.png"): "Median wall time of each stage per B_in:B_out combination",
+    ("scc-sweep", "memory.png"): "Peak memory above the stage start of each stage per "
+                                 "B_in:B_out combination",
+    ("scc-sweep", "quality.png"): "False-candidate ratio (min, quartiles, median) per "
+                                  "B_in:B_out combination",
+}
 
 
 def available_kinds() -> dict[str, type]:
@@ -52,6 +65,22 @@ def _public(rec) -> dict:
     d["artifacts"] = sorted(d.get("artifacts") or {})  # names only, not HDFS paths
     d["final"] = rec.final
     return d
+
+
+def chart_names(artifacts) -> list[str]:
+    """The job's top-level PNG artifacts, ``chart.png`` first, then by name."""
+    names = [n for n in artifacts if n.endswith(".png") and FILE_NAME.match(n)]
+    return sorted(names, key=lambda n: (n != "chart.png", n))
+
+
+def chart_views(kind: str, artifacts) -> list[dict]:
+    """What the result page shows of each PNG artifact: name and caption (also its alt text)."""
+    out = []
+    for name in chart_names(artifacts):
+        what = "result" if name == "chart.png" else name.removesuffix(".png").replace("_", " ")
+        caption = CHART_CAPTIONS.get((kind, name), f"Chart of the {kind} {what}")
+        out.append({"name": name, "caption": caption})
+    return out
 
 
 def _launch(state, p: Principal, kind: str, raw: dict):
@@ -99,15 +128,20 @@ def job_page(request: Request, job_id: str, state=Depends(portal)):
     columns, rows = [], []
     if rec.state == "succeeded" and "result.json" in rec.artifacts:
         columns, rows = result_table(json.loads(state.jobs.artifact(job_id, "result.json")))
-    return render(request, "job.html", job=_public(rec), columns=columns, rows=rows)
+    charts = chart_views(rec.kind, rec.artifacts) if rec.state == "succeeded" else []
+    return render(request, "job.html", job=_public(rec), columns=columns, rows=rows,
+                  charts=charts)
 
 
-@router.get("/jobs/{job_id}/chart.png")
-def job_chart(job_id: str, state=Depends(portal)):
+@router.get("/jobs/{job_id}/charts/{name:path}")
+def job_chart(job_id: str, name: str, state=Depends(portal)):
+    """Any top-level PNG artifact of the job (``name`` as listed in its artifacts)."""
+    if not FILE_NAME.match(name):
+        raise HTTPException(400, "a chart name is one file name (letters, digits, . _ -)")
     rec = _record(state, job_id)
-    if "chart.png" not in rec.artifacts:
-        raise HTTPException(404, "this job has no chart")
-    return Response(state.jobs.artifact(job_id, "chart.png"), media_type="image/png")
+    if name not in chart_names(rec.artifacts):
+        raise HTTPException(404, "this job has no such chart")
+    return Response(state.jobs.artifact(job_id, name), media_type="image/png")
 
 
 def _download(state, p, rec, name: str, body, media_type: str) -> Response:

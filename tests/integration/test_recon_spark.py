@@ -21,7 +21,7 @@ from pacs_hdfs import clients
 from pacs_hdfs.containers import Location, read_object
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.schema import row_key
-from recon_mapreduce import phantom, projection_store, spark_job
+from recon_mapreduce import charts, phantom, projection_store, spark_job
 from recon_mapreduce.fdk_fast import backproject_numba
 from recon_mapreduce.filters import filter_projections
 from recon_mapreduce.geometry import ConeBeamGeometry
@@ -47,7 +47,7 @@ def scan(cluster, settings):
     projections = phantom.project(ellipsoids, geom)
     truth = phantom.voxelise(ellipsoids, geom, supersample=2)
     projection_store.write_projections(hdfs, directory, projections, geom, band_size=8,
-                                       truth=truth)
+                                       truth=truth, extra={"phantom": charts.SIMULATED_PHANTOM})
     reference = backproject_numba(filter_projections(projections, geom, "ram-lak"), geom)
     yield {"dir": directory, "geom": geom, "truth": truth, "reference": reference}
     hdfs.delete(directory, recursive=True)
@@ -65,7 +65,7 @@ def patiently(call, timeout: float = 120):
             time.sleep(2)
 
 
-def submit_and_wait(settings, params: dict, during=None):
+def submit_and_wait(settings, params: dict, during=None, with_chart: bool = False):
     from analytics_jobs.service import JobService
 
     service = JobService(settings)
@@ -77,7 +77,11 @@ def submit_and_wait(settings, params: dict, during=None):
         assert time.monotonic() < deadline, f"fdk job {record.id} still {record.state}"
         time.sleep(0.3)
     assert record.state == "succeeded", record.error
-    return json.loads(patiently(lambda: service.artifact(record.id)))
+    result = json.loads(patiently(lambda: service.artifact(record.id)))
+    if with_chart:
+        assert "chart.png" in record.artifacts
+        return result, patiently(lambda: service.artifact(record.id, "chart.png"))
+    return result
 
 
 def volume_of(settings, result) -> np.ndarray:
@@ -87,12 +91,26 @@ def volume_of(settings, result) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reference_job(scan, settings):
-    result = submit_and_wait(settings, {"projections": scan["dir"], **PARAMS, "dicom": True})
-    return result, volume_of(settings, result)
+    result, chart = submit_and_wait(settings, {"projections": scan["dir"], **PARAMS,
+                                               "dicom": True}, with_chart=True)
+    return result, volume_of(settings, result), chart
+
+
+def test_chart_and_numbers_table(reference_job):
+    from PIL import Image
+
+    result, _, chart = reference_job
+    assert chart.startswith(b"\x89PNG\r\n\x1a\n")
+    assert Image.open(io.BytesIO(chart)).size == (1100, 750)
+    assert result["chart"]["compared_with"] == "phantom"   # the scan records its phantom
+    numbers = {row["quantity"]: row for row in result["numbers"]}
+    assert numbers["RMSE against the phantom"]["value"] == pytest.approx(
+        result["accuracy"]["rmse"], abs=1e-6)
+    assert numbers["volume size"]["value"] == "40 × 40 × 40"
 
 
 def test_spark_volume_equals_the_single_node_kernel(scan, reference_job):
-    result, volume = reference_job
+    result, volume, _ = reference_job
     reference = scan["reference"]
     assert volume.shape == reference.shape
     relative = np.sqrt(np.mean((volume - reference) ** 2) / np.mean(reference**2))
@@ -102,7 +120,7 @@ def test_spark_volume_equals_the_single_node_kernel(scan, reference_job):
 
 
 def test_phantom_accuracy_meets_the_kernel_threshold(scan, reference_job):
-    result, volume = reference_job
+    result, volume, _ = reference_job
     mask = unit_fdk.central_mask(scan["geom"])
     local_rmse = unit_fdk.rmse(volume, scan["truth"], mask)
     assert local_rmse <= unit_fdk.MAX_RMSE
@@ -113,7 +131,7 @@ def test_phantom_accuracy_meets_the_kernel_threshold(scan, reference_job):
 
 
 def test_dicom_series_is_in_the_pacs(settings, scan, reference_job):
-    result, volume = reference_job
+    result, volume, _ = reference_job
     series = result["dicom"]
     assert series["instances"] == 40
     hbase, hdfs = clients.hbase(settings), clients.hdfs(settings)

@@ -28,7 +28,7 @@ MATRIX = [
     ("GET", "/jobs/new/{kind}", "analyst"),
     ("POST", "/jobs/new/{kind}", "analyst"),
     ("GET", "/jobs/{job_id}", "analyst"),
-    ("GET", "/jobs/{job_id}/chart.png", "analyst"),
+    ("GET", "/jobs/{job_id}/charts/{name:path}", "analyst"),
     ("GET", "/jobs/{job_id}/result.json", "analyst"),
     ("GET", "/jobs/{job_id}/result.csv", "analyst"),
     ("POST", "/jobs/{job_id}/cancel", "analyst"),
@@ -99,6 +99,7 @@ def sessions(world):
 
 
 def _url(template: str, job_id: str) -> str:
+    template = template.replace("{name:path}", "chart.png")
     return template.format(kind="spark-selftest", job_id=job_id, name="m-teacher",
                            pseudonym="RSAAAAAAAAAAAAAAAA", sop_uid="2.25.1",
                            accession="ACC1", study_uid="2.25.2", series_uid="2.25.3",

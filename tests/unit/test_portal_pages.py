@@ -125,8 +125,8 @@ def test_result_page_chart_table_and_downloads(app):
     jobs.finish(rec.id, {"numbers": {"sum": 45, "expected": 45}})
     c = _client(app, "ann")
     html = c.get(f"/jobs/{rec.id}").text
-    assert f'src="/jobs/{rec.id}/chart.png"' in html and "<td>sum</td><td>45</td>" in html
-    png = c.get(f"/jobs/{rec.id}/chart.png")
+    assert f'src="/jobs/{rec.id}/charts/chart.png"' in html and "<td>sum</td><td>45</td>" in html
+    png = c.get(f"/jobs/{rec.id}/charts/chart.png")
     assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
     csv = c.get(f"/jobs/{rec.id}/result.csv")
     assert csv.text.splitlines()[:2] == ["name,value", "sum,45"]
@@ -134,6 +134,59 @@ def test_result_page_chart_table_and_downloads(app):
     assert c.get(f"/jobs/{rec.id}/result.json").json()["numbers"]["sum"] == 45
     targets = [e.target for e in _events(app, action="download")]
     assert f"job/{rec.id}/result.csv" in targets and f"job/{rec.id}/result.json" in targets
+
+
+def test_result_page_shows_every_png_artifact_and_refuses_other_names(app):
+    from portal.testing import PNG_1x1
+
+    jobs = app.state.portal.jobs
+    rec = jobs.submit("spark-selftest", {"n": "10"}, user="ann")
+    jobs.finish(rec.id, {"numbers": {"sum": 45}}, extra={
+        "time.png": PNG_1x1, "memory.png": PNG_1x1, "report.md": b"# report",
+        "volume/slice.png": PNG_1x1})
+    c = _client(app, "ann")
+    html = c.get(f"/jobs/{rec.id}").text
+    shown = re.findall(r'<img src="/jobs/[^/]+/charts/([^"]+)" alt="([^"]+)" class="chart">', html)
+    assert [name for name, _ in shown] == ["chart.png", "memory.png", "time.png"]
+    assert all(alt.startswith("Chart of the spark-selftest") for _, alt in shown)
+    assert html.count("<figcaption>") == 3 and "time.png)</figcaption>" in html
+    for name, _ in shown:
+        r = c.get(f"/jobs/{rec.id}/charts/{name}")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert r.content.startswith(b"\x89PNG")
+    # a plain name that is an artifact but not a PNG, or a PNG the job does not have: 404
+    assert c.get(f"/jobs/{rec.id}/charts/report.md").status_code == 404
+    assert c.get(f"/jobs/{rec.id}/charts/quality.png").status_code == 404
+    assert c.get(f"/jobs/{rec.id}/charts/result.json").status_code == 404
+    # malformed names: 400, whatever the job holds (incl. nested artifacts and traversal)
+    for bad in ("..%2Fx", "%2E%2E%2Fresult.json", "volume%2Fslice.png", ".png",
+                "..png", "a%20b.png", "chart.png%00"):
+        r = c.get(f"/jobs/{rec.id}/charts/{bad}")
+        assert r.status_code == 400, (bad, r.status_code)
+    # the literal dot segment is resolved by the client: it never reaches a chart
+    assert c.get(f"/jobs/{rec.id}/charts/../x").status_code in (400, 404)
+    assert c.get("/jobs/20990101-000000-abcdef/charts/chart.png").status_code == 404
+    # a job without charts shows none
+    plain = jobs.submit("spark-selftest", {"n": "10"}, user="ann")
+    jobs.finish(plain.id, {"numbers": {"sum": 45}}, chart=False)
+    html = c.get(f"/jobs/{plain.id}").text
+    assert 'class="chart"' not in html
+    assert c.get(f"/jobs/{plain.id}/charts/chart.png").status_code == 404
+    # the teacher may not see charts
+    assert _client(app, "tea").get(f"/jobs/{rec.id}/charts/chart.png").status_code == 403
+
+
+def test_chart_views_order_and_captions():
+    from portal.routes.jobs import chart_views
+
+    views = chart_views("scc-sweep", {"time.png": "", "report.md": "", "quality.png": "",
+                                      "memory.png": "", "tasks.parquet": ""})
+    assert [v["name"] for v in views] == ["memory.png", "quality.png", "time.png"]
+    assert views[2]["caption"].startswith("Median wall time")
+    fdk = chart_views("fdk", {"volume/volume.json": "", "chart.png": "", "result.json": ""})
+    assert [v["name"] for v in fdk] == ["chart.png"] and "phantom" in fdk[0]["caption"]
+    assert chart_views("icd10-age", {"chart.png": ""})[0]["caption"] == \
+        "Chart of the icd10-age result"
 
 
 def test_unknown_jobs_and_kinds_are_404(app):
