@@ -82,10 +82,11 @@ def cluster_status(json_out: bool = typer.Option(False, "--json")) -> None:
 
 @cluster_app.command("stop-node")
 def cluster_stop_node(name: str) -> None:
-    """Stop one daemon, e.g. `datanode-2` (for fault tests)."""
+    """Stop one daemon (e.g. `datanode-2`, for fault tests) or one of our services
+    (`job-runner`, `scp`, `gateway`, `portal`, e.g. to load changed code)."""
     sup = _supervisor()
     try:
-        stopped = sup.stop_daemon(_known(name))
+        stopped = sup.stop_daemon(name if _service_args(name) else _known(name))
     except KeyError as e:
         _fail(e)
     console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
@@ -93,13 +94,20 @@ def cluster_stop_node(name: str) -> None:
 
 @cluster_app.command("start-node")
 def cluster_start_node(name: str) -> None:
-    """Start one daemon again."""
+    """Start one daemon or service again."""
     sup = _supervisor()
     try:
-        pid = sup.start_daemon(_known(name))
+        args = _service_args(name)
+        pid = sup.start_python_service(name, "pacs_hdfs", *args) if args \
+            else sup.start_daemon(_known(name))
     except KeyError as e:
         _fail(e)
     console.print(f"{name}: running as pid {pid}")
+
+
+def _service_args(name: str) -> tuple[str, ...] | None:
+    from deploy.services import SERVICES
+    return dict(SERVICES).get(name)
 
 
 def _known(name: str) -> str:
