@@ -107,6 +107,28 @@ def hbase_site(s: Settings) -> dict[str, object]:
         "hbase.regionserver.global.memstore.size": 0.3,
         "hfile.block.cache.size": 0.25,
         "hbase.hregion.memstore.flush.size": 32 * 1024 * 1024,
+        # Disk growth under DICOM ingest (pacs_hdfs/dicom/staging.py: every object passes through
+        # the WAL and often a `staging` store file before its container, each x3):
+        # - at most 8 live WALs (default 32 x 64 MiB roll size = 2 GiB);
+        # - memstores whose oldest edit is 5 min old are flushed (default 1 h, delay up to 1 min
+        #   instead of 5), so quiet tables do not pin WALs and staging's delete markers reach
+        #   the store files;
+        # - stores whose oldest file is over 1 h old are major-compacted (default 7 days, checked
+        #   every 10 s x 30 instead of x 1000 = 2.8 h), dropping moved staging objects that minor
+        #   compactions skip; a store that is one major-compacted file is left alone;
+        # - compacted-away store files move to archive/ every 30 s (default 2 min);
+        # - the master's cleaners run every minute (default 10 min) and delete archived WALs
+        #   (oldWALs) and compacted-away store files (archive/) after 1 min (defaults 10 and
+        #   5 min): nothing reads them without replication or backups; snapshots keep theirs.
+        "hbase.regionserver.maxlogs": 8,
+        "hbase.regionserver.optionalcacheflushinterval": 5 * 60 * 1000,
+        "hbase.regionserver.periodicmemstoreflusher.rangeofdelayseconds": 60,
+        "hbase.hregion.majorcompaction": 60 * 60 * 1000,
+        "hbase.server.compactchecker.interval.multiplier": 30,
+        "hbase.hfile.compaction.discharger.interval": 30 * 1000,
+        "hbase.master.cleaner.interval": 60 * 1000,
+        "hbase.master.logcleaner.ttl": 60 * 1000,
+        "hbase.master.hfilecleaner.ttl": 60 * 1000,
         "hbase.client.retries.number": 5,
         "hbase.client.pause": 100,
         "zookeeper.session.timeout": 20000,

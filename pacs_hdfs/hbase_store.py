@@ -97,6 +97,17 @@ class HBaseStore:
         return self._do(f"increment {table}",
                         lambda c: c.table(table).counter_inc(row, column, value))
 
+    def compact(self, table: str) -> None:
+        """Ask HBase to compact `table` (asynchronous: returns once queued). It is a minor
+        compaction (at least 3 store files; HBase 2.6's Thrift 1 `majorCompact` does the same),
+        which still drops deleted cells whose delete markers are among the files it merges."""
+        self._do(f"compact {table}", lambda c: c.compact_table(table))
+
+    def drop_table(self, table: str) -> None:
+        """Disable and delete `table` of this store's prefix (benchmarks and tests removing the
+        tables of their own prefix)."""
+        self._do(f"drop {table}", lambda c: c.delete_table(table, disable=True))
+
     def tables(self) -> list[str]:
         return self._do("list tables", lambda c: [t.decode() for t in c.tables()])
 

@@ -7,6 +7,15 @@ the staging put and the index rows; a flusher thread then appends staged objects
 per-series containers (group commit gathers them into few large appends), writes the
 location into the instance row and deletes the staged cell. Staged rows left by a crash are
 drained on the next start. Readers use `read_bytes`, which knows both places.
+
+Disk: when the flusher falls behind, memstore flushes write staged objects to `staging` store
+files; deleting their rows later writes only delete markers. A compaction that reads a marker and
+the data it covers drops the data, but minor compactions skip big files and HBase's periodic
+major compaction comes every 7 days by default, so moved objects could stay on HDFS (x3) for
+days. deploy/configs.py therefore flushes old memstores (the markers) within minutes and
+major-compacts stores whose files are older than an hour. (HBase 2.6 Thrift 1 `majorCompact`
+runs a minor compaction, so the mover cannot ask for one.) Never a TTL on staging: only rows the
+flusher deleted after their move are dropped.
 """
 from __future__ import annotations
 
