@@ -35,3 +35,30 @@ def record(bench_dir: Path, result: dict, columns: list[str]) -> None:
            f"{result['host']['load_avg']:.1f}"]
     with md.open("a") as f:
         f.write("| " + " | ".join(row) + " |\n")
+
+
+def scratch_settings(name: str, unique: bool = True):
+    """Settings for a benchmark's own HDFS root and HBase table prefix, so it never mixes its
+    data with the cluster's and can delete everything it stored (`drop_scratch`). Not unique:
+    the same namespace every run (for benchmarks that may reuse loaded data)."""
+    from pacs_hdfs.settings import Settings
+    tag = f"{name}{os.getpid()}{int(time.time()) % 100000}" if unique else name
+    return Settings(hdfs_root=f"/bench-{tag}", hbase_table_prefix=f"bench{tag}")
+
+
+def scratch_env(settings) -> dict:
+    """Environment for a `pacs` subprocess working in the same scratch namespace."""
+    return {**os.environ, "PACS_HDFS_ROOT": settings.hdfs_root,
+            "PACS_HBASE_TABLE_PREFIX": settings.hbase_table_prefix}
+
+
+def drop_scratch(settings) -> None:
+    """Delete a scratch namespace: its HDFS root and the HBase tables of its prefix."""
+    from pacs_hdfs import clients
+    from pacs_hdfs.schema import TABLES
+    clients.hdfs(settings).delete(settings.hdfs_root, recursive=True)
+    hbase = clients.hbase(settings)
+    existing = set(hbase.tables())
+    for table in TABLES:
+        if table.name in existing:
+            hbase.drop_table(table.name)

@@ -6,13 +6,13 @@ associations, generated 512x512 16-bit CT images (~0.5 MB each).
     .venv/bin/python -m benchmarks.ingest.bench_ingest [--images 2000] [--parallel 4]
 
 Needs the running cluster (PACS_HOME), dcmtk and orthanc. Ports: 11112 (pacs scp),
-11114 (discarding SCP), 4242/8042 (Orthanc). Writes results.json and a RESULTS.md row.
+11114 (discarding SCP), 4242/8042 (Orthanc). `pacs scp` stores into a scratch HDFS root and
+HBase table prefix that are deleted at the end. Writes results.json and a RESULTS.md row.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.common import record  # noqa: E402
+from benchmarks.common import drop_scratch, record, scratch_env, scratch_settings  # noqa: E402
+from pacs_hdfs.storage import init_storage  # noqa: E402
 from pacs_hdfs.dicom.synthetic import ct_series, write_files
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -54,10 +55,10 @@ def send(ae: str, port: int, parts: list[list[Path]]) -> float:
     return wall
 
 
-def wait_staging_empty(timeout: float = 900) -> float:
+def wait_staging_empty(settings, timeout: float = 900) -> float:
     """Seconds until the SCP's flusher has moved every staged object into its container."""
     from pacs_hdfs import clients
-    hbase, t0 = clients.hbase(), time.perf_counter()
+    hbase, t0 = clients.hbase(settings), time.perf_counter()
     while hbase.scan("staging", columns=[b"d:dir"], limit=1):
         if time.perf_counter() - t0 > timeout:
             raise RuntimeError("staging did not drain")
@@ -104,8 +105,8 @@ def start_orthanc(tmp: Path) -> subprocess.Popen:
             time.sleep(0.5)
 
 
-def start_pacs(tmp: Path) -> subprocess.Popen:
-    env = {**os.environ, "PACS_SCP_VAULT": str(tmp / "vault.bin"),
+def start_pacs(tmp: Path, settings) -> subprocess.Popen:
+    env = {**scratch_env(settings), "PACS_SCP_VAULT": str(tmp / "vault.bin"),
            "PACS_SCP_MASTER_KEY_FILE": str(tmp / "master.key"),
            "PACS_SCP_LOG": str(tmp / "scp.log"), "PACS_SCP_BIND": HOST}
     return subprocess.Popen([str(Path(sys.executable).parent / "pacs"), "scp"], env=env,
@@ -128,14 +129,17 @@ def main() -> None:
     ap.add_argument("--no-record", action="store_true", help="print only (smoke runs)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    scratch = scratch_settings("ingest")   # pacs stores here; deleted at the end
     try:
         sets = {1: make_sets(tmp / "one", args.images, 1),
                 args.parallel: make_sets(tmp / "many", args.images, args.parallel)}
         mb = sum(p.stat().st_size for part in sets[1] for p in part) / 1e6
         starters = {"discard": lambda: start_discard(), "orthanc": lambda: start_orthanc(tmp),
-                    "pacs": lambda: start_pacs(tmp)}
+                    "pacs": lambda: start_pacs(tmp, scratch)}
         seconds: dict[str, float] = {}
         drain: dict[str, float] = {}  # extra seconds until every staged object is in HDFS
+        if "pacs" in args.receivers:
+            init_storage(scratch)
         for name in args.receivers.split(","):
             start = starters[name]
             proc = start()
@@ -145,11 +149,13 @@ def main() -> None:
                     seconds[f"{name}_{assocs}"] = round(send(*RECEIVERS[name], parts), 2)
                     print(f"{name} x{assocs}: {seconds[f'{name}_{assocs}']} s", flush=True)
                     if name == "pacs":
-                        drain[f"pacs_{assocs}"] = wait_staging_empty()
+                        drain[f"pacs_{assocs}"] = wait_staging_empty(scratch)
             finally:
                 stop(proc)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if "pacs" in args.receivers:
+            drop_scratch(scratch)
     n, p = args.images, args.parallel
     rate = {k: round(n / v, 1) for k, v in seconds.items()}
     if args.no_record:

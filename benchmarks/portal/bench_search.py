@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import secrets
 import socket
@@ -26,14 +25,13 @@ import requests
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
-from benchmarks.common import record  # noqa: E402
+from benchmarks.common import drop_scratch, record, scratch_env, scratch_settings  # noqa: E402
 from hl7_gateway.his_export import CITIES, COMMON_ICD10, EXAM_TEMPLATES, ICD9CM  # noqa: E402
 from hl7_gateway.store_rows import feed_key  # noqa: E402
 from pacs_hdfs import clients  # noqa: E402
 from pacs_hdfs.settings import Settings  # noqa: E402
 from pacs_hdfs.storage import init_storage  # noqa: E402
 
-PREFIX, ROOT = "benchsearch", "/bench-search"
 TEXTS = [t for _, _, texts in EXAM_TEMPLATES.values() for t in texts]
 QUERIES = [   # (label, params): what teachers ask
     ("icd10 code", {"icd10": "C50"}),
@@ -68,17 +66,6 @@ def documents(n_visits: int, n_patients: int, seed: int = 1):
                "d": day.isoformat(), "x10": codes,
                "x9": [list(rng.choice(ICD9CM))] if rng.random() < 0.04 else [],
                "t": "\n".join(exams), "k": ["CT"] if exams else []}
-
-
-def drop_tables(settings: Settings) -> None:
-    """Remove the benchmark's own HBase tables and HDFS root (never the cluster's others)."""
-    import happybase
-    conn = happybase.Connection(settings.thrift_host, settings.thrift_port)
-    for name in conn.tables():
-        if name.decode().startswith(PREFIX + "_"):
-            conn.delete_table(name, disable=True)
-    conn.close()
-    clients.hdfs(settings).delete("", recursive=True)
 
 
 def load(settings: Settings, n_visits: int, n_patients: int) -> dict:
@@ -209,11 +196,11 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="the data is already loaded")
     ap.add_argument("--keep", action="store_true", help="leave the benchmark tables and files")
     a = ap.parse_args()
-    env = {**os.environ, "PACS_HBASE_TABLE_PREFIX": PREFIX, "PACS_HDFS_ROOT": ROOT}
-    settings = Settings(hbase_table_prefix=PREFIX, hdfs_root=ROOT)
+    settings = scratch_settings("search", unique=False)    # --reuse finds the same data
+    env = scratch_env(settings)
     result = {"visits": a.visits, "patients": a.patients}
     if not a.reuse:
-        drop_tables(settings)
+        drop_scratch(settings)
     init_storage(settings)
     if not a.reuse:
         result.update(load(settings, a.visits, a.patients))
@@ -240,7 +227,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
     if not a.keep:
-        drop_tables(settings)
+        drop_scratch(settings)
     reference = duckdb_reference(a.visits, a.patients, max(5, a.rounds // 5))
     for label, ref in reference.items():
         ours = result["per_query"][label]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -34,10 +33,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.common import record  # noqa: E402
+from benchmarks.common import drop_scratch, record, scratch_env, scratch_settings  # noqa: E402
 from pacs_hdfs import clients  # noqa: E402
 from pacs_hdfs.dicom.synthetic import ct_series, write_files  # noqa: E402
-from pacs_hdfs.schema import TABLES, table_name  # noqa: E402
+from pacs_hdfs.schema import table_name  # noqa: E402
 from pacs_hdfs.settings import Settings  # noqa: E402
 from pacs_hdfs.storage import init_storage  # noqa: E402
 
@@ -95,8 +94,7 @@ def growth(now: dict[str, int], before: dict[str, int], stored: int) -> dict:
 
 
 def start_scp(s: Settings, tmp: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PACS_HDFS_ROOT": s.hdfs_root,
-           "PACS_HBASE_TABLE_PREFIX": s.hbase_table_prefix,
+    env = {**scratch_env(s),
            "PACS_SCP_VAULT": str(tmp / "vault.bin"), "PACS_SCP_MASTER_KEY_FILE": str(tmp / "k"),
            "PACS_SCP_LOG": str(tmp / "scp.log"), "PACS_SCP_BIND": HOST,
            "PACS_SCP_PORT": str(port), "PACS_SCP_AE_TITLE": "PACS"}
@@ -144,15 +142,6 @@ def wait_staging_shrinks(s: Settings, before: int, timeout: float) -> float:
     return round(time.perf_counter() - t0, 1)
 
 
-def cleanup(s: Settings, hbase) -> None:
-    """Remove this run's HDFS root and the HBase tables of its own prefix."""
-    clients.hdfs(s).delete(s.hdfs_root, recursive=True)
-    existing = set(hbase.tables())
-    for t in TABLES:
-        if t.name in existing:
-            hbase.drop_table(t.name)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=200, help="synthetic CT to send (~0.5 MB each)")
@@ -161,8 +150,8 @@ def main() -> None:
                     help="max seconds to wait for compaction and the master's cleaners")
     ap.add_argument("--no-record", action="store_true", help="print only (smoke runs)")
     args = ap.parse_args()
-    tag = f"{os.getpid()}{int(time.time()) % 100000}"
-    s = Settings(hdfs_root=f"/bench-growth-{tag}", hbase_table_prefix=f"benchgrowth{tag}")
+    s = scratch_settings("growth")
+    tag = s.hbase_table_prefix
     tmp = Path(tempfile.mkdtemp(prefix="bench-growth-"))
     hbase = clients.hbase(s)
     proc = None
@@ -191,7 +180,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
         shutil.rmtree(tmp, ignore_errors=True)
-        cleanup(s, hbase)
+        drop_scratch(s)
     stages = {"after_ingest": growth(after_ingest, before, stored),
               "after_drain": growth(after_drain, before, stored),
               "after_cleanup": growth(after_cleanup, before, stored)}
