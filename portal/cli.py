@@ -104,10 +104,9 @@ def user_set_role(name: str, role: str) -> None:
 def search_backfill(as_json: bool = typer.Option(False, "--json")) -> None:
     """Write case-search feed rows for every stored visit (visits stored before the feed
     existed); idempotent, the portal's index keeps one version of each visit."""
-    from portal.search.feed import backfill
-    s = get_settings()
     from pacs_hdfs import clients
-    count = backfill(clients.hbase(s))
+    from portal.search.feed import backfill
+    count = backfill(clients.hbase(get_settings()))
     if as_json:
         emit_json({"visits": count})
     else:

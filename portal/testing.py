@@ -88,3 +88,16 @@ class fast_hashing:
     def __exit__(self, *exc):
         from portal import users
         users._hasher = self._saved
+
+
+def portal_app(users: dict[str, str], password: str, store=None, jobs=None, **kw):
+    """A portal on an in-memory store (or ``store``) and a FakeJobService (or ``jobs``), with
+    ``users`` (name -> role) all signing in with ``password``."""
+    from pacs_hdfs.settings import Settings
+    from portal.app import create_app
+    from portal.memstore import MemoryStore
+    app = create_app(Settings(), MemoryStore() if store is None else store,
+                     FakeJobService() if jobs is None else jobs, **kw)
+    for name, role in users.items():
+        app.state.portal.users.add(name, role, password)
+    return app

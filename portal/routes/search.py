@@ -29,7 +29,8 @@ def _problem(exc: ValidationError) -> str:
 
 def _run(state, q: CaseQuery):
     live = state.search.start()
-    live.ready.wait(5)          # first request after start: give the index a moment
+    if not live.ready.is_set() and not live.error:
+        live.ready.wait(5)      # still loading: give it a moment (not when HBase is failing)
     index = live.index
     return index.search(resolve(q, index), q.sort, q.order == "desc", q.page, q.per_page), live
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from functools import lru_cache
 
 WORD = re.compile(r"\w{2,}")
 EPOCH = date(1970, 1, 1)
@@ -20,6 +21,7 @@ def words(text: str) -> list[str]:
     return list(dict.fromkeys(WORD.findall(fold(text))))
 
 
+@lru_cache(maxsize=50_000)          # every query compares it with each code of the vocabulary
 def code_key(code: str) -> str:
     """A diagnosis code without its dot, upper case: 'c50.9' -> 'C509' (for prefix matching)."""
     return code.strip().upper().replace(".", "")

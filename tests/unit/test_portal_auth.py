@@ -10,7 +10,7 @@ from portal import audit
 from portal.app import create_app
 from portal.memstore import MemoryStore
 from portal.roles import allows
-from portal.testing import FakeJobService, csrf_token, fast_hashing, login
+from portal.testing import FakeJobService, csrf_token, fast_hashing, login, portal_app
 from portal.throttle import LoginThrottle
 from portal.users import UserError, UserStore
 
@@ -25,10 +25,7 @@ def _cheap_argon2():
 
 @pytest.fixture()
 def app():
-    a = create_app(Settings(), MemoryStore(), FakeJobService())
-    a.state.portal.users.add("alice", "analyst", PW)
-    a.state.portal.users.add("tom", "teacher", PW)
-    return a
+    return portal_app({"alice": "analyst", "tom": "teacher"}, PW)
 
 
 def _actions(app) -> list[str]:

@@ -23,7 +23,7 @@ from portal import audit
 from portal import case_view as cv
 from portal.app import create_app
 from portal.memstore import MemoryStore
-from portal.testing import FakeJobService, csrf_token, fast_hashing, login
+from portal.testing import FakeJobService, csrf_token, fast_hashing, login, portal_app
 
 PW = "s3cret-pass"
 PATIENT = "RSABCDEFGHIJKLMNOP"
@@ -64,9 +64,7 @@ def older_visit():
 @pytest.fixture()
 def app():
     store = MemoryStore()
-    a = create_app(Settings(), store, job_service=FakeJobService())
-    a.state.portal.users.add("tea", "teacher", PW)
-    a.state.portal.users.add("adm", "admin", PW)
+    a = portal_app({"tea": "teacher", "adm": "admin"}, PW, store)
     put_visit(store, sample_visit())                       # 2024-03-01, I10 + ICD-9 250.00
     put_visit(store, older_visit())                        # 2021-06-02, C50.9
     put_visit(store, sample_visit(visit_id="c29tZW9uZS1lbHNl", patient_id=OTHER))

@@ -15,12 +15,10 @@ from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom.ingest import serialize
 from pacs_hdfs.dicom.synthetic import ct_series
 from pacs_hdfs.schema import row_key
-from pacs_hdfs.settings import Settings
 from portal import audit
 from portal import dicomweb_http as http
-from portal.app import create_app
 from portal.memstore import MemoryStore
-from portal.testing import FakeJobService, fast_hashing, login
+from portal.testing import fast_hashing, login, portal_app
 
 PASSWORD = "correct-horse-2"
 
@@ -139,8 +137,7 @@ def _index(store: MemoryStore, ds, quarantine: str | None = None) -> bytes:
 def world():
     with fast_hashing():
         store = MemoryStore()
-        app = create_app(Settings(), store, FakeJobService())
-        app.state.portal.users.add("dw-teacher", "teacher", PASSWORD)
+        app = portal_app({"dw-teacher": "teacher"}, PASSWORD, store)
         series = ct_series(3, patient_id="RSPSEUDONYM", patient_name="RSPSEUDONYM", size=16,
                            accession="ACCDEID1")
         stored = {ds.SOPInstanceUID: _index(store, ds) for ds in series}

@@ -6,11 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
-from pacs_hdfs.settings import Settings
-from portal.app import create_app
 from portal.memstore import MemoryStore
 from portal.roles import ROLES, allows
-from portal.testing import FakeJobService, csrf_token, fast_hashing, login
+from portal.testing import FakeJobService, csrf_token, fast_hashing, login, portal_app
 
 PASSWORD = "correct-horse-1"
 
@@ -78,9 +76,7 @@ def _cheap_argon2():
 @pytest.fixture(scope="module")
 def world():
     store, jobs = MemoryStore(), FakeJobService()
-    app = create_app(Settings(), store, jobs)
-    for role in ROLES:
-        app.state.portal.users.add(f"m-{role}", role, PASSWORD)
+    app = portal_app({f"m-{role}": role for role in ROLES}, PASSWORD, store, jobs)
     rec = jobs.submit("spark-selftest", {"n": "10"})
     jobs.finish(rec.id, {"numbers": {"sum": 45}})
     return app, rec.id

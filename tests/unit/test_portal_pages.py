@@ -11,13 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
-from pacs_hdfs.settings import Settings
 from portal import audit
-from portal.app import create_app
 from portal.forms import form_fields, params_from_form
 from portal.memstore import MemoryStore
 from portal.results import result_table, to_csv
-from portal.testing import FakeJobService, csrf_token, fast_hashing, login
+from portal.testing import csrf_token, fast_hashing, login, portal_app
 
 PW = "s3cret-pass"
 
@@ -30,11 +28,7 @@ def _cheap_argon2():
 
 @pytest.fixture()
 def app():
-    a = create_app(Settings(), MemoryStore(), FakeJobService())
-    a.state.portal.users.add("ann", "analyst", PW)
-    a.state.portal.users.add("adm", "admin", PW)
-    a.state.portal.users.add("tea", "teacher", PW)
-    return a
+    return portal_app({"ann": "analyst", "adm": "admin", "tea": "teacher"}, PW)
 
 
 def _client(app, name):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from datetime import date
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -13,13 +12,12 @@ from pydantic import ValidationError
 from hl7_gateway.samples import sample_visit, sample_visits
 from hl7_gateway.store_rows import feed_row, search_document
 from pacs_hdfs.settings import Settings
-from portal.app import create_app
 from portal.memstore import MemoryStore
 from portal.search import feed
 from portal.search.index import CaseIndex
 from portal.search.query import CaseQuery, resolve
 from portal.search.text import code_key, fold, words
-from portal.testing import FakeJobService, fast_hashing, login
+from portal.testing import fast_hashing, login, portal_app
 
 CODES = ["I10", "C50.9", "C50.1", "J18.9", "E11.9", "C34.9", "K35.8", "I25.1"]
 ICD9 = [("250.00", "Diabetes mellitus"), ("401.9", "Essential hypertension")]
@@ -190,8 +188,7 @@ def test_search_document_has_no_more_than_the_visit():
 def portal_client():
     with fast_hashing():
         store = MemoryStore()
-        app = create_app(Settings(), store, FakeJobService())
-        app.state.portal.users.add("tea", "teacher", "pw-123456")
+        app = portal_app({"tea": "teacher"}, "pw-123456", store)
         visits = sample_visits(60, seed=5) + [sample_visit()]
         store.put_many("search", [feed_row(v, 1_700_000_000_000 + i) for i, v in enumerate(visits)])
         c = TestClient(app)
