@@ -21,7 +21,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom import query
-from pacs_hdfs.dicom.staging import read_bytes
+from pacs_hdfs.dicom.stored import read_bytes
 from portal.deps import portal
 
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")

@@ -13,7 +13,7 @@ from pydicom import dcmread
 
 from deid import reidentify, remap_uid
 from pacs_hdfs import clients
-from pacs_hdfs.dicom.staging import read_bytes
+from pacs_hdfs.dicom.stored import read_bytes
 from pacs_hdfs.dicom.config import ScpConfig
 from pacs_hdfs.dicom.vault_access import open_vault
 from pacs_hdfs.schema import row_key

@@ -13,7 +13,7 @@ from pydicom import Dataset, dcmread
 from pydicom.dataelem import DataElement
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
-from pacs_hdfs.dicom.staging import read_bytes
+from pacs_hdfs.dicom.stored import read_bytes
 from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom.matching import row_matches
 from pacs_hdfs.schema import row_key

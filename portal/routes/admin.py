@@ -129,7 +129,7 @@ def quarantine_preview(sop_uid: str, state=Depends(portal)):
     from pydicom import dcmread
 
     from pacs_hdfs import clients
-    from pacs_hdfs.dicom.staging import read_bytes
+    from pacs_hdfs.dicom.stored import read_bytes
     row = _held_row(state, sop_uid)
     try:
         from portal.imaging import ImagingError, render_png

@@ -54,7 +54,7 @@ def synthetic_series(directory: Path, n: int, size: int = 64, **kw) -> list:
 
 def stored_bytes(stores, scp, ds) -> bytes:
     """The stored object's bytes, from its container or (not yet moved) from staging."""
-    from pacs_hdfs.dicom.staging import read_bytes
+    from pacs_hdfs.dicom.stored import read_bytes
     key = instance_key(stores, scp, ds)
     return read_bytes(stores.hbase, stores.hdfs, key, stores.hbase.get("instance", key))
 

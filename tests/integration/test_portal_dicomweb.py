@@ -85,7 +85,7 @@ def client(portal_url, teacher):
 
 
 def _stored(stores, scp, ds) -> bytes:
-    from pacs_hdfs.dicom.staging import read_bytes
+    from pacs_hdfs.dicom.stored import read_bytes
     key = instance_key(stores, scp, ds)
     return read_bytes(stores.hbase, stores.hdfs, key, stores.hbase.get("instance", key))
 

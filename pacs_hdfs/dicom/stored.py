@@ -1,0 +1,41 @@
+"""Reading one stored DICOM object back: the instance row says where, the sha256 says it is right.
+
+Every reader (C-GET/C-MOVE, WADO-RS, the viewer, personalise, jobs) goes through `read_bytes`,
+so a wrong byte range can never be served as an object: a checksum mismatch or a short read
+raises `StorageError` naming the object, and the caller reports that one object as failed.
+
+A compaction may move an object to a new container between the moment a reader fetched the
+instance row and the moment it reads the bytes; the old file is then gone, so a failed read is
+retried once with a freshly read row.
+"""
+from __future__ import annotations
+
+from pacs_hdfs.containers import Location, read_object
+from pacs_hdfs.hdfs_store import StorageError
+
+STAGED = b"l:staged"
+
+
+def read_bytes(hbase, hdfs, key: bytes, row: dict[bytes, bytes]) -> bytes:
+    """The object's bytes, verified against the index's sha256; raises StorageError."""
+    try:
+        return _read(hbase, hdfs, key, row)
+    except StorageError:
+        fresh = hbase.get("instance", key)
+        if not fresh or _where(fresh) == _where(row):
+            raise
+        return _read(hbase, hdfs, key, fresh)
+
+
+def _where(row: dict[bytes, bytes]) -> tuple:
+    return row.get(b"l:path"), row.get(b"l:offset")
+
+
+def _read(hbase, hdfs, key: bytes, row: dict[bytes, bytes]) -> bytes:
+    if b"l:path" in row:
+        return read_object(hdfs, Location.from_columns(row))
+    # Objects acknowledged by the old staging path and not yet moved (removed with staging).
+    staged = hbase.get("staging", key, columns=[b"d:data"])
+    if staged:
+        return staged[b"d:data"]
+    raise StorageError(f"instance {key!r} has no stored location")
