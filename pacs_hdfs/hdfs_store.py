@@ -53,9 +53,10 @@ class HdfsStore:
         """Paths not starting with '/' are relative to the configured root."""
         return path if path.startswith("/") else posixpath.join(self.root, path)
 
-    def _do(self, what: str, fn):
+    def _do(self, what: str, fn, attempts: int | None = None):
         try:
-            return retry(fn, what=what, transient=is_transient, attempts=self.attempts)
+            return retry(fn, what=what, transient=is_transient,
+                         attempts=attempts or self.attempts)
         except (HdfsError, requests.RequestException) as e:
             raise StorageError(f"HDFS {what} failed: {str(e).splitlines()[0][:300]}") from e
 
@@ -68,10 +69,16 @@ class HdfsStore:
             p, data=data, overwrite=overwrite,
             replication=replication or self.s.effective_replication))
 
-    def append(self, path: str, data: bytes) -> None:
-        """Append bytes to an existing file (single writer per file: the caller serialises)."""
+    def create(self, path: str, data: bytes) -> None:
+        """Create a new file with these bytes, in one attempt, never over an existing one.
+
+        No retry here: an attempt that failed may still have left (part of) a file behind, open
+        under lease recovery; the caller abandons that name and writes again under a new one
+        (see containers.py). Durable (closed, replicated) on return."""
         p = self.abs(path)
-        self._do(f"append {p}", lambda: self.client.write(p, data=data, append=True))
+        self._do(f"create {p}", lambda: self.client.write(
+            p, data=data, overwrite=False, replication=self.s.effective_replication),
+            attempts=1)
 
     def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         """Read a whole file or exactly `length` bytes from `offset`."""
@@ -111,9 +118,10 @@ class HdfsStore:
             for f in files:
                 yield posixpath.join(root, f)
 
-    def delete(self, path: str, recursive: bool = False) -> bool:
+    def delete(self, path: str, recursive: bool = False, attempts: int | None = None) -> bool:
         p = self.abs(path)
-        return self._do(f"delete {p}", lambda: self.client.delete(p, recursive=recursive))
+        return self._do(f"delete {p}", lambda: self.client.delete(p, recursive=recursive),
+                        attempts=attempts)
 
     def rename(self, src: str, dst: str) -> None:
         a, b = self.abs(src), self.abs(dst)

@@ -4,7 +4,7 @@ HDFS layout (under `Settings.hdfs_root`, default `/pacs`):
 
 | dir | holds |
 |---|---|
-| `dicom/containers/<study>/<series>/` | per-series container files `<writer>-<n>.pack`: de-identified DICOM objects back to back; HBase indexes each (path, offset, length, sha256) so the NameNode holds one file per ~1 GiB of objects, not one per object |
+| `dicom/containers/<study>/<series>/` | per-series batch files `<writer>-<n>.pack` (one per commit, immutable, with a manifest footer; see `containers.py`), merged into larger ones by compaction: de-identified DICOM objects back to back; HBase indexes each (path, offset, length, sha256) |
 | `hl7/archive/<yyyy-mm-dd>/` | daily containers of raw (de-identified) HL7 v3 XML |
 | `visits/parquet/visit_month=YYYY-MM/` | visits for Spark, partitioned by admission month |
 | `jobs/<job-id>/` | job results (JSON, charts, volumes, Parquet) |
@@ -69,11 +69,6 @@ TABLES = (
           "visits (and patients) with a diagnosis in C50; i: = admission, code, sex, age. "
           "DICOM ingest adds 'study-accession' rows (i:s) when it writes a study row, so the "
           "viewer resolves an accession to its study by a prefix scan"),
-    Table("staging", {"d": {"max_versions": 1}},
-          "study_uid \\0 series_uid \\0 sop_uid",
-          "DICOM SCP: de-identified objects acknowledged from HBase (WAL on HDFS) and waiting "
-          "for their container append: d:data, d:dir; removed once the instance row has its "
-          "container location"),
     Table("quarantine", {"q": {"max_versions": 1}},
           "sop_uid",
           "objects held back for burned-in PHI review: reason, state, instance row key"),

@@ -49,7 +49,19 @@ class MemoryStore:
 
     def delete(self, table, row, columns=None):
         with self.lock:
-            self._t(table).pop(row, None)
+            if columns is None:
+                self._t(table).pop(row, None)
+            else:
+                for c in columns:
+                    self._t(table).get(row, {}).pop(c, None)
+
+    def counter_inc(self, table, row, column, value=1):
+        """Like HBase: a counter is an 8-byte big-endian signed cell."""
+        with self.lock:
+            cells = self._t(table).setdefault(row, {})
+            new = int.from_bytes(cells.get(column, bytes(8)), "big", signed=True) + value
+            cells[column] = new.to_bytes(8, "big", signed=True)
+            return new
 
     def tables_list(self):
         return list(self.tables)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -133,51 +132,44 @@ def hu_of(ds: Dataset) -> np.ndarray:
 
 
 def store_series_in_pacs(datasets, hdfs, hbase) -> dict:
-    """Store already de-identified datasets like the C-STORE ingest does, without re-running
-    de-identification (these objects never carried PHI): each object is appended to its
-    series container on HDFS (durable first), then its instance and SOP rows, then the series /
-    study / subject rows and counters that make it visible to Q/R and the portal.
-
-    ``pacs_hdfs.dicom.ingest`` has no public entry point for already de-identified objects
-    (``Ingestor.store`` always de-identifies raw bytes), so this reuses its public pieces:
-    container directory, serialisation, index columns and counters.
-    """
+    """Store already de-identified datasets through the archive's one commit path
+    (`pacs_hdfs.dicom.commit`): verified batch files on HDFS, then the index rows that make the
+    series visible to Q/R and the portal. These objects never carried PHI, so there is no
+    de-identification step."""
     from pacs_hdfs.containers import ContainerWriter
     from pacs_hdfs.dicom import index_rows as ix
-    from pacs_hdfs.dicom.ingest import container_dir, publish_counters, serialize
-    from pacs_hdfs.schema import row_key
+    from pacs_hdfs.dicom.commit import Committer, Prepared, container_dir
+    from pacs_hdfs.dicom.ingest import serialize
+    from pacs_hdfs.hdfs_store import StorageError
 
-    writer = ContainerWriter(hdfs)
-    parents_written = False
+    committer = Committer(hbase, ContainerWriter(hdfs, writer="recon"))
     study = series = ""
     count = size = 0
+    batch: list[Prepared] = []
 
-    def put(ds: Dataset):
-        data = serialize(ds)
+    def flush():
+        nonlocal count, size
+        outcomes = committer.store_many(batch)
+        failed = [o for o in outcomes if not o.acknowledged]
+        if failed:
+            raise StorageError(f"{len(failed)} reconstructed slice(s) not stored: "
+                               f"{failed[0].comment}")
+        count += len(batch)
+        size += sum(len(p.data) for p in batch)
+        batch.clear()
+
+    for ds in datasets:
         attrs = ix.attributes(ds, ix.ALL_KEYS)
         attrs["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
-        directory = container_dir(attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"])
-        return attrs, writer.put(directory, data)
-
-    # Concurrent puts let the writer's group commit carry many slices per HDFS append.
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        for attrs, loc in pool.map(put, datasets):
-            study, series, sop = (attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"],
-                                  attrs["SOPInstanceUID"])
-            key = ix.instance_key(study, series, sop)
-            hbase.put("instance", key, {**loc.to_columns(), **ix.columns(attrs, ix.ALL_KEYS),
-                                        b"l:ts": attrs["TransferSyntaxUID"].encode()})
-            hbase.put("sop", row_key(sop), {b"r:key": key})
-            if not parents_written:
-                for table, (row, cols) in ix.parent_rows(attrs).items():
-                    hbase.put(table, row, cols)
-                parents_written = True
-            publish_counters(hbase, attrs, loc.length)
-            count += 1
-            size += loc.length
+        study, series = attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"]
+        batch.append(Prepared(serialize(ds), attrs))
+        if sum(len(p.data) for p in batch) >= 32 << 20:
+            flush()
+    if batch:
+        flush()
     return {"study_uid": study, "series_uid": series, "instances": count, "bytes": size,
             "container_dir": hdfs.abs(container_dir(study, series)) if count else None,
-            "stored_via": "recon_mapreduce.dicom_series.store_series_in_pacs"}
+            "stored_via": "pacs_hdfs.dicom.commit.Committer"}
 
 
 def store_volume_series(ctx, volume_meta: dict, geom: ConeBeamGeometry, params) -> dict:

@@ -3,7 +3,6 @@
 | env var | meaning |
 |---|---|
 | `PACS_SCP_BIND` | listen address (default `0.0.0.0`); AE title and port are `PACS_SCP_AE_TITLE` / `PACS_SCP_PORT` of the main settings |
-| `PACS_SCP_STAGING` | `true` (default): acknowledge once the object is in HBase (WAL on HDFS), append to the container in the background; `false`: append before acknowledging |
 | `PACS_SCP_ALLOWED_AES` | comma-separated calling AE titles allowed to associate; empty = all |
 | `PACS_SCP_DESTINATIONS` | C-MOVE destinations, `AE=host:port,AE2=host:port` |
 | `PACS_SCP_TLS_CERT`, `PACS_SCP_TLS_KEY` | server certificate and key (PEM): enables DICOM TLS |
@@ -27,7 +26,6 @@ class ScpConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PACS_SCP_", extra="ignore")
 
     bind: str = "0.0.0.0"
-    staging: bool = True
     allowed_aes: str = ""
     destinations: str = ""
     tls_cert: Path | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from pacs_hdfs.dicom import index_rows as ix
-from pacs_hdfs.dicom.ingest import publish_counters
+from pacs_hdfs.dicom.commit import add_counters
 from pacs_hdfs.schema import row_key
 
 
@@ -57,7 +57,7 @@ def release(hbase, sop: str) -> dict:
     attrs = ix.decode_attributes(inst)
     for table, (key, cols) in ix.parent_rows(attrs).items():
         hbase.put(table, key, cols)
-    publish_counters(hbase, attrs, int(inst[b"l:length"]))
+    add_counters(hbase, [(attrs, int(inst[b"l:length"]))])
     hbase.delete("instance", row[b"q:key"], columns=[b"l:quarantine"])
     return {"sop_uid": sop, "state": "released"}
 

@@ -7,8 +7,8 @@ import os
 from pacs_hdfs import clients
 from pacs_hdfs.containers import ContainerWriter
 from pacs_hdfs.dicom.config import ScpConfig
+from pacs_hdfs.dicom.commit import Committer
 from pacs_hdfs.dicom.ingest import Ingestor
-from pacs_hdfs.dicom.staging import Flusher
 from pacs_hdfs.dicom.server import Handlers, build_ae, event_handlers
 from pacs_hdfs.dicom.vault_access import open_vault
 from pacs_hdfs.hbase_store import HBaseStore
@@ -33,13 +33,10 @@ def setup_logging(path) -> None:
 def build_handlers(settings: Settings, cfg: ScpConfig) -> Handlers:
     vault = open_vault(cfg.vault_path(settings), cfg.key_path(settings))
     hdfs = clients.hdfs(settings)
-    # own pool: associations, their concurrent index writes and the flusher share it
+    # own pool: associations and the commits' concurrent index writes share it
     hbase = HBaseStore(settings, pool_size=32)
-    writer = ContainerWriter(hdfs, writer=f"scp-{os.getpid()}")
-    flusher = Flusher(hbase, writer) if cfg.staging else None
-    if flusher is not None:
-        flusher.start_recovery()
-    ingestor = Ingestor(hbase, writer, vault.deid_keys(), vault, flusher)
+    committer = Committer(hbase, ContainerWriter(hdfs, writer=f"scp-{os.getpid()}"))
+    ingestor = Ingestor(committer, vault.deid_keys(), vault)
     return Handlers(ingestor, hbase, hdfs, cfg.move_destinations())
 
 

@@ -13,9 +13,6 @@ from __future__ import annotations
 from pacs_hdfs.containers import Location, read_object
 from pacs_hdfs.hdfs_store import StorageError
 
-STAGED = b"l:staged"
-
-
 def read_bytes(hbase, hdfs, key: bytes, row: dict[bytes, bytes]) -> bytes:
     """The object's bytes, verified against the index's sha256; raises StorageError."""
     try:
@@ -32,10 +29,6 @@ def _where(row: dict[bytes, bytes]) -> tuple:
 
 
 def _read(hbase, hdfs, key: bytes, row: dict[bytes, bytes]) -> bytes:
-    if b"l:path" in row:
-        return read_object(hdfs, Location.from_columns(row))
-    # Objects acknowledged by the old staging path and not yet moved (removed with staging).
-    staged = hbase.get("staging", key, columns=[b"d:data"])
-    if staged:
-        return staged[b"d:data"]
-    raise StorageError(f"instance {key!r} has no stored location")
+    if b"l:path" not in row:
+        raise StorageError(f"instance {key!r} has no stored location")
+    return read_object(hdfs, Location.from_columns(row))

@@ -123,13 +123,13 @@ def quarantine_item(request: Request, sop_uid: str, state=Depends(portal)):
 
 @router.get("/admin/quarantine/{sop_uid}/preview.png")
 def quarantine_preview(sop_uid: str, state=Depends(portal)):
-    """The held object's first frame as PNG (bytes from staging or its HDFS container)."""
+    """The held object's first frame as PNG (bytes from its HDFS batch file, verified)."""
     from io import BytesIO
 
     from pydicom import dcmread
 
-    from pacs_hdfs import clients
-    from pacs_hdfs.dicom.stored import read_bytes
+    from pacs_hdfs.dicom.query import Stored
+    from portal.dicom_access import archive_of
     row = _held_row(state, sop_uid)
     try:
         from portal.imaging import ImagingError, render_png
@@ -139,7 +139,7 @@ def quarantine_preview(sop_uid: str, state=Depends(portal)):
     inst = state.store.get("instance", key)
     if not inst:
         raise HTTPException(404, f"{sop_uid} has no stored object")
-    data = read_bytes(state.store, clients.hdfs(state.settings), key, inst)
+    data = archive_of(state).read(Stored(key, inst, "", ""))
     try:
         png = render_png(dcmread(BytesIO(data)), frame=0, center=None, width=None)
     except ImagingError as e:

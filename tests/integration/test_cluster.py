@@ -69,14 +69,14 @@ def test_read_survives_a_stopped_datanode(cluster, settings):
     fs.delete(path)
 
 
-def test_container_append_and_ranged_read_match_index(cluster, settings):
+def test_batch_file_ranged_read_and_manifest_match_index(cluster, settings):
+    from pacs_hdfs.containers import read_manifest
     fs, hb = clients.hdfs(settings), clients.hbase(settings)
     directory = f"tmp/containers/{uuid.uuid4().hex}"
     writer = ContainerWriter(fs, writer="test")
     blobs = [os.urandom(n) for n in (1000, 250_000, 1, 512 * 1024)]
-    futures = [writer.submit(directory, b) for b in blobs]
-    locations = [f.result() for f in futures]
-    # One container file for the series, objects back to back.
+    locations = writer.write(directory, [(f"k{i}", b) for i, b in enumerate(blobs)])
+    # One new immutable file for the batch, objects back to back, then the manifest footer.
     assert len({loc.path for loc in locations}) == 1
     assert [loc.offset for loc in locations] == [0, 1000, 251_000, 251_001]
     study = f"2.25.{uuid.uuid4().int}"
@@ -87,7 +87,13 @@ def test_container_append_and_ranged_read_match_index(cluster, settings):
         loc = Location.from_columns(row)
         data = read_object(fs, loc)
         assert hashlib.sha256(data).hexdigest() == loc.sha256 == hashlib.sha256(blob).hexdigest()
-    assert fs.info(locations[0].path).length == sum(map(len, blobs))
+    manifest = read_manifest(fs, locations[0].path)
+    assert [(e.key, e.offset, e.length, e.sha256) for e in manifest] == [
+        (f"k{i}", loc.offset, loc.length, loc.sha256) for i, loc in enumerate(locations)]
+    assert fs.info(locations[0].path).length > sum(map(len, blobs))  # + footer
+    # A second batch never touches the first file: a new name.
+    again = writer.put(directory, b"x" * 10)
+    assert again.path != locations[0].path and again.offset == 0
     fs.delete(directory, recursive=True)
 
 

@@ -2,7 +2,7 @@
 
 Studies arrive through a real `pacs scp` (its own port and vault, tests/integration/
 dicom_support.py); a real `pacs portal` subprocess answers on a free port. Checked: QIDO
-search at three levels, WADO retrieve bytes == what HDFS/staging holds (sha256), metadata
+search at three levels, WADO retrieve bytes == what HDFS holds (sha256), metadata
 without pixel data, frames, rendered PNG/JPEG, no PHI markers, a quarantined object invisible,
 404 for unknown UIDs, 401 without or with wrong credentials, the accession link.
 """

@@ -83,16 +83,3 @@ def test_move_contexts_offer_stored_syntax_first():
                          Stored(b"k2", {}, "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")])
     assert len(cxs) == 1
     assert cxs[0].transfer_syntax[0] == "1.2.840.10008.1.2.5"
-
-
-def test_flusher_groups_by_directory_and_slices_locations():
-    import hashlib
-    from pacs_hdfs.containers import Location
-    from pacs_hdfs.dicom.staging import group_by_directory, slices
-    items = [(b"k1", "d1", b"aaaa"), (b"k2", "d2", b"bb"), (b"k3", "d1", b"cccc"), (b"k4", "d1", b"d")]
-    groups = group_by_directory(items, max_bytes=8)
-    assert groups["d1"] == [[(b"k1", b"aaaa"), (b"k3", b"cccc")], [(b"k4", b"d")]]
-    assert groups["d2"] == [[(b"k2", b"bb")]]
-    locs = slices(Location("p", 100, 8, "x"), groups["d1"][0])
-    assert [(l.offset, l.length) for l in locs] == [(100, 4), (104, 4)]
-    assert locs[1].sha256 == hashlib.sha256(b"cccc").hexdigest()

@@ -3,7 +3,7 @@ review (details, preview, release/reject with CSRF, 404/409) on the in-memory st
 
 Visits are hl7_gateway models stored through `hl7_gateway.store_rows`, i.e. the rows the gateway
 writes; quarantined objects are de-identified synthetic CT slices stored as the SCP stores them
-(instance row + staged bytes + quarantine row)."""
+(stored through the real commit path into memory)."""
 from __future__ import annotations
 
 import re
@@ -23,6 +23,7 @@ from portal import audit
 from portal import case_view as cv
 from portal.app import create_app
 from portal.memstore import MemoryStore
+from tests.memory_archive import MemoryFiles, commit_objects, install_files
 from portal.testing import FakeJobService, csrf_token, fast_hashing, login, portal_app
 
 PW = "s3cret-pass"
@@ -203,52 +204,28 @@ def test_viewing_a_case_is_audited(app):
 
 # --- quarantine review ------------------------------------------------------------------------
 
-class ReleasableStore(MemoryStore):
-    """MemoryStore plus what `quarantine.release` also needs: counters and column deletes."""
-
-    def counter_inc(self, table, row, column, value=1):
-        with self.lock:
-            cols = self._t(table).setdefault(row, {})
-            n = int.from_bytes(cols.get(column, bytes(8)), "big", signed=True) + value
-            cols[column] = n.to_bytes(8, "big", signed=True)
-        return n
-
-    def delete(self, table, row, columns=None):
-        if columns is None:
-            return super().delete(table, row)
-        with self.lock:
-            for c in columns:
-                self._t(table).get(row, {}).pop(c, None)
+FILES = MemoryFiles()
 
 
 def hold(store, reason="burned-in annotation", pixels=True) -> tuple[str, bytes]:
-    """A de-identified synthetic CT slice held in quarantine, rows as the SCP writes them."""
+    """A de-identified synthetic CT slice held in quarantine, stored through the real commit."""
     from deid import DeidKeys, deidentify
     from pacs_hdfs.dicom import index_rows as ix
-    from pacs_hdfs.dicom.ingest import serialize
     from pacs_hdfs.dicom.synthetic import ct_series
-    from pacs_hdfs.schema import row_key
     ds = ct_series(1, patient_id="P-unit", patient_name="Unit^Test", size=32)[0]
     if not pixels:
         del ds.PixelData
     out = deidentify(ds, DeidKeys.generate()).dataset
+    commit_objects(store, FILES, [out], quarantine=reason)
     attrs = ix.attributes(out, ix.ALL_KEYS)
     sop = attrs["SOPInstanceUID"]
-    key = ix.instance_key(attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"], sop)
-    data = serialize(out)
-    store.put("instance", key, {b"l:staged": b"1", b"l:length": str(len(data)).encode(),
-                                b"l:quarantine": reason.encode(), **ix.columns(attrs, ix.ALL_KEYS)})
-    store.put("staging", key, {b"d:data": data, b"d:dir": b"dicom/containers/x/y"})
-    store.put("quarantine", row_key(sop), {
-        b"q:reason": reason.encode(), b"q:state": b"held", b"q:key": key,
-        b"q:time": str(int(time.time())).encode()})
-    store.put("sop", row_key(sop), {b"r:key": key})
-    return sop, key
+    return sop, ix.instance_key(attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"], sop)
 
 
 @pytest.fixture()
 def qapp():
-    a = create_app(Settings(), ReleasableStore(), job_service=FakeJobService())
+    a = create_app(Settings(), MemoryStore(), job_service=FakeJobService())
+    install_files(a, FILES)
     a.state.portal.users.add("adm", "admin", PW)
     return a
 

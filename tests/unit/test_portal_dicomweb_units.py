@@ -1,5 +1,5 @@
 """DICOMweb request parsing (pure) and the DICOMweb/viewer routes over the in-memory store:
-objects indexed as the SCP indexes them (staged, not yet in a container), a quarantined one
+objects stored through the real commit path into memory (tests/memory_archive.py), a quarantined one
 that must stay invisible, Basic authentication with the login throttle."""
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from portal import audit
 from portal import dicomweb_http as http
 from portal.memstore import MemoryStore
 from portal.testing import fast_hashing, login, portal_app
+from tests.memory_archive import MemoryFiles, commit_objects, install_files
 
 PASSWORD = "correct-horse-2"
 
@@ -109,30 +110,6 @@ def test_ingest_parent_rows_index_the_accession():
 
 # --- routes over the in-memory store --------------------------------------------------------
 
-def _index(store: MemoryStore, ds, quarantine: str | None = None) -> bytes:
-    """Rows as the SCP writes them with staging on (bytes in `staging`, no container yet)."""
-    data = serialize(ds)
-    attrs = ix.attributes(ds, ix.ALL_KEYS)
-    key = ix.instance_key(attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"],
-                          attrs["SOPInstanceUID"])
-    row = {b"l:staged": b"1", b"l:ts": str(ds.file_meta.TransferSyntaxUID).encode(),
-           **ix.columns(attrs, ix.ALL_KEYS)}
-    if quarantine:
-        row[b"l:quarantine"] = quarantine.encode()
-    store.put("instance", key, row)
-    store.put("staging", key, {b"d:data": data, b"d:dir": b"x"})
-    store.put("sop", row_key(attrs["SOPInstanceUID"]), {b"r:key": key})
-    if not quarantine:
-        for table, (k, cols) in ix.parent_rows(attrs).items():
-            store.put(table, k, cols)
-        n = len(store.scan("instance", row_prefix=key.rsplit(b"\x00", 1)[0] + b"\x00"))
-        count = n.to_bytes(8, "big")
-        store.put("series", key.rsplit(b"\x00", 1)[0], {b"c:instances": count})
-        store.put("study", key.split(b"\x00")[0], {b"c:instances": count,
-                                                   b"c:series": (1).to_bytes(8, "big")})
-    return data
-
-
 @pytest.fixture(scope="module")
 def world():
     with fast_hashing():
@@ -140,9 +117,12 @@ def world():
         app = portal_app({"dw-teacher": "teacher"}, PASSWORD, store)
         series = ct_series(3, patient_id="RSPSEUDONYM", patient_name="RSPSEUDONYM", size=16,
                            accession="ACCDEID1")
-        stored = {ds.SOPInstanceUID: _index(store, ds) for ds in series}
+        files = MemoryFiles()
+        install_files(app, files)
+        stored = dict(zip((ds.SOPInstanceUID for ds in series),
+                          commit_objects(store, files, series)))
         held = ct_series(1, patient_id="RSOTHER", patient_name="RSOTHER", size=16)[0]
-        _index(store, held, quarantine="burned-in annotation suspected")
+        commit_objects(store, files, [held], quarantine="burned-in annotation suspected")
         yield app, series, stored, held
 
 

@@ -24,7 +24,7 @@ def test_archived_wals_and_hfiles_go_within_minutes():
         <= 2 * MINUTE_MS
 
 
-def test_moved_staging_objects_are_compacted_away_within_about_an_hour():
+def test_deleted_cells_are_compacted_away_within_about_an_hour():
     s = site()
     wake_ms = 10_000  # hbase.server.thread.wakefrequency (default, not overridden)
     assert "hbase.server.thread.wakefrequency" not in s
