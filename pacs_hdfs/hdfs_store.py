@@ -40,6 +40,12 @@ class FileInfo:
     length: int
     replication: int
     is_dir: bool
+    modified_ms: int = 0  # modification time (ms since epoch): a file's close for our files
+
+
+def _file_info(path: str, st: dict) -> FileInfo:
+    return FileInfo(path, int(st["length"]), int(st.get("replication", 0)),
+                    st["type"] == "DIRECTORY", int(st.get("modificationTime", 0)))
 
 
 class HdfsStore:
@@ -97,8 +103,7 @@ class HdfsStore:
         st = self._do(f"status {p}", lambda: self.client.status(p, strict=False))
         if st is None:
             return None
-        return FileInfo(p, int(st["length"]), int(st.get("replication", 0)),
-                        st["type"] == "DIRECTORY")
+        return _file_info(p, st)
 
     def exists(self, path: str) -> bool:
         return self.info(path) is not None
@@ -110,6 +115,14 @@ class HdfsStore:
     def list(self, path: str) -> list[str]:
         p = self.abs(path)
         return self._do(f"list {p}", lambda: self.client.list(p))
+
+    def list_status(self, path: str) -> list[FileInfo]:
+        """The entries of a directory with their status ([] if it does not exist)."""
+        p = self.abs(path)
+        if self.info(p) is None:
+            return []
+        return [_file_info(posixpath.join(p, name), st)
+                for name, st in self._do(f"list {p}", lambda: self.client.list(p, status=True))]
 
     def walk_files(self, path: str):
         """Every file under `path` (absolute paths)."""
