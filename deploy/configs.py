@@ -75,6 +75,9 @@ def hdfs_site(s: Settings, datanode: int | None = None) -> dict[str, object]:
             "dfs.datanode.hostname": "127.0.0.1",
             # keep 1 GiB of the (shared) disk free: a full disk takes the OS and HBase down with it
             "dfs.datanode.du.reserved": 1 << 30,
+            # re-read free space every 2 s (default 60 s): a filling disk is seen before the
+            # DataNode accepts a block it cannot hold
+            "fs.df.interval": 2000,
         })
     return props
 

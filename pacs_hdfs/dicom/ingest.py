@@ -15,6 +15,7 @@ only when an admin releases them, so Q/R never sees them before.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from io import BytesIO
 
 from pydicom import dcmread
@@ -23,6 +24,7 @@ from pydicom.filewriter import dcmwrite
 
 from deid import DeidKeys, Vault, deidentify
 from pacs_hdfs.dicom import index_rows as ix
+from pacs_hdfs.dicom import validation
 from pacs_hdfs.dicom.commit import STATUS, Committer, Outcome, Prepared, container_dir  # noqa: F401
 
 log = logging.getLogger("pacs.scp.ingest")
@@ -63,6 +65,10 @@ class Ingestor:
         except Exception as e:  # noqa: BLE001 - any parse error is the sender's problem
             log.warning("store rejected: malformed dataset (%s)", type(e).__name__)
             return Outcome("malformed")
+        verdict = validation.check(ds)
+        if verdict.refusal is not None:
+            log.warning("store refused 0x%04X: %s", verdict.status, verdict.comment)
+            return Outcome("invalid", code=verdict.status, detail=verdict.comment)
         try:
             result = deidentify(ds, self.keys)
             data = serialize(result.dataset)
@@ -81,4 +87,8 @@ class Ingestor:
         except Exception as e:  # noqa: BLE001
             log.error("store failed: vault write (%s)", type(e).__name__)
             return Outcome("deid_failed", sop)
-        return self.committer.store(Prepared(data, attrs, result.quarantine_reason))
+        outcome = self.committer.store(Prepared(data, attrs, result.quarantine_reason))
+        if verdict.warnings and outcome.acknowledged:
+            log.info("stored %s with warning 0x%04X: %s", sop, verdict.status, verdict.comment)
+            return replace(outcome, code=verdict.status, detail=verdict.comment)
+        return outcome

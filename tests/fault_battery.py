@@ -1,0 +1,348 @@
+"""The storage core's fault battery: send DICOM through the real ingest path while a fault hits
+the real cluster, then prove that every acknowledged object is retrievable.
+
+One run: a fresh `pacs scp` subprocess (own vault), two pynetdicom associations sending a
+synthetic CT series (reconnecting when the SCP dies), a fault injected at a random moment for a
+random time, then healed. Afterwards, for **every** object sent:
+- acknowledged (success or warning status) -> its instance row exists, its bytes read back
+  through the archive's reader with the index's sha256 (`stored.read_bytes`), and decode to the
+  right de-identified SOP Instance UID with exactly the pixel data sent;
+- not acknowledged (failure status, or no answer because the SCP died) -> either no instance
+  row, or a row whose bytes verify (fully stored), never a row pointing at wrong bytes.
+Orphaned bytes (batch files no row points into) are counted, then reclaimed with a compaction
+of the run's series (grace 0), after which none may remain.
+
+Faults are a table (`FAULTS`): name -> inject / heal. Used by
+`tests/integration/test_fault_battery.py` (a few runs per fault in `make test`, more with
+`PACS_FAULT_RUNS`) and `benchmarks/faults/run_battery.py` (10 runs per fault, a report).
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+ACK_STATUSES = {0x0000} | set(range(0xB000, 0xC000))  # success and warnings
+
+
+# --- the SCP under test --------------------------------------------------------------------
+
+class ScpProcess:
+    """`pacs scp` on `port` with its own vault in `directory`; can be killed and restarted."""
+
+    def __init__(self, directory: Path, port: int):
+        self.dir, self.port = directory, port
+        self.env = {**os.environ, "PACS_SCP_VAULT": str(directory / "vault.bin"),
+                    "PACS_SCP_MASTER_KEY_FILE": str(directory / "master.key"),
+                    "PACS_SCP_LOG": str(directory / "scp.log"), "PACS_SCP_BIND": HOST,
+                    "PACS_SCP_PORT": str(port), "PACS_SCP_AE_TITLE": "PACS"}
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 60) -> None:
+        out = open(self.dir / f"stdout-{self.starts}.log", "wb")
+        self.starts += 1
+        self.proc = subprocess.Popen([str(VENV_BIN / "pacs"), "scp"], env=self.env, stdout=out,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not self.echo_ok():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pacs scp exited {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("pacs scp did not answer C-ECHO")
+            time.sleep(0.3)
+
+    def echo_ok(self) -> bool:
+        from pynetdicom import AE
+        ae = AE(ae_title="FAULTS")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate(HOST, self.port, ae_title="PACS")
+        if not assoc.is_established:
+            return False
+        try:
+            return assoc.send_c_echo().Status == 0
+        finally:
+            assoc.release()
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.proc and self.proc.poll() is None)
+
+    def keys(self):
+        from pacs_hdfs.dicom.vault_access import open_vault
+        return open_vault(self.dir / "vault.bin", self.dir / "master.key").deid_keys()
+
+
+# --- faults, as data -----------------------------------------------------------------------
+
+@dataclass
+class FaultContext:
+    cluster: object          # deploy.supervisor.Supervisor
+    settings: object
+    scp: ScpProcess
+    rng: random.Random
+    notes: dict = field(default_factory=dict)
+
+
+def _datanodes(ctx: FaultContext) -> list[str]:
+    return [f"datanode-{i}" for i in range(1, ctx.settings.datanodes + 1)]
+
+
+def _stop(ctx: FaultContext, names: list[str]) -> None:
+    ctx.notes["stopped"] = names
+    for name in names:
+        ctx.cluster.stop_daemon(name)
+
+
+def _start_stopped(ctx: FaultContext) -> None:
+    for name in ctx.notes.get("stopped", []):
+        ctx.cluster.start_daemon(name)
+
+
+def _fill_disk(ctx: FaultContext) -> None:
+    """Fill the DataNodes' disk up to their reserve (dfs.datanode.du.reserved) plus a margin
+    smaller than one HDFS block, so no DataNode can take a new block."""
+    from deploy.configs import hdfs_site
+    data_dir = ctx.settings.path("data")
+    reserve = int(hdfs_site(ctx.settings, 1)["dfs.datanode.du.reserved"])
+    st = os.statvfs(data_dir)
+    free = st.f_bavail * st.f_frsize
+    size = free - reserve - (16 << 20)
+    filler = ctx.settings.path("data", f"fault-filler-{uuid.uuid4().hex[:6]}")
+    ctx.notes["filler"] = str(filler)
+    if size > 0:
+        with open(filler, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, size)
+    ctx.notes["filled_bytes"] = max(size, 0)
+
+
+def _unfill_disk(ctx: FaultContext) -> None:
+    if "filler" in ctx.notes:
+        Path(ctx.notes["filler"]).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    inject: object
+    heal: object
+    duration_s: tuple[float, float]   # random duration range
+
+
+FAULTS: dict[str, Fault] = {f.name: f for f in (
+    Fault("datanode", lambda c: _stop(c, [c.rng.choice(_datanodes(c))]), _start_stopped,
+          (3, 12)),
+    Fault("two-datanodes", lambda c: _stop(c, c.rng.sample(_datanodes(c), 2)), _start_stopped,
+          (3, 12)),
+    Fault("regionserver", lambda c: _stop(c, ["hbase-regionserver"]), _start_stopped, (3, 10)),
+    Fault("thrift", lambda c: _stop(c, ["hbase-thrift"]), _start_stopped, (2, 8)),
+    Fault("kill-ingest", lambda c: c.scp.kill9(), lambda c: c.scp.start(), (0.5, 3)),
+    Fault("disk-full", _fill_disk, _unfill_disk, (3, 10)),
+)}
+
+
+# --- one run -------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    fault: str
+    seed: int
+    sent: int = 0
+    acknowledged: int = 0
+    failed_status: int = 0
+    no_answer: int = 0
+    retrievable: int = 0              # acknowledged objects whose bytes verified
+    lost: list[str] = field(default_factory=list)       # acknowledged, not retrievable
+    bad_unacked: list[str] = field(default_factory=list)  # not acked, row with wrong bytes
+    unacked_stored: int = 0           # not acknowledged, yet fully stored (allowed)
+    orphan_files: int = 0
+    orphan_bytes: int = 0
+    orphans_left: int = 0             # after the reclaiming compaction (must be 0)
+    inject_at_s: float = 0.0
+    duration_s: float = 0.0
+    recovery_s: float = 0.0
+    statuses: dict = field(default_factory=dict)         # hex status -> count
+
+    @property
+    def ok(self) -> bool:
+        return not self.lost and not self.bad_unacked and self.orphans_left == 0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+
+def send_all(port: int, datasets: list, statuses: dict, stop_at: float, assoc_count: int = 2):
+    """Send the datasets over `assoc_count` associations; statuses[sop] = status or None (no
+    answer). A dead association is re-established until `stop_at` (monotonic)."""
+    from pynetdicom import AE
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+
+    def sender(part: list):
+        ae = AE(ae_title="FAULTS")
+        ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+        ae.dimse_timeout = 300
+        ae.acse_timeout = 10
+        assoc = None
+        for ds in part:
+            while assoc is None or not assoc.is_established:
+                if time.monotonic() > stop_at:
+                    statuses[ds.SOPInstanceUID] = None
+                    return
+                assoc = ae.associate(HOST, port, ae_title="PACS")
+                if not assoc.is_established:
+                    assoc = None
+                    time.sleep(0.3)
+            try:
+                rsp = assoc.send_c_store(ds)
+                statuses[ds.SOPInstanceUID] = int(rsp.Status) if "Status" in rsp else None
+            except Exception:  # noqa: BLE001 - a dead peer: no answer for this object
+                statuses[ds.SOPInstanceUID] = None
+            if not assoc.is_established:
+                assoc = None
+        if assoc is not None and assoc.is_established:
+            assoc.release()
+
+    parts = [datasets[i::assoc_count] for i in range(assoc_count)]
+    threads = [threading.Thread(target=sender, args=(p,)) for p in parts]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def wait_healthy(cluster, settings, scp: ScpProcess, timeout: float = 240) -> float:
+    """Seconds until the cluster reports healthy, HBase answers a write and the SCP answers."""
+    from pacs_hdfs import clients
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = cluster.status()
+            if (status["healthy"] and status["hdfs"]["live_datanodes"] == settings.datanodes
+                    and scp.alive and scp.echo_ok()):
+                clients.hbase(settings).put("jobs", b"fault-battery-probe", {b"j:n": b"1"})
+                return time.monotonic() - t0
+        except Exception:  # noqa: BLE001 - still recovering
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"cluster not healthy {timeout} s after the fault was healed")
+
+
+def run_once(fault: Fault, cluster, settings, workdir: Path, seed: int, port: int,
+             objects: int = 80, size: int = 256) -> RunResult:
+    from deid import remap_uid
+    from pacs_hdfs import clients
+    from pacs_hdfs.containers import ContainerWriter
+    from pacs_hdfs.dicom.commit import container_dir
+    from pacs_hdfs.dicom.compaction import compact_series
+    from pacs_hdfs.dicom.synthetic import ct_series
+    from pydicom.uid import generate_uid
+
+    rng = random.Random(seed)
+    result = RunResult(fault.name, seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    scp = ScpProcess(workdir, port)
+    scp.start()
+    ctx = FaultContext(cluster, settings, scp, rng)
+    study = generate_uid()
+    series = ct_series(objects, size=size, patient_id=f"FB-{uuid.uuid4().hex[:8]}",
+                       patient_name="Fault^Battery", study_uid=study)
+    statuses: dict[str, int | None] = {}
+    healed = False
+    try:
+        stop_at = time.monotonic() + 600
+        threads = send_all(port, series, statuses, stop_at)
+        result.inject_at_s = rng.uniform(0.3, 2.0)
+        result.duration_s = rng.uniform(*fault.duration_s)
+        time.sleep(result.inject_at_s)
+        fault.inject(ctx)
+        time.sleep(result.duration_s)
+        fault.heal(ctx)
+        healed = True
+        for t in threads:
+            t.join(600)
+        result.recovery_s = wait_healthy(cluster, settings, scp)
+    finally:
+        if not healed:
+            fault.heal(ctx)
+        keys = scp.keys()
+        scp.stop()
+
+    hbase, hdfs = clients.hbase(settings), clients.hdfs(settings)
+    result.sent = len(series)
+    for ds in series:
+        status = statuses.get(ds.SOPInstanceUID)
+        label = "none" if status is None else f"0x{status:04X}"
+        result.statuses[label] = result.statuses.get(label, 0) + 1
+        result.acknowledged += status in ACK_STATUSES
+        result.failed_status += status is not None and status not in ACK_STATUSES
+        result.no_answer += status is None
+    check_stored(result, series, statuses, keys, hbase, hdfs)
+
+    # orphans: files of the run's series that no row points into; reclaim them
+    directory = container_dir(remap_uid(keys.uid, study),
+                              remap_uid(keys.uid, series[0].SeriesInstanceUID))
+    writer = ContainerWriter(hdfs, writer="fault-battery")
+    report = compact_series(hbase, hdfs, directory, writer, grace_s=0)
+    result.orphan_files = report.orphan_files_deleted + report.left_young
+    result.orphan_bytes = report.orphan_bytes_reclaimed
+    after = compact_series(hbase, hdfs, directory, writer, grace_s=0)
+    result.orphans_left = after.orphan_files_deleted + after.left_young
+    check_stored(result, series, statuses, keys, hbase, hdfs)  # and still after the compaction
+    shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def check_stored(result: RunResult, series: list, statuses: dict, keys, hbase, hdfs) -> None:
+    """Every acknowledged object retrievable and right; every other one absent or intact.
+    Adds what fails to `result.lost` / `result.bad_unacked` (recounting `retrievable`)."""
+    from deid import remap_uid
+    from pacs_hdfs.dicom.stored import read_bytes
+    from pacs_hdfs.schema import row_key
+    from pydicom import dcmread
+
+    result.retrievable = result.unacked_stored = 0
+    for ds in series:
+        acked = statuses.get(ds.SOPInstanceUID) in ACK_STATUSES
+        sop = remap_uid(keys.uid, ds.SOPInstanceUID)
+        key = row_key(remap_uid(keys.uid, ds.StudyInstanceUID),
+                      remap_uid(keys.uid, ds.SeriesInstanceUID), sop)
+        row = hbase.get("instance", key)
+        verified = False
+        if row:
+            try:
+                stored = dcmread(BytesIO(read_bytes(hbase, hdfs, key, row)))
+                verified = stored.SOPInstanceUID == sop and stored.PixelData == ds.PixelData
+            except Exception:  # noqa: BLE001 - counted below
+                verified = False
+        if acked and verified:
+            result.retrievable += 1
+        elif acked and sop not in result.lost:
+            result.lost.append(sop)
+        elif row and not verified and sop not in result.bad_unacked:
+            result.bad_unacked.append(sop)
+        elif row and verified:
+            result.unacked_stored += 1
