@@ -94,21 +94,69 @@ def _attrs(level: str, row: dict[bytes, bytes]) -> dict[str, str]:
     return attrs
 
 
+#: Keys a series row does not hold but its study row does (patient and study attributes). A
+#: SERIES query carrying one - Patient Root's hierarchical PatientID, say - is matched and
+#: answered from the study row (series rows alone matched nothing then).
+STUDY_ONLY_KEYS = frozenset(ix.STUDY_KEYS) - frozenset(ix.SERIES_KEYS)
+
+
 def matching_rows(hbase, identifier: Dataset) -> Iterator[tuple[bytes, dict[str, str], dict]]:
     level = level_of(identifier)
     keys = query_keys(identifier)
     wanted = {k: v for k, v in keys.items() if v[0].strip()}
+    inherit = level == "SERIES" and not STUDY_ONLY_KEYS.isdisjoint(keys)
+    studies: dict[bytes, dict[str, str]] = {}
     for key, row in _rows(hbase, level, keys):
         if level == "IMAGE" and b"l:quarantine" in row:
             continue
         attrs = _attrs(level, row)
+        if inherit:
+            study_key = key.split(b"\x00")[0]
+            if study_key not in studies:
+                studies[study_key] = {k: v for k, v in ix.decode_attributes(
+                    hbase.get("study", study_key)).items() if k in STUDY_ONLY_KEYS}
+            attrs = {**studies[study_key], **attrs}
         if row_matches(wanted, attrs):
             yield key, attrs, row
 
 
+#: VRs whose values are binary numbers: index text must become int / float for them.
+INT_VRS = frozenset({"US", "UL", "SS", "SL", "UV", "SV", "AT"})
+FLOAT_VRS = frozenset({"FL", "FD"})
+
+
+def response_vr(keyword: str, asked_vr: str) -> str:
+    """The VR of a response element: the dictionary's (the peer may have sent UN, implicit VR),
+    the first choice of an ambiguous one ("US or SS" -> "US")."""
+    try:
+        vr = dictionary_VR(keyword)
+    except KeyError:
+        vr = asked_vr or "UN"
+    return vr.split(" or ")[0]
+
+
 def _element(keyword: str, vr: str, value: str) -> DataElement:
-    values = value.split("\\") if "\\" in value else value
-    return DataElement(tag_for_keyword(keyword), vr, values)
+    """A response element from index text. Binary numeric VRs (Rows and Columns are US) get
+    numbers, not text: a str value for US made the whole C-FIND response unencodable. Text
+    that is not a number of that VR is answered as an empty value rather than failing the
+    query."""
+    vr = response_vr(keyword, vr)
+    tag = tag_for_keyword(keyword)
+    texts = value.split("\\") if value else []
+    if not texts:
+        return DataElement(tag, vr, None)
+    try:
+        if vr in INT_VRS:
+            values = [int(float(t)) for t in texts]
+        elif vr in FLOAT_VRS:
+            values = [float(t) for t in texts]
+        elif vr in ("OB", "OW", "OD", "OF", "OL", "OV", "UN"):
+            return DataElement(tag, vr, value.encode())
+        else:
+            values = texts
+    except ValueError:
+        return DataElement(tag, vr, None)
+    return DataElement(tag, vr, values if len(values) > 1 else values[0])
 
 
 def find(hbase, identifier: Dataset) -> Iterator[Dataset]:
@@ -122,7 +170,7 @@ def find(hbase, identifier: Dataset) -> Iterator[Dataset]:
             out.add(_element(kw, vr, attrs.get(kw, "")))
         for kw in PREFIX_KEYS[level] or ("PatientID",):
             if kw not in keys and attrs.get(kw):
-                out.add(_element(kw, dictionary_VR(kw), attrs[kw]))
+                out.add(_element(kw, "", attrs[kw]))
         yield out
 
 
@@ -133,6 +181,11 @@ class Stored:
     row: dict
     sop_class: str
     transfer_syntax: str
+
+    @property
+    def sop_uid(self) -> str:
+        """The (de-identified) SOP Instance UID: the last part of the instance row key."""
+        return self.key.rsplit(b"\x00", 1)[-1].decode(errors="replace")
 
 
 def instance_locations(hbase, identifier: Dataset) -> list[Stored]:

@@ -6,6 +6,7 @@ import os
 
 from pacs_hdfs import clients
 from pacs_hdfs.containers import ContainerWriter
+from pacs_hdfs.dicom import scp_logging
 from pacs_hdfs.dicom.config import ScpConfig
 from pacs_hdfs.dicom.commit import Committer
 from pacs_hdfs.dicom.ingest import Ingestor
@@ -18,16 +19,10 @@ log = logging.getLogger("pacs.scp")
 
 
 def setup_logging(path) -> None:
-    """Our log lines to the SCP log file and stderr; pynetdicom's own chatter at WARNING
-    (its debug dumps would print dataset values, i.e. PHI)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = logging.getLogger("pacs")
-    root.setLevel(logging.INFO)
-    for handler in (logging.FileHandler(path), logging.StreamHandler()):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    """Our log lines to the SCP log file and stderr, each once and tagged with the association
+    it belongs to (see `scp_logging`); pynetdicom's own lines from WARNING up only (its debug
+    dumps would print dataset values, i.e. PHI)."""
+    scp_logging.setup(path)
 
 
 def build_handlers(settings: Settings, cfg: ScpConfig) -> Handlers:

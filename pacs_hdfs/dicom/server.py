@@ -2,7 +2,9 @@
 
 Handlers are thin: storage goes to `ingest.Ingestor`, queries and retrieves to `query`.
 Every failure becomes a DICOM status here, with a log line naming what failed (no PHI: only
-de-identified UIDs, AE titles and exception types are logged).
+de-identified UIDs, AE titles and exception types are logged); each line carries the
+association's id, calling AE, peer and operation (`scp_logging`). C-GET / C-MOVE send every
+readable object and report each unreadable one as a failed sub-operation (`Handlers._send`).
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ from pynetdicom.sop_class import (
 from pacs_hdfs.dicom import query
 from pacs_hdfs.dicom.config import ScpConfig
 from pacs_hdfs.dicom.ingest import STATUS, Ingestor
+from pacs_hdfs.dicom.scp_logging import (notification_handlers, operation,
+                                         sub_association_handlers)
 from pacs_hdfs.hdfs_store import StorageError
 
 log = logging.getLogger("pacs.scp")
@@ -55,9 +59,12 @@ QR_MODELS = (PatientRootQueryRetrieveInformationModelFind,
              PatientRootQueryRetrieveInformationModelGet,
              StudyRootQueryRetrieveInformationModelGet)
 
-#: Q/R failure statuses, as data.
+#: Q/R failure statuses, as data (PS3.4 C.4.1.1.4 for C-FIND, C.4.2.1.5 / C.4.3.1.4 for C-MOVE /
+#: C-GET: A700 is C-FIND's "out of resources"; a retrieve that cannot count its matches
+#: answers A701).
 QR_STATUS = {"bad_identifier": 0xA900, "storage_unavailable": 0xA700,
-             "unknown_destination": 0xA801, "cannot_process": 0xC000}
+             "cannot_count_matches": 0xA701, "unknown_destination": 0xA801,
+             "cannot_process": 0xC000}
 
 
 def _failure(status: int, comment: str) -> Dataset:
@@ -65,6 +72,24 @@ def _failure(status: int, comment: str) -> Dataset:
     ds.Status = status
     ds.ErrorComment = comment[:64]
     return ds
+
+
+def unsendable(sop_uid: str) -> Dataset:
+    """What a retrieve yields for an object we cannot read: a data set that carries only its
+    SOP Instance UID. pynetdicom's `send_c_store` refuses it before anything goes on the wire
+    (it raises AttributeError for a data set without SOP Class UID, as documented), and
+    `_get_scp` / `_move_scp` count a C-STORE that raised as a failed sub-operation and add the
+    data set's SOP Instance UID to the Failed SOP Instance UID List. See `Handlers._send`."""
+    ds = Dataset()
+    ds.SOPInstanceUID = sop_uid
+    return ds
+
+
+def _level(event) -> str:
+    try:
+        return query.level_of(event.identifier)
+    except Exception:  # noqa: BLE001 - only used in log lines
+        return "?"
 
 
 @dataclass
@@ -81,9 +106,12 @@ class Handlers:
         try:
             outcome = self.ingestor.store(event.encoded_dataset(include_meta=True))
         except Exception as e:  # noqa: BLE001 - a bug must not kill the association or log PHI
-            log.error("store failed unexpectedly: %s", type(e).__name__)
+            log.error("C-STORE failed unexpectedly, answered 0x%04X: %s", STATUS["deid_failed"][0],
+                      type(e).__name__)
             return _failure(STATUS["deid_failed"][0], STATUS["deid_failed"][1])
         if outcome.status:
+            log.warning("C-STORE of %s answered 0x%04X: %s", outcome.sop_uid or "(no UID)",
+                        outcome.status, outcome.comment)
             return _failure(outcome.status, outcome.comment)
         if outcome.quarantine:
             log.info("stored %s in quarantine: %s", outcome.sop_uid, outcome.quarantine)
@@ -92,16 +120,18 @@ class Handlers:
     def _matches(self, event, what: str):
         """The query's results, or a failure status (logged)."""
         answer = query.find if what == "find" else query.instance_locations
+        op = f"C-{what.upper()}"
         try:
             return list(answer(self.hbase, event.identifier)), None
         except query.QueryError as e:
-            log.warning("C-%s refused: %s", what.upper(), e)
+            log.warning("%s refused (0x%04X): %s", op, QR_STATUS["bad_identifier"], e)
             return None, QR_STATUS["bad_identifier"]
         except StorageError as e:
-            log.error("C-%s failed: %s", what.upper(), e)
-            return None, QR_STATUS["storage_unavailable"]
+            status = QR_STATUS["storage_unavailable" if what == "find" else "cannot_count_matches"]
+            log.error("%s failed (0x%04X): index unavailable: %s", op, status, e)
+            return None, status
         except Exception as e:  # noqa: BLE001 - e.g. an undecodable identifier
-            log.error("C-%s failed: %s", what.upper(), type(e).__name__)
+            log.error("%s failed (0x%04X): %s", op, QR_STATUS["cannot_process"], type(e).__name__)
             return None, QR_STATUS["cannot_process"]
 
     def find(self, event):
@@ -111,28 +141,65 @@ class Handlers:
             return
         for ds in results:
             if event.is_cancelled:
+                log.info("C-FIND cancelled by the peer")
                 yield 0xFE00, None
                 return
             yield 0xFF00, ds
+        log.info("C-FIND %s: %d matches", _level(event), len(results))
 
-    def _send(self, event, stored: list[query.Stored]):
+    def _send(self, event, op: str, stored: list[query.Stored]):
+        """The (status, data set) pairs of a C-GET / C-MOVE after its sub-operation count.
+
+        Every object that can be read is sent; one that cannot (StorageError: bytes missing,
+        short, or not matching the indexed sha256; or a parse error) is logged and becomes a
+        failed sub-operation, and the rest are still sent.
+
+        How the failure is reported (pynetdicom 3, `service_class._get_scp` / `_move_scp`):
+        yielding a Failure or Warning status mid-stream would end the whole operation at once,
+        counting every remaining object as failed, and a Pending status with `None` is ignored
+        without counting anything. So for an unreadable object we yield Pending with
+        `unsendable(uid)`: pynetdicom's C-STORE of it fails before any byte is sent, and
+        pynetdicom counts it like a sub-operation the peer refused: Number of Failed
+        Sub-operations, and the UID in the Failed SOP Instance UID List (0008,0058). Its final
+        response then carries the PS3.4 status (C.4.2.1.4 / C.4.3.1.4, C.4.2.3 / C.4.3.3):
+        0x0000 when every sub-operation completed, 0xB000 "sub-operations complete, one or
+        more failures" with the Failed SOP Instance UID List when some failed, 0xA702 "unable to
+        perform sub-operations" when all failed - counting our unreadable objects and the
+        peer's refusals alike, which a final status of our own could not do.
+        """
+        unreadable = 0
         for item in stored:
             if event.is_cancelled:
+                log.info("%s cancelled by the peer after %d of %d", op,
+                         stored.index(item), len(stored))
                 yield 0xFE00, None
                 return
             try:
                 ds = query.load(self.hbase, self.hdfs, item)
             except StorageError as e:
-                log.error("retrieve failed reading an instance: %s", e)
-                yield QR_STATUS["storage_unavailable"], None
-                return
+                unreadable += 1
+                log.error("%s: instance %s unreadable, counted as a failed sub-operation "
+                          "(pynetdicom then logs a C-STORE it could not send): StorageError: %s",
+                          op, item.sop_uid, str(e)[:300])
+                yield 0xFF00, unsendable(item.sop_uid)
+                continue
+            except Exception as e:  # noqa: BLE001 - unparseable bytes: fail this one object only
+                unreadable += 1
+                log.error("%s: instance %s unreadable, counted as a failed sub-operation "
+                          "(pynetdicom then logs a C-STORE it could not send): %s",
+                          op, item.sop_uid, type(e).__name__)
+                yield 0xFF00, unsendable(item.sop_uid)
+                continue
             yield 0xFF00, ds
+        log.info("%s %s: %d matched, %d read and offered to the peer, %d unreadable", op,
+                 _level(event), len(stored), len(stored) - unreadable, unreadable)
 
     def move(self, event):
         stored, status = self._matches(event, "move")
         destination = self.destinations.get(event.move_destination.strip())
         if destination is None:
-            log.warning("C-MOVE refused: unknown destination AE %r", event.move_destination)
+            log.warning("C-MOVE refused (0x%04X): unknown destination AE %r",
+                        QR_STATUS["unknown_destination"], event.move_destination.strip())
             yield None, None
             return
         if status is not None:
@@ -141,9 +208,10 @@ class Handlers:
             yield status, None
             return
         contexts = move_contexts(stored)
-        yield destination[0], destination[1], {"contexts": contexts}
+        yield destination[0], destination[1], {"contexts": contexts,
+                                               "evt_handlers": sub_association_handlers()}
         yield len(stored)
-        yield from self._send(event, stored)
+        yield from self._send(event, "C-MOVE", stored)
 
     def get(self, event):
         stored, status = self._matches(event, "get")
@@ -152,7 +220,7 @@ class Handlers:
             yield status, None
             return
         yield len(stored)
-        yield from self._send(event, stored)
+        yield from self._send(event, "C-GET", stored)
 
 
 def move_contexts(stored: list[query.Stored]) -> list:
@@ -183,5 +251,10 @@ def build_ae(ae_title: str, cfg: ScpConfig) -> AE:
 
 
 def event_handlers(h: Handlers) -> list:
-    return [(evt.EVT_C_ECHO, h.echo), (evt.EVT_C_STORE, h.store), (evt.EVT_C_FIND, h.find),
-            (evt.EVT_C_MOVE, h.move), (evt.EVT_C_GET, h.get)]
+    """The service handlers, each run with its operation in the log context, plus the
+    association notifications that give every log line its association id."""
+    return [(evt.EVT_C_ECHO, operation("C-ECHO", h.echo)),
+            (evt.EVT_C_STORE, operation("C-STORE", h.store)),
+            (evt.EVT_C_FIND, operation("C-FIND", h.find)),
+            (evt.EVT_C_MOVE, operation("C-MOVE", h.move)),
+            (evt.EVT_C_GET, operation("C-GET", h.get))] + notification_handlers()

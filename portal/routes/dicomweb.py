@@ -6,12 +6,29 @@ Authentication: the portal session cookie, or HTTP Basic checked against the por
 viewer's many requests do not each cost an argon2 hash). GET only, so no CSRF. Errors are JSON
 with the precise status (401 carries `WWW-Authenticate: Basic`). Quarantined objects never
 appear (see portal/dicom_access.py). Object retrievals are audited per request, not per frame.
+
+WADO-RS retrieve never truncates silently (every object is read through
+`pacs_hdfs.dicom.stored.read_bytes`, which checks the indexed sha256):
+* Up to `VERIFY_BUDGET` bytes (the objects' indexed sizes), every object is read and verified
+  before the status line. All readable: 200. Some unreadable: 206 Partial Content (a success
+  status of the Retrieve transaction for a response holding only some of the target
+  instances, PS3.18 §10.4.3; PS3.2 Table N.7-92 lists it) with a `Warning: 299` header, every
+  readable object, and a last part of type application/json naming the missing instances.
+  None readable: 503 with a JSON body naming them.
+* Bigger retrieves stream, one verified object at a time, under a 200 sent before the first
+  read. An object that cannot be read is skipped, and the body then ends with the same
+  application/json error part before the closing boundary, so a client sees the failure: a
+  multipart parser gets a part that is not application/dicom (dicomweb-client raises when it
+  tries to read it as DICOM), and the count and UIDs of what is missing are in it.
+A part is only written once its object has been read completely, so no part is ever cut.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
+import json
+import logging
 import secrets
 import threading
 import time
@@ -30,9 +47,14 @@ from portal.roles import allows
 from portal.users import User
 from portal.web import client_ip
 
+log = logging.getLogger("pacs.portal.dicomweb")
+
 DICOM_JSON = "application/dicom+json"
 REALM = 'Basic realm="pacs DICOMweb", charset="UTF-8"'
 CACHE_SECONDS = 60
+#: A WADO-RS retrieve whose objects total at most this many bytes (by the index) is read and
+#: verified completely before the response starts; a bigger one is streamed (module docstring).
+VERIFY_BUDGET = 128 << 20
 BULK_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData", "WaveformData",
                  "EncapsulatedDocument")
 
@@ -202,15 +224,82 @@ def _retrieve(request: Request, archive: Archive, user: User, study: str,
                                    series=series or "", sop=sop or "", instances=len(items),
                                    via="dicomweb")
     boundary = secrets.token_hex(16)
+    media_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    what = f"WADO-RS {level} {sop or series or study}"
+
+    def part(item, data: bytes) -> bytes:
+        ts = item.transfer_syntax or "1.2.840.10008.1.2.1"
+        return http.multipart_part(boundary, f"application/dicom; transfer-syntax={ts}", data)
+
+    def read(item) -> bytes | None:
+        """The verified bytes, or None (logged) if the object cannot be read."""
+        try:
+            return archive.read(item)
+        except Exception as e:  # noqa: BLE001 - one unreadable object must not cut the answer
+            log.error("%s: instance %s unreadable: %s %s", what, _sop(item), type(e).__name__,
+                      str(e)[:300] if isinstance(e, StorageError) else "")
+            return None
+
+    size = _indexed_size(items)
+    if size is not None and size <= VERIFY_BUDGET:
+        # Read and verify everything before the status line: the status tells the truth.
+        read_items = [(item, read(item)) for item in items]
+        good = [(item, data) for item, data in read_items if data is not None]
+        failed = [item for item, data in read_items if data is None]
+        if not good:
+            return JSONResponse({"detail": f"none of the {len(items)} objects could be read "
+                                           "from the archive", **_missing(items, failed)}, 503)
+        body = b"".join(part(item, data) for item, data in good)
+        if not failed:
+            return Response(body + http.multipart_end(boundary), media_type=media_type)
+        return Response(body + _error_part(boundary, items, failed) + http.multipart_end(boundary),
+                        status_code=206, media_type=media_type,
+                        headers={"Warning": f'299 - "{_missing_text(items, failed)}"'})
 
     def parts():
+        """Too big to hold: stream, skipping what cannot be read, and end with an error part
+        naming it (the 200 is already sent when a failure is found)."""
+        failed = []
         for item in items:
-            ts = item.transfer_syntax or "1.2.840.10008.1.2.1"
-            yield http.multipart_part(boundary, f"application/dicom; transfer-syntax={ts}",
-                                      archive.read(item))
+            data = read(item)
+            if data is None:
+                failed.append(item)
+                continue
+            yield part(item, data)
+        if failed:
+            yield _error_part(boundary, items, failed)
         yield http.multipart_end(boundary)
-    return StreamingResponse(parts(), media_type=(
-        f'multipart/related; type="application/dicom"; boundary={boundary}'))
+    return StreamingResponse(parts(), media_type=media_type)
+
+
+def _indexed_size(items) -> int | None:
+    """Total bytes of the objects by their index rows; None if a row does not say."""
+    try:
+        return sum(int(item.row[b"l:length"]) for item in items)
+    except (KeyError, ValueError):
+        return None
+
+
+def _sop(item) -> str:
+    return item.key.rsplit(b"\x00", 1)[-1].decode(errors="replace")
+
+
+def _missing_text(items, failed) -> str:
+    return (f"{len(failed)} of {len(items)} objects could not be read from the archive and "
+            "are missing from this response")
+
+
+def _missing(items, failed) -> dict:
+    return {"requested": len(items), "delivered": len(items) - len(failed),
+            "failed": [{"SeriesInstanceUID": item.key.split(b"\x00")[1].decode(errors="replace"),
+                        "SOPInstanceUID": _sop(item)} for item in failed]}
+
+
+def _error_part(boundary: str, items, failed) -> bytes:
+    """The last part of a body that lacks objects: JSON naming them (Content-Type
+    application/json, so no client can take it for an object)."""
+    doc = {"error": _missing_text(items, failed), **_missing(items, failed)}
+    return http.multipart_part(boundary, "application/json", json.dumps(doc).encode())
 
 
 @router.get("/studies/{study}")

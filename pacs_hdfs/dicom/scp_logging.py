@@ -1,0 +1,261 @@
+"""The SCP's log: every line once, and every line written while an association is being served
+tagged with that association.
+
+One line, once. `pacs up` runs the SCP under the supervisor with stdout/stderr redirected to
+`$PACS_HOME/logs/NAME.log`, which for the SCP is also the default `PACS_SCP_LOG`. Writing to
+both the log file and stderr then wrote every line twice into the same file. `setup` writes to
+the log file, and to stderr only when stderr is not that same file. Handlers hang on the
+`pacs`, `pacs_hdfs` (retry warnings) and `pynetdicom` loggers (not propagating, so a root
+handler set up by anything else cannot repeat them), and calling `setup` again replaces them
+rather than adding more.
+
+Association context. pynetdicom serves each association in its own thread and calls our event
+handlers in that thread, so a `ContextVar` set there is seen by every log call made while the
+association is served, our handlers' generators included (they run in the thread that iterates
+them). `on_requested` (EVT_REQUESTED) gives the association a short id and records the calling AE
+title and the peer address; `operation()` wraps each service handler to add which operation is
+running. `AssociationFilter` (on the handlers) appends ` [assoc=… ae=… peer=… op=…]` to
+each such line; pynetdicom's DUL threads and a C-MOVE's sub-association (linked at its
+EVT_CONN_OPEN) are looked up by thread. Lines outside an association carry nothing.
+
+No PHI: only de-identified UIDs, AE titles, addresses and exception types are logged by us.
+pynetdicom's own lines are kept from WARNING up (association aborts, failed sub-operations,
+encoding failures: the failures the SCP used to swallow silently); `RedactFilter` cuts its
+tracebacks down to the exception type, since an exception message may quote a data value.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import logging
+import os
+import sys
+import threading
+import weakref
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+log = logging.getLogger("pacs.scp")
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(assoc)s"
+#: loggers whose lines go to the SCP log, with their level
+LOGGERS = {"pacs": logging.INFO, "pacs_hdfs": logging.INFO, "pynetdicom": logging.WARNING}
+
+
+@dataclass(frozen=True)
+class AssocInfo:
+    id: str
+    ae: str
+    peer: str
+    op: str = ""
+
+    def tag(self) -> str:
+        op = f" op={self.op}" if self.op else ""
+        return f" [assoc={self.id} ae={self.ae} peer={self.peer}{op}]"
+
+
+_current: ContextVar[AssocInfo | None] = ContextVar("pacs_scp_association", default=None)
+_known: "weakref.WeakKeyDictionary[object, AssocInfo]" = weakref.WeakKeyDictionary()
+_known_lock = threading.Lock()
+_serial = itertools.count(1)
+_prefix = f"{os.getpid() & 0xFFFF:04x}"
+
+
+def _new_id() -> str:
+    """Short and unique within the process (pid-derived prefix + a counter)."""
+    return f"{_prefix}-{next(_serial)}"
+
+
+def _describe(assoc) -> AssocInfo:
+    """The association's info, created on first sight."""
+    with _known_lock:
+        try:
+            info = _known.get(assoc)
+        except TypeError:  # not weak-referenceable (a test double): describe, don't remember
+            return _new_info(assoc)
+        if info is None:
+            info = _known[assoc] = _new_info(assoc)
+        return info
+
+
+def _new_info(assoc) -> AssocInfo:
+    req = getattr(assoc, "requestor", None)
+    # at EVT_REQUESTED only the A-ASSOCIATE-RQ primitive knows the calling AE title
+    primitive = getattr(req, "primitive", None)
+    ae = getattr(primitive, "calling_ae_title", None) or getattr(req, "ae_title", "")
+    try:
+        peer = f"{req.address}:{req.port}"
+    except (AttributeError, ValueError):  # pynetdicom raises ValueError before it is known
+        peer = "?"
+    return AssocInfo(_new_id(), str(ae or "?").strip() or "?", peer)
+
+
+def _enter(event, op: str = "") -> None:
+    assoc = getattr(event, "assoc", None)
+    if assoc is None:
+        return
+    info = _describe(assoc)
+    _current.set(replace(info, op=op) if op else info)
+
+
+def on_requested(event) -> None:
+    """EVT_REQUESTED: an A-ASSOCIATE-RQ arrived; from now on this thread's lines carry its id."""
+    _enter(event)
+    log.info("association requested (called AE %s, %d presentation contexts proposed)",
+             str(getattr(event.assoc.acceptor, "ae_title", "")).strip() or "?",
+             len(getattr(event.assoc.requestor, "requested_contexts", None) or []))
+
+
+def on_rejected(event) -> None:
+    _enter(event)
+    log.warning("association rejected")
+
+
+def on_accepted(event) -> None:
+    _enter(event)
+    log.info("association accepted (%d presentation contexts accepted)",
+             len(event.assoc.accepted_contexts))
+
+
+def on_released(event) -> None:
+    _enter(event)
+    log.info("association released")
+
+
+def on_aborted(event) -> None:
+    _enter(event)
+    log.warning("association aborted")
+
+
+def notification_handlers() -> list:
+    from pynetdicom import evt
+    return [(evt.EVT_REQUESTED, on_requested), (evt.EVT_ACCEPTED, on_accepted),
+            (evt.EVT_REJECTED, on_rejected), (evt.EVT_RELEASED, on_released),
+            (evt.EVT_ABORTED, on_aborted)]
+
+
+def sub_association_handlers() -> list:
+    """evt_handlers for a C-MOVE sub-association opened from the current one: its threads'
+    lines (pynetdicom's, e.g. the destination aborting) carry the parent's tag."""
+    from pynetdicom import evt
+    parent = _current.get()
+    if parent is None:
+        return []
+
+    def link(event) -> None:
+        with _known_lock:
+            try:
+                _known[event.assoc] = replace(parent, op=f"{parent.op or 'C-MOVE'} sub-association")
+            except TypeError:
+                pass
+    return [(evt.EVT_CONN_OPEN, link)]
+
+
+def _thread_info() -> AssocInfo | None:
+    """The info of the association the current thread serves, for threads where no context
+    was set: pynetdicom's per-association DUL threads and C-MOVE sub-associations."""
+    t = threading.current_thread()
+    with _known_lock:
+        for candidate in (t, getattr(t, "assoc", None)):
+            try:
+                if candidate is not None and (info := _known.get(candidate)):
+                    return info
+            except TypeError:  # not weak-referenceable
+                pass
+    return None
+
+
+def operation(op: str, handler):
+    """`handler` (a pynetdicom event handler, plain or generator) run with `op` in the log
+    context; the association's context without `op` is restored when it is done."""
+    def leave(event):
+        assoc = getattr(event, "assoc", None)
+        if assoc is not None:
+            _current.set(_describe(assoc))
+
+    if inspect.isgeneratorfunction(handler):
+        @functools.wraps(handler)
+        def gen(event, *args):
+            _enter(event, op)
+            try:
+                yield from handler(event, *args)
+            finally:
+                leave(event)
+        return gen
+
+    @functools.wraps(handler)
+    def plain(event, *args):
+        _enter(event, op)
+        try:
+            return handler(event, *args)
+        finally:
+            leave(event)
+    return plain
+
+
+class AssociationFilter(logging.Filter):
+    """Adds `record.assoc`: the association tag, or "" outside an association."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = _current.get() or _thread_info()
+        record.assoc = info.tag() if info else ""
+        return True
+
+
+class RedactFilter(logging.Filter):
+    """pynetdicom's tracebacks reduced to their exception type (messages may quote values)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("pynetdicom"):
+            return True
+        msg = record.getMessage()
+        if "Traceback" in msg:
+            last = msg.strip().splitlines()[-1]
+            record.msg, record.args = f"traceback of {last.split(':', 1)[0].strip()} (redacted)", ()
+        if record.exc_info:
+            record.msg = f"{record.getMessage()} ({record.exc_info[0].__name__}, redacted)"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def same_file(stream, path: Path) -> bool:
+    """Is `stream` (e.g. stderr) writing into `path` already?"""
+    try:
+        return os.path.samestat(os.fstat(stream.fileno()), os.stat(path))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _ours(handler: logging.Handler) -> bool:
+    return getattr(handler, "_pacs_scp", False)
+
+
+def setup(path: Path, stream=None) -> list[logging.Handler]:
+    """Our lines (pacs at INFO, pynetdicom at WARNING; its debug dumps would print dataset
+    values, i.e. PHI) to the SCP log file, and to `stream` (stderr) unless that is the same
+    file. Idempotent. Returns the handlers."""
+    stream = sys.stderr if stream is None else stream
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.FileHandler(path)]
+    if not same_file(stream, path):
+        handlers.append(logging.StreamHandler(stream))
+    fmt = logging.Formatter(FORMAT)
+    for h in handlers:
+        h.setFormatter(fmt)
+        h.addFilter(RedactFilter())
+        h.addFilter(AssociationFilter())
+        h._pacs_scp = True
+    for name, level in LOGGERS.items():
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if _ours(h)]:
+            logger.removeHandler(old)
+            if old not in handlers:
+                old.close()
+        logger.setLevel(level)
+        logger.propagate = False
+        for h in handlers:
+            logger.addHandler(h)
+    return handlers
