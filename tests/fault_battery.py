@@ -41,9 +41,12 @@ ACK_STATUSES = {0x0000} | set(range(0xB000, 0xC000))  # success and warnings
 class ScpProcess:
     """`pacs scp` on `port` with its own vault in `directory`; can be killed and restarted."""
 
-    def __init__(self, directory: Path, port: int):
+    def __init__(self, directory: Path, port: int, settings=None):
         self.dir, self.port = directory, port
-        self.env = {**os.environ, "PACS_SCP_VAULT": str(directory / "vault.bin"),
+        namespace = {} if settings is None else {
+            "PACS_HDFS_ROOT": settings.hdfs_root,
+            "PACS_HBASE_TABLE_PREFIX": settings.hbase_table_prefix}
+        self.env = {**os.environ, **namespace, "PACS_SCP_VAULT": str(directory / "vault.bin"),
                     "PACS_SCP_MASTER_KEY_FILE": str(directory / "master.key"),
                     "PACS_SCP_LOG": str(directory / "scp.log"), "PACS_SCP_BIND": HOST,
                     "PACS_SCP_PORT": str(port), "PACS_SCP_AE_TITLE": "PACS"}
@@ -264,7 +267,7 @@ def run_once(fault: Fault, cluster, settings, workdir: Path, seed: int, port: in
     rng = random.Random(seed)
     result = RunResult(fault.name, seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    scp = ScpProcess(workdir, port)
+    scp = ScpProcess(workdir, port, settings)
     scp.start()
     ctx = FaultContext(cluster, settings, scp, rng)
     study = generate_uid()

@@ -14,8 +14,8 @@ durable. One commit:
    `subject` / `search` rows that make objects visible to Q/R (idempotent, re-put for
    duplicates so a half-finished earlier commit is completed); then the `sop` rows, the commit
    markers of the duplicate check;
-4. answers every object; then adds the per-series/study counters (derived data: a failure is
-   logged, never turns a durable object into a failure; `pacs fsck` recounts).
+4. adds the per-series/study counters (derived data: a failure is logged, never turns a
+   durable object into a failure; `pacs fsck` recounts), then answers every object.
 
 A failure in 2 or 3 answers 0xA700 for the objects concerned; bytes already written are then
 unreferenced (an orphan batch file) and are reclaimed by `pacs fsck --repair`.
@@ -209,12 +209,13 @@ class Committer:
         if stored:
             self.hbase.put_many("sop", [(row_key(i.obj.sop), {b"r:key": i.obj.key})
                                         for i in stored])
+        self._count([i.obj for i in stored if not i.obj.quarantine])  # before answering: a
+        # sender that queries right after its store sees the counts that include its objects
         for item in stored:
             item.future.set_result(Outcome("stored", item.obj.sop, item.obj.quarantine))
         for item in batch:
             if item.outcome is not None and not item.future.done():
                 item.future.set_result(item.outcome)
-        self._count([i.obj for i in stored if not i.obj.quarantine])
 
     def _known(self, sops: list[str]) -> dict[str, tuple[str, bool]]:
         """sop -> (stored sha256, quarantined) for the SOP UIDs already committed."""
