@@ -110,8 +110,8 @@ def hbase_site(s: Settings) -> dict[str, object]:
         "hbase.regionserver.global.memstore.size": 0.3,
         "hfile.block.cache.size": 0.25,
         "hbase.hregion.memstore.flush.size": 32 * 1024 * 1024,
-        # Disk growth under DICOM ingest (pacs_hdfs/dicom/staging.py: every object passes through
-        # the WAL and often a `staging` store file before its container, each x3):
+        # HBase's own disk overhead (WALs, store files, their archive) kept small; it mattered
+        # most when DICOM objects passed through an HBase staging table (removed):
         # - at most 8 live WALs (default 32 x 64 MiB roll size = 2 GiB);
         # - memstores whose oldest edit is 5 min old are flushed (default 1 h, delay up to 1 min
         #   instead of 5), so quiet tables do not pin WALs and staging's delete markers reach

@@ -1,8 +1,8 @@
 """Read access to the DICOM archive for the viewer and DICOMweb: studies, series and instances
-from the HBase index, object bytes from HDFS containers or the staging table.
+from the HBase index, object bytes from their HDFS batch files (verified by sha256).
 
 Everything goes through the SCP's own Q/R code (`pacs_hdfs.dicom.query`: C-FIND matching,
-`instance_locations`, `staging.read_bytes`), so the portal sees exactly what a C-FIND/C-GET
+`instance_locations`, `stored.read_bytes`), so the portal sees exactly what a C-FIND/C-GET
 sees. Quarantined objects are invisible: they have no series/study rows until released, their
 instance rows carry `l:quarantine` and are skipped here as in the SCP.
 """
@@ -117,7 +117,7 @@ class Archive:
                                             instance_number(ix.decode_attributes(s.row))))
 
     def read(self, item: query.Stored) -> bytes:
-        """The object's bytes exactly as stored (container or staging), cached briefly."""
+        """The object's bytes exactly as stored (verified), cached briefly."""
         with self._lock:
             if item.key in self._cache:
                 self._cache.move_to_end(item.key)

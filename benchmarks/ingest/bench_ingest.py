@@ -55,17 +55,6 @@ def send(ae: str, port: int, parts: list[list[Path]]) -> float:
     return wall
 
 
-def wait_staging_empty(settings, timeout: float = 900) -> float:
-    """Seconds until the SCP's flusher has moved every staged object into its container."""
-    from pacs_hdfs import clients
-    hbase, t0 = clients.hbase(settings), time.perf_counter()
-    while hbase.scan("staging", columns=[b"d:dir"], limit=1):
-        if time.perf_counter() - t0 > timeout:
-            raise RuntimeError("staging did not drain")
-        time.sleep(0.5)
-    return round(time.perf_counter() - t0, 2)
-
-
 def wait_echo(ae: str, port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while subprocess.run(["echoscu", "-aec", ae, HOST, str(port)],
@@ -137,7 +126,6 @@ def main() -> None:
         starters = {"discard": lambda: start_discard(), "orthanc": lambda: start_orthanc(tmp),
                     "pacs": lambda: start_pacs(tmp, scratch)}
         seconds: dict[str, float] = {}
-        drain: dict[str, float] = {}  # extra seconds until every staged object is in HDFS
         if "pacs" in args.receivers:
             init_storage(scratch)
         for name in args.receivers.split(","):
@@ -148,8 +136,6 @@ def main() -> None:
                 for assocs, parts in sets.items():
                     seconds[f"{name}_{assocs}"] = round(send(*RECEIVERS[name], parts), 2)
                     print(f"{name} x{assocs}: {seconds[f'{name}_{assocs}']} s", flush=True)
-                    if name == "pacs":
-                        drain[f"pacs_{assocs}"] = wait_staging_empty(scratch)
             finally:
                 stop(proc)
     finally:
@@ -159,10 +145,9 @@ def main() -> None:
     n, p = args.images, args.parallel
     rate = {k: round(n / v, 1) for k, v in seconds.items()}
     if args.no_record:
-        print(json.dumps({"seconds": seconds, "inst_per_s": rate, "drain_s": drain}, indent=2))
+        print(json.dumps({"seconds": seconds, "inst_per_s": rate}, indent=2))
         return
     result = {"images": n, "mb": round(mb, 1), "parallel": p, "seconds": seconds,
-              "pacs_staging_drain_s": drain,
               "inst_per_s": rate, "mb_per_s": {k: round(mb / v, 1) for k, v in seconds.items()},
               f"pacs_{p}_inst_s": rate[f"pacs_{p}"], f"orthanc_{p}_inst_s": rate[f"orthanc_{p}"],
               f"discard_{p}_inst_s": rate[f"discard_{p}"],

@@ -2,8 +2,9 @@
 byte is stored) and Query/Retrieve answered from HBase over the de-identified attributes.
 
 Modules: `config` (PACS_SCP_* settings), `vault_access` (the hospital-side key vault),
-`ingest` (received bytes -> deid -> durable bytes -> HBase rows -> status), `staging`
-(acknowledge from HBase's HDFS-backed WAL, move to the container in the background), `index_rows`
+`ingest` (received bytes -> validate -> deid -> commit -> status), `validation` (what is
+refused or warned at ingest), `commit` (group commit: verified batch files, then HBase rows),
+`stored` (the verified read), `compaction` (merge batch files, reclaim orphans), `index_rows`
 (which attributes each level indexes), `matching` (C-FIND matching, pure), `query`
 (Q/R over HBase), `quarantine` (list/release/reject), `server` (the pynetdicom AE and its
 handlers), `runner` (wiring + logging for `pacs scp`), `personalise` (hospital-side

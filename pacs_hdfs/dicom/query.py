@@ -206,5 +206,5 @@ def instance_locations(hbase, identifier: Dataset) -> list[Stored]:
 
 
 def load(hbase, hdfs, item: Stored) -> Dataset:
-    """One stored object (container or staging) as a dataset (pixel data not decoded)."""
+    """One stored object (verified read) as a dataset (pixel data not decoded)."""
     return dcmread(BytesIO(read_bytes(hbase, hdfs, item.key, item.row)))
