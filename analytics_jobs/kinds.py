@@ -21,6 +21,7 @@ KINDS: dict[str, str] = {
     "fdk": "recon_mapreduce.spark_job",
     "scc-sweep": "analytics_jobs.scc.spark_sweep",
     "spark-selftest": "analytics_jobs.selftest",
+    "fsck": "pacs_hdfs.dicom.fsck_job",
 }
 
 

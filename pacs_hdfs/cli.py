@@ -161,6 +161,7 @@ AREA_MODULES = (
     "analytics_jobs.scc_cli",
     "hl7_gateway.cli",
     "pacs_hdfs.dicom_cli",
+    "pacs_hdfs.fsck_cli",
     "portal.cli",
     "pacs_hdfs.demo",
 )

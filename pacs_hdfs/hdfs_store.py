@@ -98,6 +98,25 @@ class HdfsStore:
             return data
         return self._do(f"read {p}@{offset}+{length}", go)
 
+    def read_chunks(self, path: str, offset: int = 0, length: int | None = None,
+                    chunk_size: int = 1 << 20):
+        """Stream a file (or `length` bytes from `offset`) in chunks, in one HTTP request.
+
+        No retry (a failure mid-stream cannot be resumed transparently): the caller restarts
+        the whole read. Raises StorageError, also when fewer than `length` bytes came."""
+        p = self.abs(path)
+        got = 0
+        try:
+            with self.client.read(p, offset=offset, length=length,
+                                  chunk_size=chunk_size) as chunks:
+                for chunk in chunks:
+                    got += len(chunk)
+                    yield chunk
+        except (HdfsError, requests.RequestException) as e:
+            raise StorageError(f"HDFS stream {p} failed: {str(e).splitlines()[0][:300]}") from e
+        if length is not None and got != length:
+            raise StorageError(f"HDFS stream {p}: short read, {got} of {length} bytes")
+
     def info(self, path: str) -> FileInfo | None:
         p = self.abs(path)
         st = self._do(f"status {p}", lambda: self.client.status(p, strict=False))
