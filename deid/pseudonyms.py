@@ -16,8 +16,9 @@ from functools import lru_cache
 
 from pydicom.uid import UID_dictionary
 
-PATIENT_PREFIX = "RS"
-ACCESSION_PREFIX = "AC"
+# The formats live with the data center's verification check, which must not import this module.
+from deid.verify import ACCESSION_CHARS, ACCESSION_PREFIX, PATIENT_PREFIX, PATIENT_PSEUDONYM_CHARS
+
 MAX_SHIFT_DAYS = 3650
 _DA_FORMAT = "%Y%m%d"
 
@@ -33,7 +34,8 @@ def _b32(data: bytes, length: int) -> str:
 
 def patient_pseudonym(key: bytes, patient_id: str, issuer: str = "") -> str:
     """Stable pseudonym for a patient: 'RS' + 16 base32 chars of HMAC(issuer, patient id)."""
-    return PATIENT_PREFIX + _b32(_digest(key, "patient", issuer.strip(), patient_id.strip()), 16)
+    return PATIENT_PREFIX + _b32(_digest(key, "patient", issuer.strip(), patient_id.strip()),
+                                 PATIENT_PSEUDONYM_CHARS)
 
 
 def pseudonymise_accession(key: bytes, accession: str) -> str:
@@ -41,7 +43,7 @@ def pseudonymise_accession(key: bytes, accession: str) -> str:
 
     Pass the vault's pseudonym key, so both sides compute the same value for a visit.
     """
-    return ACCESSION_PREFIX + _b32(_digest(key, "accession", accession.strip()), 14)
+    return ACCESSION_PREFIX + _b32(_digest(key, "accession", accession.strip()), ACCESSION_CHARS)
 
 
 def date_shift_days(key: bytes, patient_id: str, issuer: str = "") -> int:

