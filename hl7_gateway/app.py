@@ -7,6 +7,8 @@
   ``STORAGE_UNAVAILABLE`` (the HAS retries), and HTTP 503.
 - ``GET /hl7/v3/visits/{visit_id}``: the stored visit (JSON) by encrypted visit id.
 - ``GET /healthz``.
+- With a ``stow`` router (`pacs_hdfs.dicom.stow.stow_router`): the MDC's DICOMweb STOW-RS
+  ingest for hospital edges, ``POST /dicomweb/studies[/{study}]``, on the same mutual-TLS port.
 
 HTTP status mirrors the ack: 200 AA/AE, 400 AR, 413 too large, 503 storage failure. Log lines
 name request id, counts and error *codes* only (never message content, so never PHI).
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from hl7_gateway.ack import build_ack
@@ -68,9 +70,13 @@ def _codes(outcome: ParseOutcome) -> str:
     return ",".join(sorted({d.code for r in outcome.results for d in r.errors})) or "-"
 
 
-def create_app(store, limits: ParserLimits = ParserLimits()) -> FastAPI:
-    """The gateway app over a ``VisitStore`` (or anything with store/get_visit_json)."""
+def create_app(store, limits: ParserLimits = ParserLimits(),
+               stow: APIRouter | None = None) -> FastAPI:
+    """The gateway app over a ``VisitStore`` (or anything with store/get_visit_json), plus the
+    STOW-RS routes when ``stow`` is given."""
     app = FastAPI(title="pacs-mdc HL7 v3 gateway", docs_url=None, redoc_url=None)
+    if stow is not None:
+        app.include_router(stow)
 
     def process(body: bytes) -> tuple[ParseOutcome, int]:
         outcome = parse_request(body, limits)

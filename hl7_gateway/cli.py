@@ -1,4 +1,4 @@
-"""`pacs certs init`, `pacs gateway [compact]`, `pacs has generate|sync|visit`."""
+"""`pacs certs init|edge`, `pacs gateway [compact]`, `pacs has generate|sync|visit`."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -35,6 +35,27 @@ def certs_init(directory: Path = typer.Option(None, "--dir", help="default $PACS
         emit_json(files)
     else:
         console.print(f"certificates in {paths.directory}")
+
+
+@certs_app.command("edge")
+def certs_edge(name: str = typer.Argument(..., help="the edge's name (letters, digits, . _ -)"),
+               directory: Path = typer.Option(None, "--dir", help="default $PACS_HOME/certs"),
+               force: bool = typer.Option(False, "--force", help="replace an existing one"),
+               json_out: bool = typer.Option(False, "--json")) -> None:
+    """Issue a hospital edge's client certificate (edges/NAME.pem, .key), signed by the dev CA.
+
+    Only edge certificates may store images at the MDC (STOW-RS); the MDC records the edge
+    name on every object it stores."""
+    from hl7_gateway.certs import issue_edge_cert
+    try:
+        edge = issue_edge_cert(_certs(directory).directory, name, force=force)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    if json_out:
+        emit_json({"name": edge.name, "cert": str(edge.cert), "key": str(edge.key),
+                   "ca_cert": str(edge.ca_cert)})
+    else:
+        console.print(f"edge {edge.name}: {edge.cert} (key {edge.key})")
 
 
 @gateway_app.callback()

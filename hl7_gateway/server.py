@@ -1,7 +1,12 @@
-"""Serve the gateway with uvicorn over HTTPS only, TLS >= 1.2, client certificates required."""
+"""Serve the gateway with uvicorn over HTTPS only, TLS >= 1.2, client certificates required.
+
+The app gets each connection's verified client certificate (`tls_scope.PeerCertProtocol`): the
+HL7 routes accept any certificate our CA signed, STOW-RS only edge identities.
+"""
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from pathlib import Path
 
@@ -11,6 +16,7 @@ from hl7_gateway.app import create_app
 from hl7_gateway.certs import CertPaths
 from hl7_gateway.parser import ParserLimits
 from hl7_gateway.store import VisitStore
+from hl7_gateway.tls_scope import PeerCertProtocol
 from pacs_hdfs.settings import Settings
 
 
@@ -18,7 +24,7 @@ def configure_logging(log_file: Path) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    for name in ("hl7_gateway", "pacs_hdfs"):
+    for name in ("hl7_gateway", "pacs_hdfs", "pacs"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
         logger.addHandler(handler)
@@ -29,18 +35,29 @@ def uvicorn_config(app, certs: CertPaths, host: str, port: int) -> uvicorn.Confi
     config = uvicorn.Config(app, host=host, port=port, ssl_certfile=str(certs.server_cert),
                             ssl_keyfile=str(certs.server_key), ssl_ca_certs=str(certs.ca_cert),
                             ssl_cert_reqs=ssl.CERT_REQUIRED, log_level="warning",
-                            access_log=False, timeout_keep_alive=30)
+                            access_log=False, timeout_keep_alive=30, http=PeerCertProtocol)
     config.load()
     config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
     return config
+
+
+def stow_routes(settings: Settings):
+    """The STOW-RS ingest over this process's own group committer."""
+    from pacs_hdfs import clients
+    from pacs_hdfs.containers import ContainerWriter
+    from pacs_hdfs.dicom.commit import Committer
+    from pacs_hdfs.dicom.stow import stow_router
+    committer = Committer(clients.hbase(settings),
+                          ContainerWriter(clients.hdfs(settings), writer=f"stow-{os.getpid()}"))
+    return stow_router(committer, settings.mdc_stow_max_bytes)
 
 
 def serve(settings: Settings, certs: CertPaths, host: str = "127.0.0.1", port: int | None = None,
           limits: ParserLimits = ParserLimits(), log_file: Path | None = None) -> None:
     """Run the gateway in the foreground until interrupted."""
     configure_logging(log_file or settings.path("logs", "gateway.log"))
-    app = create_app(VisitStore(settings), limits)
+    app = create_app(VisitStore(settings), limits, stow_routes(settings))
     config = uvicorn_config(app, certs, host, port or settings.gateway_port)
-    logging.getLogger("hl7_gateway").info("gateway listening on https://%s:%d (mTLS)",
-                                          host, config.port)
+    logging.getLogger("hl7_gateway").info("gateway listening on https://%s:%d (mTLS; HL7 v3, "
+                                          "STOW-RS)", host, config.port)
     uvicorn.Server(config).run()

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     gateway_port: int = 8443
     portal_port: int = 8000
 
+    # --- MDC ingest ---------------------------------------------------------------------------
+    # STOW-RS on the gateway (pacs_hdfs/dicom/stow.py): a request body past this -> 413.
+    mdc_stow_max_bytes: int = Field(256 * 1024 * 1024, ge=1,
+                                    description="STOW-RS request body limit in bytes")
+
     @property
     def effective_replication(self) -> int:
         return self.replication or min(3, self.datanodes)

@@ -10,4 +10,10 @@ refused or warned at ingest), `commit` (group commit: verified batch files, then
 handlers), `runner` (wiring + logging for `pacs scp`), `personalise` (hospital-side
 re-identification of a stored study), `synthetic` (generated CT series with invented PHI for
 tests and benchmarks).
+
+MDC ingest over DICOMweb STOW-RS (hospital edges, mutual TLS, served by the gateway): `stow`
+(the routes: edge identity, streamed body, one group commit per request), `edge_identity`
+(which edge a client certificate names), `multipart` (multipart/related parsing, pure),
+`received` (one object: Part 10 read, `validation.check`, `deid.verify` -> accepted or refused),
+`stow_response` (per-instance results -> HTTP status and dicom+json).
 """

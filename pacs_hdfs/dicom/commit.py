@@ -81,6 +81,7 @@ class Prepared:
     attrs: dict[str, str]          # every level's keys + TransferSyntaxUID
     quarantine: str | None = None
     sha256: str = field(default="", compare=False)
+    source: str = ""               # the edge that sent it (STOW-RS), recorded as l:edge
 
     def __post_init__(self):
         if not self.sha256:
@@ -293,6 +294,8 @@ def instance_row(obj: Prepared, loc: Location) -> dict[bytes, bytes]:
            b"l:ts": obj.attrs.get("TransferSyntaxUID", "").encode()}
     if obj.quarantine:
         row[b"l:quarantine"] = obj.quarantine.encode()
+    if obj.source:
+        row[b"l:edge"] = obj.source.encode()
     return row
 
 
