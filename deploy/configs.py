@@ -57,7 +57,7 @@ def hdfs_site(s: Settings, datanode: int | None = None) -> dict[str, object]:
         "dfs.namenode.avoid.write.stale.datanode": "true",
         "dfs.namenode.redundancy.interval.seconds": 3,
         "dfs.client.block.write.replace-datanode-on-failure.best-effort": "true",
-        "dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER",
+        "dfs.client.block.write.replace-datanode-on-failure.policy": "DEFAULT",
         "dfs.namenode.handler.count": 10,
         "dfs.namenode.service.handler.count": 4,
         "dfs.datanode.handler.count": 4,
@@ -136,8 +136,16 @@ def hbase_site(s: Settings) -> dict[str, object]:
         "hbase.client.pause": 100,
         "zookeeper.session.timeout": 20000,
         "dfs.replication": s.effective_replication,
+        # The region server's WAL is one long-lived HDFS pipeline. With policy NEVER a DataNode
+        # that fails is dropped and never replaced, so after a few DataNode restarts the WAL
+        # ran on one DataNode, and stopping that one aborted the region server ("All
+        # datanodes are bad", seen in the fault battery). DEFAULT replaces a failed DataNode of
+        # an hflushed stream with a live one; best-effort keeps writing if none is available.
         "dfs.client.block.write.replace-datanode-on-failure.best-effort": "true",
-        "dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER",
+        "dfs.client.block.write.replace-datanode-on-failure.policy": "DEFAULT",
+        # Roll to a fresh, full pipeline whenever the WAL is under-replicated (a restarted
+        # DataNode can join again), without HBase's default limit of 5 consecutive rolls.
+        "hbase.regionserver.hlog.lowreplication.rolllimit": 1000,
     }
 
 

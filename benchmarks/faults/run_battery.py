@@ -23,21 +23,37 @@ from benchmarks.common import drop_scratch, host_facts, scratch_settings  # noqa
 from tests.fault_battery import FAULTS, run_once  # noqa: E402
 from tests.portal_support import free_port  # noqa: E402
 
-COLUMNS = ["fault", "runs", "passed", "sent", "acknowledged", "retrievable", "lost",
+COLUMNS = ["fault", "runs", "passed", "errors", "sent", "acknowledged", "retrievable", "lost",
            "failed_status", "no_answer", "unacked_stored", "orphan_files", "orphan_mb",
            "orphans_left", "max_recovery_s", "objects", "size"]
+
+
+def failed_run(fault: str, seed: int, error: Exception) -> dict:
+    """A run that did not finish (e.g. the cluster did not recover): counts as failed."""
+    from tests.fault_battery import RunResult
+    return {**RunResult(fault, seed).as_dict(), "ok": False, "error": str(error)[:500]}
+
+
+def restore(cluster) -> None:
+    """Start every daemon that is not running (a run that failed may leave one down)."""
+    for d in cluster.status()["daemons"]:
+        if not d["alive"]:
+            print(f"  restarting {d['name']}", flush=True)
+            cluster.start_daemon(d["name"])
+    time.sleep(20)
 
 
 def summarise(fault: str, runs: list[dict], objects: int, size: int) -> dict:
     total = lambda k: sum(r[k] for r in runs)  # noqa: E731
     return {"fault": fault, "runs": len(runs), "passed": sum(r["ok"] for r in runs),
+            "errors": sum("error" in r for r in runs),
             "sent": total("sent"), "acknowledged": total("acknowledged"),
             "retrievable": total("retrievable"), "lost": sum(len(r["lost"]) for r in runs),
             "failed_status": total("failed_status"), "no_answer": total("no_answer"),
             "unacked_stored": total("unacked_stored"), "orphan_files": total("orphan_files"),
             "orphan_mb": round(total("orphan_bytes") / 2**20, 1),
             "orphans_left": total("orphans_left"),
-            "max_recovery_s": round(max(r["recovery_s"] for r in runs), 1),
+            "max_recovery_s": round(max((r["recovery_s"] for r in runs), default=0), 1),
             "objects": objects, "size": size}
 
 
@@ -61,9 +77,15 @@ def main() -> None:
             runs = []
             for i in range(args.runs):
                 seed = random.SystemRandom().randrange(1 << 30)
-                with tempfile.TemporaryDirectory() as tmp:
-                    r = run_once(FAULTS[fault], cluster, scratch, Path(tmp) / "run", seed,
-                                 free_port(), objects=args.objects, size=args.size)
+                try:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        r = run_once(FAULTS[fault], cluster, scratch, Path(tmp) / "run", seed,
+                                     free_port(), objects=args.objects, size=args.size)
+                except Exception as e:  # noqa: BLE001 - a run that could not finish fails
+                    runs.append(failed_run(fault, seed, e))
+                    print(f"{fault} {i + 1}/{args.runs}: FAILED {e}", flush=True)
+                    restore(cluster)
+                    continue
                 runs.append(r.as_dict())
                 print(f"{fault} {i + 1}/{args.runs}: ok={r.ok} sent={r.sent} "
                       f"acked={r.acknowledged} retrievable={r.retrievable} lost={len(r.lost)} "
