@@ -31,7 +31,7 @@ def pacs(*args: str, env: dict | None = None) -> None:
 def demo_study_choices(export: Path, studies: int = 3) -> list[tuple[dict, str, str]]:
     """(patient, accession, study date YYYYMMDD) of the first CT exam of each of the first
     ``studies`` patients with one in the export: the studies the demo sends."""
-    from hl7_gateway.his_export import read_export
+    from hl7_gateway.hospital.his_export import read_export
 
     chosen, seen = [], set()
     for rec in read_export(export):

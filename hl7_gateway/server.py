@@ -42,14 +42,21 @@ def uvicorn_config(app, certs: CertPaths, host: str, port: int) -> uvicorn.Confi
 
 
 def stow_routes(settings: Settings):
-    """The STOW-RS ingest over this process's own group committer."""
+    """The DICOMweb routes for hospital edges: STOW-RS ingest over this process's own group
+    committer, and WADO-RS of an edge's own studies (for `pacs has personalise`)."""
+    from fastapi import APIRouter
+
     from pacs_hdfs import clients
     from pacs_hdfs.containers import ContainerWriter
     from pacs_hdfs.dicom.commit import Committer
+    from pacs_hdfs.dicom.edge_retrieve import retrieve_router
     from pacs_hdfs.dicom.stow import stow_router
-    committer = Committer(clients.hbase(settings),
-                          ContainerWriter(clients.hdfs(settings), writer=f"stow-{os.getpid()}"))
-    return stow_router(committer, settings.mdc_stow_max_bytes)
+    hbase, hdfs = clients.hbase(settings), clients.hdfs(settings)
+    committer = Committer(hbase, ContainerWriter(hdfs, writer=f"stow-{os.getpid()}"))
+    routes = APIRouter()
+    routes.include_router(stow_router(committer, settings.mdc_stow_max_bytes))
+    routes.include_router(retrieve_router(hbase, hdfs))
+    return routes
 
 
 def serve(settings: Settings, certs: CertPaths, host: str = "127.0.0.1", port: int | None = None,

@@ -160,10 +160,12 @@ AREA_MODULES = (
     "analytics_jobs.cli",
     "analytics_jobs.scc_cli",
     "hl7_gateway.cli",
+    "hl7_gateway.hospital.cli",
     "pacs_hdfs.dicom_cli",
     "pacs_hdfs.fsck_cli",
     "portal.cli",
-    "pacs_hdfs.demo",
+    "deploy.demo",
+    "deid.edge.cli",
 )
 for _module in AREA_MODULES:
     importlib.import_module(_module)

@@ -21,7 +21,6 @@ def group(name: str, help_text: str) -> typer.Typer:
 cluster_app = group("cluster", "The embedded HDFS / HBase / Spark cluster.")
 has_app = group("has", "Hospital side (HAS): generate, sync, visit, personalise.")
 job_app = group("job", "Spark jobs: submit, status, list, result, cancel.")
-quarantine_app = group("quarantine", "Objects held back for burned-in PHI review.")
 recon_app = group("recon", "Cone-beam CT: simulate projections.")
 certs_app = group("certs", "TLS certificates for the gateway and DICOM TLS.")
 user_app = group("user", "Portal users.")

@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,15 +58,68 @@ class Settings(BaseSettings):
     })
 
     # --- services -------------------------------------------------------------------------
-    scp_ae_title: str = "PACS"
-    scp_port: int = 11112
     gateway_port: int = 8443
     portal_port: int = 8000
+
+    # --- MDC DIMSE (`pacs scp`) ---------------------------------------------------------------
+    # The data center's own DICOM service: Query/Retrieve for data-center users, and C-STORE
+    # only of objects that verify as de-identified (hospitals running their own de-identifier).
+    # Modalities send to the hospital edge (edge_port 11112, AE PACS), never here.
+    mdc_dimse_ae_title: str = Field("MDC", description="AE title of the MDC's DIMSE service")
+    mdc_dimse_port: int = Field(11114, description="port of the MDC's DIMSE service")
+    mdc_dimse_bind: str = Field("127.0.0.1", description="listen address")
+    mdc_dimse_qr_aes: str = Field("", description="calling AE titles allowed Query/Retrieve "
+                                  "(comma-separated); empty = nobody")
+    mdc_dimse_store_aes: str = Field("", description="calling AE titles allowed C-STORE of "
+                                     "de-identified objects; empty = nobody")
+    mdc_dimse_destinations: str = Field("", description="C-MOVE destinations AE=host:port,...")
+    mdc_dimse_tls_cert: Path | None = Field(None, description="DICOM TLS certificate (PEM)")
+    mdc_dimse_tls_key: Path | None = Field(None, description="DICOM TLS key (PEM)")
+    mdc_dimse_tls_ca: Path | None = Field(None, description="if set, callers need a cert it signed")
+    mdc_dimse_log: Path | None = Field(None, description="default $PACS_HOME/logs/scp.log")
+
+    @field_validator("mdc_dimse_tls_cert", "mdc_dimse_tls_key", "mdc_dimse_tls_ca",
+                     "mdc_dimse_log", mode="before")
+    @classmethod
+    def _mdc_empty_path_is_none(cls, v):
+        return v or None
 
     # --- MDC ingest ---------------------------------------------------------------------------
     # STOW-RS on the gateway (pacs_hdfs/dicom/stow.py): a request body past this -> 413.
     mdc_stow_max_bytes: int = Field(256 * 1024 * 1024, ge=1,
                                     description="STOW-RS request body limit in bytes")
+
+    # --- hospital edge ----------------------------------------------------------------------
+    # `pacs edge` (deid/edge/README.md): the hospital-side DICOM SCP that de-identifies, spools
+    # durably under $PACS_HOME/hospital/edge/ and forwards to the MDC as STOW-RS over mTLS.
+    edge_name: str = Field("edge1", description="this edge's identity (its client certificate)")
+    edge_ae_title: str = Field("PACS", description="AE title modalities send to")
+    edge_bind: str = Field("127.0.0.1", description="DICOM listen address")
+    edge_port: int = Field(11112, description="DICOM port modalities send to")
+    edge_allowed_aes: str = Field("", description="comma-separated calling AE titles; empty = any")
+    edge_tls_cert: Path | None = Field(None, description="DICOM TLS server certificate (PEM)")
+    edge_tls_key: Path | None = Field(None, description="DICOM TLS server key (PEM)")
+    edge_tls_ca: Path | None = Field(None, description="if set, modalities need a cert it signed")
+    edge_mdc_url: str = Field("https://127.0.0.1:8443", description="the MDC's STOW-RS base URL")
+    edge_client_cert: Path | None = Field(
+        None, description="forwarder's client certificate; default certs/edges/<edge_name>.pem")
+    edge_client_key: Path | None = Field(
+        None, description="forwarder's client key; default certs/edges/<edge_name>.key")
+    edge_mdc_ca: Path | None = Field(None, description="CA of the MDC's server; default certs/ca.pem")
+    edge_batch_objects: int = Field(64, ge=1, description="objects per STOW-RS request at most")
+    edge_batch_bytes: int = Field(32 * 1024 * 1024, ge=1, description="bytes per request at most")
+    edge_retry_max_seconds: float = Field(30.0, gt=0, description="backoff cap between retries")
+    edge_review_bind: str = Field("127.0.0.1", description="review page listen address")
+    edge_review_port: int = Field(8001, description="review page port (0 = no review page)")
+    edge_workers: int = Field(0, ge=0, description="receive worker processes (0 = in the SCP threads)")
+    edge_log: Path | None = Field(None, description="default $PACS_HOME/logs/edge.log")
+
+    @field_validator("edge_tls_cert", "edge_tls_key", "edge_tls_ca", "edge_client_cert",
+                     "edge_client_key", "edge_mdc_ca", "edge_log", mode="before")
+    @classmethod
+    def _edge_empty_path_is_none(cls, v):
+        return v or None
+    # --- end of hospital edge ---------------------------------------------------------------
 
     @property
     def effective_replication(self) -> int:

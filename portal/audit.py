@@ -20,7 +20,7 @@ MAX_US = 10**16 - 1
 SCAN_CAP = 50_000          # rows examined per filtered query
 ACTIONS = ("login", "login-failed", "login-throttled", "logout", "view-case", "view-study",
            "download", "launch-job", "cancel-job", "user-add", "user-role",
-           "quarantine-release", "quarantine-reject", "download-study")
+           "download-study")
 
 log = logging.getLogger("pacs.audit")
 

@@ -139,7 +139,7 @@ def store_series_in_pacs(datasets, hdfs, hbase) -> dict:
     from pacs_hdfs.containers import ContainerWriter
     from pacs_hdfs.dicom import index_rows as ix
     from pacs_hdfs.dicom.commit import Committer, Prepared, container_dir
-    from pacs_hdfs.dicom.ingest import serialize
+    from pacs_hdfs.dicom.part10 import serialize
     from pacs_hdfs.hdfs_store import StorageError
 
     committer = Committer(hbase, ContainerWriter(hdfs, writer="recon"))

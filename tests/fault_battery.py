@@ -96,7 +96,7 @@ class ScpProcess:
         return bool(self.proc and self.proc.poll() is None)
 
     def keys(self):
-        from pacs_hdfs.dicom.vault_access import open_vault
+        from deid.vault_access import open_vault
         return open_vault(self.dir / "vault.bin", self.dir / "master.key").deid_keys()
 
 

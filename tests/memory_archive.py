@@ -49,7 +49,7 @@ def commit_objects(store, files: MemoryFiles, datasets, quarantine: str | None =
     from pacs_hdfs.containers import ContainerWriter
     from pacs_hdfs.dicom import index_rows as ix
     from pacs_hdfs.dicom.commit import Committer, Prepared
-    from pacs_hdfs.dicom.ingest import serialize
+    from pacs_hdfs.dicom.part10 import serialize
 
     prepared = []
     for ds in datasets:

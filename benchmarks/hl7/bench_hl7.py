@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks.common import record  # noqa: E402
 from hl7_gateway.ack import build_ack
 from hl7_gateway.builder import build_batch
-from hl7_gateway.deidentify_visit import HasKeys
-from hl7_gateway.has_client import GatewayClient
+from hl7_gateway.hospital.deidentify_visit import HasKeys
+from hl7_gateway.hospital.has_client import GatewayClient
 from hl7_gateway.parser import parse_request
-from hl7_gateway.samples import sample_visits
+from hl7_gateway.hospital.samples import sample_visits
 from hl7_gateway.visit_parquet import month_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))

@@ -26,7 +26,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 from benchmarks.common import drop_scratch, record, scratch_env, scratch_settings  # noqa: E402
-from hl7_gateway.his_export import CITIES, COMMON_ICD10, EXAM_TEMPLATES, ICD9CM  # noqa: E402
+from hl7_gateway.hospital.his_export import CITIES, COMMON_ICD10, EXAM_TEMPLATES, ICD9CM  # noqa: E402
 from hl7_gateway.store_rows import feed_key  # noqa: E402
 from pacs_hdfs import clients  # noqa: E402
 from pacs_hdfs.settings import Settings  # noqa: E402

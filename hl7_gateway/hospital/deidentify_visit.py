@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from hl7_gateway.models import Diagnosis, Exam, Lab, Visit
-from hl7_gateway.pseudonym_shim import accession_for, pseudonym_for
-from hl7_gateway.visit_crypto import encrypt_visit_id
+from hl7_gateway.hospital.pseudonym_shim import accession_for, pseudonym_for
+from hl7_gateway.hospital.visit_crypto import encrypt_visit_id
 
 REDACTED = "[REDACTED]"
 HIS_SEX = {"M": "M", "F": "F", "U": "UN", "UN": "UN", "O": "UN"}

@@ -16,11 +16,11 @@ import requests
 
 from hl7_gateway.ack import parse_ack
 from hl7_gateway.certs import CertPaths
-from hl7_gateway.deidentify_visit import HasKeys
-from hl7_gateway.his_export import read_export
-from hl7_gateway.link_table import LinkTable
+from hl7_gateway.hospital.deidentify_visit import HasKeys
+from hl7_gateway.hospital.his_export import read_export
+from hl7_gateway.hospital.link_table import LinkTable
 from hl7_gateway.models import Acknowledgement
-from hl7_gateway.sync_plan import next_batches, record_export
+from hl7_gateway.hospital.sync_plan import next_batches, record_export
 
 RETRY_STATUS = {502, 503, 504}
 

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from deid.keys import PSEUDONYM_KEY, VISIT_ID_KEY
 from deid.vault import MASTER_KEY_ENV, Vault, generate_master_key
-from hl7_gateway.deidentify_visit import HasKeys
-from hl7_gateway.visit_crypto import KEY_BYTES
+from hl7_gateway.hospital.deidentify_visit import HasKeys
+from hl7_gateway.hospital.visit_crypto import KEY_BYTES
 
 _SIV_INFO = b"pacs-mdc/visit-id/aes-siv-512"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from hl7_gateway.his_export import read_export
+from hl7_gateway.hospital.his_export import read_export
 
 PERSONAL_FIELDS = ("first_name", "last_name", "national_id", "mrn", "birth_date", "sex",
                    "street", "postal_code", "city", "phone")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from hl7_gateway.deidentify_visit import HasKeys, his_record_to_visit
-from hl7_gateway.his_export import generate_records
+from hl7_gateway.hospital.deidentify_visit import HasKeys, his_record_to_visit
+from hl7_gateway.hospital.his_export import generate_records
 from hl7_gateway.models import Diagnosis, Exam, Lab, Visit
 
 

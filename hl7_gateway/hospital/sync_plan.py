@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from hl7_gateway.builder import build_batch
-from hl7_gateway.deidentify_visit import HasKeys, his_record_to_visit
-from hl7_gateway.link_table import LinkTable
+from hl7_gateway.hospital.deidentify_visit import HasKeys, his_record_to_visit
+from hl7_gateway.hospital.link_table import LinkTable
 from hl7_gateway.models import Visit
 
 

@@ -46,7 +46,7 @@ STATUS = {
     "storage_unavailable": (0xA700, "Out of resources: storage unavailable, retry later"),
     "malformed": (0xC000, "Cannot understand: dataset could not be parsed"),
     "conflict": (0xC001, "SOP Instance UID already stored with different content; kept first"),
-    "deid_failed": (0xC002, "Cannot process: de-identification failed"),
+    "cannot_process": (0xC002, "Cannot process"),
     "invalid": (0xA900, "Data Set does not match SOP Class"),
 }
 

@@ -1,71 +1,66 @@
-"""SCP settings that the shared Settings object does not carry, read from `PACS_SCP_*` env vars.
+"""The MDC DIMSE service's policy, read from the one `Settings` (`mdc_dimse_*`): who may
+associate and for what, where C-MOVE may send, and the optional DICOM TLS context.
 
-| env var | meaning |
-|---|---|
-| `PACS_SCP_BIND` | listen address (default `0.0.0.0`); AE title and port are `PACS_SCP_AE_TITLE` / `PACS_SCP_PORT` of the main settings |
-| `PACS_SCP_ALLOWED_AES` | comma-separated calling AE titles allowed to associate; empty = all |
-| `PACS_SCP_DESTINATIONS` | C-MOVE destinations, `AE=host:port,AE2=host:port` |
-| `PACS_SCP_TLS_CERT`, `PACS_SCP_TLS_KEY` | server certificate and key (PEM): enables DICOM TLS |
-| `PACS_SCP_TLS_CA` | CA bundle (PEM): if set, clients must present a certificate it signed |
-| `PACS_SCP_VAULT` | hospital-side vault file (default `$PACS_HOME/hospital/vault.bin`) |
-| `PACS_SCP_MASTER_KEY_FILE` | vault master key file (default `$PACS_HOME/hospital/master.key`; or `PACS_VAULT_KEY`) |
-| `PACS_SCP_LOG` | log file (default `$PACS_HOME/logs/scp.log`) |
+Secure by default: it binds 127.0.0.1, and with both allow-lists empty nobody can associate
+(a calling AE must be listed for Query/Retrieve, `mdc_dimse_qr_aes`, or for C-STORE of
+de-identified objects, `mdc_dimse_store_aes`).
 """
 from __future__ import annotations
 
+import secrets
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pacs_hdfs.settings import Settings
 
+#: The only member of pynetdicom's calling-AE list when nobody is allowed (an empty list would
+#: allow all, and pynetdicom accepts only valid AE titles): 16 random hex characters chosen per
+#: process and never logged, which no peer can be expected to present.
+NOBODY = secrets.token_hex(8).upper()
 
-class ScpConfig(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PACS_SCP_", extra="ignore")
 
-    bind: str = "0.0.0.0"
-    allowed_aes: str = ""
-    destinations: str = ""
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_ca: Path | None = None
-    vault: Path | None = None
-    master_key_file: Path | None = None
-    log: Path | None = None
+def ae_list(text: str) -> frozenset[str]:
+    return frozenset(a.strip() for a in text.split(",") if a.strip())
 
-    @field_validator("tls_cert", "tls_key", "tls_ca", "vault", "master_key_file", "log",
-                     mode="before")
+
+@dataclass(frozen=True)
+class DimsePolicy:
+    qr_aes: frozenset[str]
+    store_aes: frozenset[str]
+    destinations: dict[str, tuple[str, int]]
+
     @classmethod
-    def _empty_is_none(cls, v):
-        return v or None
+    def from_settings(cls, s: Settings) -> DimsePolicy:
+        return cls(ae_list(s.mdc_dimse_qr_aes), ae_list(s.mdc_dimse_store_aes),
+                   parse_destinations(s.mdc_dimse_destinations))
 
-    def allowed(self) -> frozenset[str]:
-        return frozenset(a.strip() for a in self.allowed_aes.split(",") if a.strip())
+    def calling_aes(self) -> list[str]:
+        """What pynetdicom's `require_calling_aet` gets: the union, or NOBODY."""
+        return sorted(self.qr_aes | self.store_aes) or [NOBODY]
 
-    def move_destinations(self) -> dict[str, tuple[str, int]]:
-        return parse_destinations(self.destinations)
+    def may_query(self, calling_ae: str) -> bool:
+        return calling_ae.strip() in self.qr_aes
 
-    def vault_path(self, settings: Settings) -> Path:
-        return self.vault or settings.path("hospital", "vault.bin")
+    def may_store(self, calling_ae: str) -> bool:
+        return calling_ae.strip() in self.store_aes
 
-    def key_path(self, settings: Settings) -> Path:
-        return self.master_key_file or settings.path("hospital", "master.key")
 
-    def log_path(self, settings: Settings) -> Path:
-        return self.log or settings.path("logs", "scp.log")
+def log_path(s: Settings) -> Path:
+    return s.mdc_dimse_log or s.path("logs", "scp.log")
 
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """Server TLS context, or None when no certificate is configured."""
-        if not self.tls_cert:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.tls_cert, self.tls_key)
-        if self.tls_ca:
-            ctx.load_verify_locations(self.tls_ca)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
+
+def ssl_context(s: Settings) -> ssl.SSLContext | None:
+    """Server TLS context, or None when no certificate is configured."""
+    if not s.mdc_dimse_tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(s.mdc_dimse_tls_cert, s.mdc_dimse_tls_key)
+    if s.mdc_dimse_tls_ca:
+        ctx.load_verify_locations(s.mdc_dimse_tls_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
 
 
 def parse_destinations(text: str) -> dict[str, tuple[str, int]]:

@@ -182,3 +182,14 @@ class MultipartReader:
     def _epilogue(self, done) -> bool:
         self._buf.clear()
         return False
+
+
+def part_bytes(boundary: str, content_type: str, body: bytes) -> bytes:
+    """One part of a multipart/related body, delimiter first (the writing side)."""
+    return (f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body + CRLF
+
+
+def close_bytes(boundary: str) -> bytes:
+    """The close delimiter that ends a multipart body."""
+    return f"--{boundary}--\r\n".encode()

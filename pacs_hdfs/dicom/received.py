@@ -22,16 +22,15 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
 
 from deid.verify import is_deidentified_uid, verify_deidentified
 from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom import validation
 from pacs_hdfs.dicom.commit import Prepared
+from pacs_hdfs.dicom.part10 import check_lengths
 
 PREAMBLE = b"\x00" * 128 + b"DICM"
 FILE_META_START = b"\x02\x00"          # (0002,xxxx), always explicit VR little endian
-UNDEFINED_LENGTH = 0xFFFFFFFF
 NOT_DEIDENTIFIED = 0xC000
 OTHER_STUDY = 0xA900
 MALFORMED = 0xC000
@@ -71,19 +70,11 @@ def summary(problems: list[str], shown: int = 5) -> str:
     return "; ".join(problems[:shown]) + (f"; +{more} more" if more > 0 else "")
 
 
-def _check_lengths(ds) -> None:
-    """pydicom reads a truncated element short without complaint; refuse it."""
-    for elem in ds._dict.values():
-        if (isinstance(elem, RawDataElement) and elem.value is not None
-                and elem.length != UNDEFINED_LENGTH and len(elem.value) != elem.length):
-            raise ValueError("element truncated")
-
-
 def _read(data: bytes):
     ds = dcmread(BytesIO(data))   # no force: a Part 10 file (preamble, DICM, file meta)
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         raise ValueError("no transfer syntax in file meta")
-    _check_lengths(ds)
+    check_lengths(ds)
     return ds
 
 

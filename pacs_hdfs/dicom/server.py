@@ -1,5 +1,8 @@
-"""`pacs scp`: the pynetdicom AE with Verification, Storage and Query/Retrieve SCP roles.
+"""`pacs scp`: the MDC's DICOM service - Verification, Query/Retrieve, and Storage of objects
+that are already de-identified (`ingest.py`).
 
+Who may do what is `config.DimsePolicy`: a calling AE must be listed for Q/R or for C-STORE,
+anything else is answered 0x0124 "Refused: Not Authorized" (PS3.7 C.5) with a log line.
 Handlers are thin: storage goes to `ingest.Ingestor`, queries and retrieves to `query`.
 Every failure becomes a DICOM status here, with a log line naming what failed (no PHI: only
 de-identified UIDs, AE titles and exception types are logged); each line carries the
@@ -39,8 +42,9 @@ from pynetdicom.sop_class import (
 )
 
 from pacs_hdfs.dicom import query
-from pacs_hdfs.dicom.config import ScpConfig
-from pacs_hdfs.dicom.ingest import STATUS, Ingestor
+from pacs_hdfs.dicom.config import DimsePolicy
+from pacs_hdfs.dicom.commit import STATUS
+from pacs_hdfs.dicom.ingest import Ingestor
 from pacs_hdfs.dicom.scp_logging import (notification_handlers, operation,
                                          sub_association_handlers)
 from pacs_hdfs.hdfs_store import StorageError
@@ -62,7 +66,7 @@ QR_MODELS = (PatientRootQueryRetrieveInformationModelFind,
 #: Q/R failure statuses, as data (PS3.4 C.4.1.1.4 for C-FIND, C.4.2.1.5 / C.4.3.1.4 for C-MOVE /
 #: C-GET: A700 is C-FIND's "out of resources"; a retrieve that cannot count its matches
 #: answers A701).
-QR_STATUS = {"bad_identifier": 0xA900, "storage_unavailable": 0xA700,
+QR_STATUS = {"not_authorized": 0x0124, "bad_identifier": 0xA900, "storage_unavailable": 0xA700,
              "cannot_count_matches": 0xA701, "unknown_destination": 0xA801,
              "cannot_process": 0xC000}
 
@@ -85,6 +89,10 @@ def unsendable(sop_uid: str) -> Dataset:
     return ds
 
 
+def _calling_ae(event) -> str:
+    return str(event.assoc.requestor.ae_title).strip()
+
+
 def _level(event) -> str:
     try:
         return query.level_of(event.identifier)
@@ -97,18 +105,27 @@ class Handlers:
     ingestor: Ingestor
     hbase: object
     hdfs: object
-    destinations: dict[str, tuple[str, int]]
+    policy: DimsePolicy
+
+    @property
+    def destinations(self) -> dict[str, tuple[str, int]]:
+        return self.policy.destinations
 
     def echo(self, event) -> int:
         return 0x0000
 
     def store(self, event):
         try:
-            outcome = self.ingestor.store(event.encoded_dataset(include_meta=True))
+            calling = _calling_ae(event)
+            if not self.policy.may_store(calling):
+                log.warning("C-STORE refused (0x%04X): calling AE %r may not store",
+                            QR_STATUS["not_authorized"], calling)
+                return _failure(QR_STATUS["not_authorized"], "Refused: not authorized")
+            outcome = self.ingestor.store(event.encoded_dataset(include_meta=True), calling)
         except Exception as e:  # noqa: BLE001 - a bug must not kill the association or log PHI
-            log.error("C-STORE failed unexpectedly, answered 0x%04X: %s", STATUS["deid_failed"][0],
+            log.error("C-STORE failed unexpectedly, answered 0x%04X: %s", STATUS["cannot_process"][0],
                       type(e).__name__)
-            return _failure(STATUS["deid_failed"][0], STATUS["deid_failed"][1])
+            return _failure(STATUS["cannot_process"][0], STATUS["cannot_process"][1])
         if outcome.status:
             log.warning("C-STORE of %s answered 0x%04X: %s", outcome.sop_uid or "(no UID)",
                         outcome.status, outcome.comment)
@@ -121,6 +138,11 @@ class Handlers:
         """The query's results, or a failure status (logged)."""
         answer = query.find if what == "find" else query.instance_locations
         op = f"C-{what.upper()}"
+        calling = _calling_ae(event)
+        if not self.policy.may_query(calling):
+            log.warning("%s refused (0x%04X): calling AE %r may not query or retrieve", op,
+                        QR_STATUS["not_authorized"], calling)
+            return None, QR_STATUS["not_authorized"]
         try:
             return list(answer(self.hbase, event.identifier)), None
         except query.QueryError as e:
@@ -234,10 +256,10 @@ def move_contexts(stored: list[query.Stored]) -> list:
     return [build_context(cls, ts) for cls, ts in list(wanted.items())[:128]]
 
 
-def build_ae(ae_title: str, cfg: ScpConfig) -> AE:
+def build_ae(ae_title: str, policy: DimsePolicy) -> AE:
     ae = AE(ae_title=ae_title)
     ae.maximum_pdu_size = 0  # unlimited: fewer, larger PDUs on the store path
-    ae.require_calling_aet = sorted(cfg.allowed())
+    ae.require_calling_aet = policy.calling_aes()
     ae.add_supported_context(Verification, TRANSFER_SYNTAXES)
     for cx in AllStoragePresentationContexts:  # Storage SCP, and the C-GET SCP's sub-ops
         ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES,

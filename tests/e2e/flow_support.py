@@ -25,7 +25,7 @@ class ExpectedCase:
 def expected_case(records: list[dict], keys, national_id: str, accession: str) -> ExpectedCase:
     """What the MDC holds for the patient `national_id` and the exam `accession` (both PHI-side
     values from the export), de-identified with the HAS keys `keys`."""
-    from hl7_gateway.deidentify_visit import his_record_to_visit
+    from hl7_gateway.hospital.deidentify_visit import his_record_to_visit
     mine = [r for r in records if r["patient"]["national_id"] == national_id]
     exam_visit = next(r for r in mine if any(e.get("accession") == accession for e in r["exams"]))
     visit = his_record_to_visit(exam_visit, keys)

@@ -43,10 +43,10 @@ def case(cluster, settings, tmp_path_factory):
     if not DCMTK:
         pytest.skip("dcmtk is not installed (apt-get install -y dcmtk): the SCP test helper "
                     "checks the SCP with echoscu")
-    from hl7_gateway.has_keys import has_keys, open_vault
-    from hl7_gateway.his_export import read_export
-    from hl7_gateway.link_table import LinkTable
-    from pacs_hdfs.demo import demo_study_choices, send_demo_studies
+    from hl7_gateway.hospital.has_keys import has_keys, open_vault
+    from hl7_gateway.hospital.his_export import read_export
+    from hl7_gateway.hospital.link_table import LinkTable
+    from deploy.demo import demo_study_choices, send_demo_studies
 
     work = tmp_path_factory.mktemp("flow")
     home, export = work / "has", work / "his-export.jsonl"

@@ -50,7 +50,7 @@ def scp_process(directory: Path, port: int = PORT, dest_port: int = DEST_PORT):
             assert proc.poll() is None, (d / "stdout.log").read_text()
             assert time.monotonic() < deadline, "SCP did not answer C-ECHO"
             time.sleep(0.5)
-        from pacs_hdfs.dicom.vault_access import open_vault
+        from deid.vault_access import open_vault
         vault = open_vault(d / "vault.bin", d / "master.key")
         yield SimpleNamespace(dir=d, env=env, keys=vault.deid_keys(), vault=vault, port=port,
                               logs=[d / "scp.log", d / "stdout.log"])

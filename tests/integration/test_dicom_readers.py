@@ -72,7 +72,7 @@ def scp_logging_to_one_file(directory: Path):
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "SCP did not answer C-ECHO"
             time.sleep(0.5)
-        from pacs_hdfs.dicom.vault_access import open_vault
+        from deid.vault_access import open_vault
         vault = open_vault(directory / "vault.bin", directory / "master.key")
         yield SimpleNamespace(dir=directory, env=env, keys=vault.deid_keys(), port=PORT, log=log)
     finally:

@@ -21,8 +21,8 @@ from hl7_gateway import visit_parquet
 from hl7_gateway.ack import parse_ack
 from hl7_gateway.builder import build_batch_element, to_bytes
 from hl7_gateway.codes import HL7_NS
-from hl7_gateway.his_export import generate_records
-from hl7_gateway.samples import sample_visit
+from hl7_gateway.hospital.his_export import generate_records
+from hl7_gateway.hospital.samples import sample_visit
 from hl7_gateway.store import ARCHIVE_ROOT
 from pacs_hdfs import clients
 from tests.integration.hl7_support import Gateway, has_popen, run_has

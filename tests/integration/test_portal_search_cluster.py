@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from hl7_gateway.samples import demo_keys, sample_visits
+from hl7_gateway.hospital.samples import demo_keys, sample_visits
 from hl7_gateway.store import VisitStore
 from portal.search.feed import SNAPSHOT, LiveIndex
 from portal.search.query import CaseQuery, resolve

@@ -152,7 +152,7 @@ def test_response_elements_from_index_text(keyword, vr, text, expected):
 @pytest.fixture
 def retrieve_world(monkeypatch):
     """An in-process SCP (our handlers) over a fake index where one object is unreadable."""
-    from pacs_hdfs.dicom.config import ScpConfig
+    from pacs_hdfs.dicom.config import DimsePolicy
     from pacs_hdfs.dicom.server import Handlers, build_ae, event_handlers
     _index, series = indexed_series(4)
     stored = [query.Stored(row_key(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID),
@@ -167,8 +167,9 @@ def retrieve_world(monkeypatch):
     monkeypatch.setattr(query, "instance_locations", lambda _hbase, _ident: list(stored))
     monkeypatch.setattr(query, "load", load)
     dest_port = free_port()
-    handlers = Handlers(None, None, None, {"MOVEDEST": (HOST, dest_port)})
-    ae = build_ae("PACS", ScpConfig(allowed_aes=""))
+    policy = DimsePolicy(frozenset({"GETTER", "MOVER"}), frozenset(), {"MOVEDEST": (HOST, dest_port)})
+    handlers = Handlers(None, None, None, policy)
+    ae = build_ae("PACS", policy)
     port = free_port()
     server = ae.start_server((HOST, port), block=False, evt_handlers=event_handlers(handlers))
     records: list[logging.LogRecord] = []

@@ -1,4 +1,4 @@
-"""Pure parts of the SCP: config parsing, index rows, ingest checks, C-MOVE contexts."""
+"""Pure parts of the MDC DIMSE service: policy, index rows, ingest checks, C-MOVE contexts."""
 from io import BytesIO
 
 import pytest
@@ -6,8 +6,10 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from pacs_hdfs.dicom import index_rows as ix
-from pacs_hdfs.dicom.config import ScpConfig, parse_destinations
-from pacs_hdfs.dicom.ingest import STATUS, Outcome, check_lengths, serialize
+from pacs_hdfs.dicom.commit import STATUS, Outcome
+from pacs_hdfs.dicom.config import NOBODY, DimsePolicy, parse_destinations, ssl_context
+from pacs_hdfs.dicom.part10 import check_lengths, serialize
+from pacs_hdfs.settings import Settings
 from pacs_hdfs.dicom.query import Stored, level_of, query_keys, QueryError
 from pacs_hdfs.dicom.server import build_ae, move_contexts
 from pacs_hdfs.dicom.synthetic import add_phi_markers, ct_series
@@ -20,17 +22,26 @@ def test_parse_destinations():
         parse_destinations("A=nohostport")
 
 
-def test_allow_list_and_tls_off_by_default():
-    cfg = ScpConfig(allowed_aes="MOD1, MOD2", tls_cert="")
-    assert cfg.allowed() == {"MOD1", "MOD2"}
-    assert cfg.ssl_context() is None
-    assert build_ae("PACS", cfg).require_calling_aet == ["MOD1", "MOD2"]
+def test_nobody_may_associate_by_default_and_tls_is_off():
+    s = Settings()
+    policy = DimsePolicy.from_settings(s)
+    assert s.mdc_dimse_bind == "127.0.0.1" and ssl_context(s) is None
+    assert build_ae("MDC", policy).require_calling_aet == [NOBODY]
+    assert not policy.may_query("ANY") and not policy.may_store("ANY")
+
+
+def test_allow_lists_separate_query_from_store():
+    policy = DimsePolicy.from_settings(Settings(mdc_dimse_qr_aes="WS1, WS2",
+                                                mdc_dimse_store_aes="HOSPDEID"))
+    assert build_ae("MDC", policy).require_calling_aet == ["HOSPDEID", "WS1", "WS2"]
+    assert policy.may_query("WS1") and not policy.may_store("WS1")
+    assert policy.may_store("HOSPDEID") and not policy.may_query("HOSPDEID")
 
 
 def test_statuses_are_dicom_classes():
     assert Outcome("stored").status == 0 and Outcome("duplicate").status == 0
     assert 0xA700 <= STATUS["storage_unavailable"][0] <= 0xA7FF
-    assert all(0xC000 <= STATUS[k][0] <= 0xCFFF for k in ("malformed", "conflict", "deid_failed"))
+    assert all(0xC000 <= STATUS[k][0] <= 0xCFFF for k in ("malformed", "conflict", "cannot_process"))
 
 
 def test_parent_rows_carry_levels_and_subject_link():

@@ -3,7 +3,7 @@ from hl7_gateway.ack import build_ack, parse_ack
 from hl7_gateway.app import _too_large, storage_failed
 from hl7_gateway.builder import build_batch, build_message
 from hl7_gateway.parser import parse_request
-from hl7_gateway.samples import sample_visit
+from hl7_gateway.hospital.samples import sample_visit
 
 
 def test_storage_failure_turns_accepted_visits_into_ae_and_keeps_other_errors():

@@ -2,7 +2,7 @@
 import threading
 import time
 
-from hl7_gateway.samples import sample_visit
+from hl7_gateway.hospital.samples import sample_visit
 from hl7_gateway.store import StoreReport, VisitStore
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.settings import Settings

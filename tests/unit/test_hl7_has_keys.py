@@ -2,10 +2,10 @@
 import stat
 
 from deid.pseudonyms import patient_pseudonym, pseudonymise_accession
-from hl7_gateway.deidentify_visit import his_record_to_visit
-from hl7_gateway.has_keys import has_keys, open_vault
-from hl7_gateway.his_export import generate_records
-from hl7_gateway.visit_crypto import decrypt_visit_id
+from hl7_gateway.hospital.deidentify_visit import his_record_to_visit
+from hl7_gateway.hospital.has_keys import has_keys, open_vault
+from hl7_gateway.hospital.his_export import generate_records
+from hl7_gateway.hospital.visit_crypto import decrypt_visit_id
 
 
 def test_vault_created_once_and_keys_stable(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ from lxml import etree
 from hl7_gateway.ack import build_ack, parse_ack
 from hl7_gateway.builder import build_batch, build_message
 from hl7_gateway.parser import ParserLimits, hardened_parser, parse_request
-from hl7_gateway.samples import sample_visit
+from hl7_gateway.hospital.samples import sample_visit
 
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE PRPA_IN402001UV02 [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>

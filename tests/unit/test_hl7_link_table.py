@@ -1,10 +1,10 @@
 """HIS-MDC link table: idempotent recording, sync states, resume after an interrupt."""
 from hl7_gateway.ack import acknowledgement_for, build_ack, parse_ack
 from hl7_gateway.builder import build_batch
-from hl7_gateway.link_table import LinkTable
+from hl7_gateway.hospital.link_table import LinkTable
 from hl7_gateway.models import AckDetail, Acknowledgement, MessageAck
 from hl7_gateway.parser import parse_request
-from hl7_gateway.samples import sample_visit
+from hl7_gateway.hospital.samples import sample_visit
 
 
 def links(n: int, start: int = 0):

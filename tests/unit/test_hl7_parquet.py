@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hl7_gateway.samples import sample_visit
+from hl7_gateway.hospital.samples import sample_visit
 from hl7_gateway.visit_parquet import (dedupe_latest, file_name, file_stamp, month_files,
                                        tables_by_month)
 from pacs_hdfs.visit_schema import VISIT_SCHEMA

@@ -5,7 +5,7 @@ import pyarrow as pa
 from hl7_gateway.ack import acknowledgement_for, build_ack, parse_ack
 from hl7_gateway.builder import build_batch, build_message
 from hl7_gateway.parser import parse_request
-from hl7_gateway.samples import sample_visit, sample_visits
+from hl7_gateway.hospital.samples import sample_visit, sample_visits
 from hl7_gateway.visit_row import visit_to_row
 from pacs_hdfs.visit_schema import VISIT_SCHEMA
 

@@ -2,7 +2,7 @@
 import json
 
 from hl7_gateway.models import Diagnosis
-from hl7_gateway.samples import sample_visit
+from hl7_gateway.hospital.samples import sample_visit
 from hl7_gateway.store_rows import (icd10_category, search_rows, stale_index_keys,
                                     subject_column, visit_row)
 from pacs_hdfs.containers import Location

@@ -1,10 +1,10 @@
 """End-to-end HAS -> in-process gateway loop: interrupted sync resumes, nothing lost or doubled."""
 from hl7_gateway.ack import build_ack, parse_ack
-from hl7_gateway.his_export import generate_records
-from hl7_gateway.link_table import LinkTable
+from hl7_gateway.hospital.his_export import generate_records
+from hl7_gateway.hospital.link_table import LinkTable
 from hl7_gateway.parser import parse_request
-from hl7_gateway.samples import demo_keys
-from hl7_gateway.sync_plan import next_batches, record_export
+from hl7_gateway.hospital.samples import demo_keys
+from hl7_gateway.hospital.sync_plan import next_batches, record_export
 
 KEYS = demo_keys("sync")
 

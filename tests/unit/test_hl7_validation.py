@@ -6,7 +6,7 @@ from hl7_gateway import codes as C
 from hl7_gateway.ack import build_ack, parse_ack
 from hl7_gateway.builder import build_batch_element, to_bytes
 from hl7_gateway.phi_rules import PHI_RULES
-from hl7_gateway.samples import sample_visit
+from hl7_gateway.hospital.samples import sample_visit
 from hl7_gateway.parser import parse_request
 
 V = "{urn:hl7-org:v3}"

@@ -1,30 +1,23 @@
-"""Case view (view model, abnormal-lab flags, tabs markup, 400/404, audit) and the admin quarantine
-review (details, preview, release/reject with CSRF, 404/409) on the in-memory store.
+"""Case view (view model, abnormal-lab flags, tabs markup, 400/404, audit) on the in-memory store.
 
 Visits are hl7_gateway models stored through `hl7_gateway.store_rows`, i.e. the rows the gateway
-writes; quarantined objects are de-identified synthetic CT slices stored as the SCP stores them
-(stored through the real commit path into memory)."""
+writes."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
-from io import BytesIO
 
 import pytest
 from fastapi.testclient import TestClient
 
 from hl7_gateway import store_rows
 from hl7_gateway.models import Diagnosis, Exam, Lab
-from hl7_gateway.samples import sample_visit
+from hl7_gateway.hospital.samples import sample_visit
 from pacs_hdfs.containers import Location
-from pacs_hdfs.settings import Settings
 from portal import audit
 from portal import case_view as cv
-from portal.app import create_app
 from portal.memstore import MemoryStore
-from tests.memory_archive import MemoryFiles, commit_objects, install_files
-from portal.testing import FakeJobService, csrf_token, fast_hashing, login, portal_app
+from portal.testing import fast_hashing, login, portal_app
 
 PW = "s3cret-pass"
 PATIENT = "RSABCDEFGHIJKLMNOP"
@@ -200,117 +193,3 @@ def test_viewing_a_case_is_audited(app):
     events = audit.query(None, store=app.state.portal.store, action="view-case")
     assert [(e.user, e.target) for e in events] == [("tea", PATIENT), ("tea", PATIENT)]
     assert events[0].details == {"visits": 2}
-
-
-# --- quarantine review ------------------------------------------------------------------------
-
-FILES = MemoryFiles()
-
-
-def hold(store, reason="burned-in annotation", pixels=True) -> tuple[str, bytes]:
-    """A de-identified synthetic CT slice held in quarantine, stored through the real commit."""
-    from deid import DeidKeys, deidentify
-    from pacs_hdfs.dicom import index_rows as ix
-    from pacs_hdfs.dicom.synthetic import ct_series
-    ds = ct_series(1, patient_id="P-unit", patient_name="Unit^Test", size=32)[0]
-    if not pixels:
-        del ds.PixelData
-    out = deidentify(ds, DeidKeys.generate()).dataset
-    commit_objects(store, FILES, [out], quarantine=reason)
-    attrs = ix.attributes(out, ix.ALL_KEYS)
-    sop = attrs["SOPInstanceUID"]
-    return sop, ix.instance_key(attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"], sop)
-
-
-@pytest.fixture()
-def qapp():
-    a = create_app(Settings(), MemoryStore(), job_service=FakeJobService())
-    install_files(a, FILES)
-    a.state.portal.users.add("adm", "admin", PW)
-    return a
-
-
-def test_quarantine_list_links_to_details(qapp):
-    sop, _ = hold(qapp.state.portal.store)
-    html = _client(qapp, "adm").get("/admin/quarantine").text
-    assert f'href="/admin/quarantine/{sop}"' in html and "burned-in annotation" in html
-
-
-def test_quarantine_details_page(qapp):
-    sop, _ = hold(qapp.state.portal.store)
-    c = _client(qapp, "adm")
-    html = c.get(f"/admin/quarantine/{sop}").text
-    assert "burned-in annotation" in html and 'id="q-state" class="q-held">held' in html
-    assert "Modality" in html and "Unit^Test" not in html and "P-unit" not in html
-    token = csrf_token(c)
-    for action in ("release", "reject"):
-        assert f'action="/admin/quarantine/{sop}/{action}"' in html
-    assert html.count(f'name="csrf_token" value="{token}"') >= 3    # logout + both decisions
-    assert f'src="/admin/quarantine/{sop}/preview.png"' in html
-
-
-def test_quarantine_preview(qapp):
-    from PIL import Image
-    sop, _ = hold(qapp.state.portal.store)
-    r = _client(qapp, "adm").get(f"/admin/quarantine/{sop}/preview.png")
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"] == "image/png"
-    assert Image.open(BytesIO(r.content)).size == (32, 32)
-
-
-def test_quarantine_preview_without_pixels_is_422(qapp):
-    sop, _ = hold(qapp.state.portal.store, pixels=False)
-    r = _client(qapp, "adm").get(f"/admin/quarantine/{sop}/preview.png")
-    assert r.status_code == 422 and "no pixel data" in r.text
-
-
-def test_reject_then_conflict_and_audit(qapp):
-    store = qapp.state.portal.store
-    sop, key = hold(store)
-    c = _client(qapp, "adm")
-    url = f"/admin/quarantine/{sop}/reject"
-    assert c.post(url, follow_redirects=False).status_code == 403           # no CSRF token
-    r = c.post(url, data={"csrf_token": csrf_token(c)}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == f"/admin/quarantine/{sop}"
-    assert store.get("quarantine", sop.encode())[b"q:state"] == b"rejected"
-    assert b"l:quarantine" in store.get("instance", key)                     # still hidden
-    for again in ("reject", "release"):
-        r = c.post(f"/admin/quarantine/{sop}/{again}", data={"csrf_token": csrf_token(c)})
-        assert r.status_code == 409 and "already rejected" in r.text
-    events = audit.query(None, store=store, action="quarantine-reject")
-    assert [(e.user, e.target) for e in events] == [("adm", sop)]
-    assert audit.query(None, store=store, action="quarantine-release") == []
-    assert "Already decided: rejected" in c.get(f"/admin/quarantine/{sop}").text
-
-
-def test_release_publishes_the_object(qapp):
-    store = qapp.state.portal.store
-    sop, key = hold(store)
-    c = _client(qapp, "adm")
-    r = c.post(f"/admin/quarantine/{sop}/release", data={"csrf_token": csrf_token(c)},
-               follow_redirects=False)
-    assert r.status_code == 303
-    assert store.get("quarantine", sop.encode())[b"q:state"] == b"released"
-    inst = store.get("instance", key)
-    assert b"l:quarantine" not in inst and b"a:SOPInstanceUID" in inst
-    study = inst[b"a:StudyInstanceUID"]
-    assert store.get("study", study)                                        # parent rows written
-    events = audit.query(None, store=store, action="quarantine-release")
-    assert [(e.user, e.target, e.details) for e in events] == [
-        ("adm", sop, {"reason": "burned-in annotation"})]
-    r = c.post(f"/admin/quarantine/{sop}/release", headers={"X-CSRF-Token": csrf_token(c)})
-    assert r.status_code == 409
-
-
-@pytest.mark.parametrize("method,suffix", [("GET", ""), ("GET", "/preview.png"),
-                                           ("POST", "/release"), ("POST", "/reject")])
-def test_quarantine_unknown_and_malformed_uids(qapp, method, suffix):
-    c = _client(qapp, "adm")
-    headers = {"X-CSRF-Token": csrf_token(c)}
-    unknown = c.request(method, f"/admin/quarantine/2.25.999{suffix}", headers=headers)
-    assert unknown.status_code == 404 and "not in quarantine" in unknown.text
-    bad = c.request(method, f"/admin/quarantine/not-a-uid{suffix}", headers=headers)
-    assert bad.status_code == 400 and "malformed" in bad.text
-    qapp.state.portal.store.put("quarantine", b"2.25.777", {b"q:reason": b"x", b"q:state": b"held"})
-    broken = c.request(method, f"/admin/quarantine/2.25.777{suffix}", headers=headers)
-    assert broken.status_code == 404 and "no stored object" in broken.text

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pydicom import dcmread
 
 from pacs_hdfs.dicom import index_rows as ix
-from pacs_hdfs.dicom.ingest import serialize
+from pacs_hdfs.dicom.part10 import serialize
 from pacs_hdfs.dicom.synthetic import ct_series
 from pacs_hdfs.schema import row_key
 from portal import audit

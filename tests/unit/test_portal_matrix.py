@@ -40,7 +40,6 @@ MATRIX = [
     ("POST", "/admin/users/{name}/role", "admin"),
     ("GET", "/admin/audit", "admin"),
     ("GET", "/api/audit", "admin"),
-    ("GET", "/admin/quarantine", "admin"),
     ("GET", "/viewer/accession/{accession}", "teacher"),
     ("GET", "/viewer/study/{study_uid}", "teacher"),
     ("GET", "/api/viewer/studies/{study_uid}/series/{series_uid}", "teacher"),
@@ -60,10 +59,6 @@ MATRIX = [
     ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered", "teacher"),
     ("GET", "/cases/{pseudonym}", "teacher"),
     ("GET", "/api/cases/{pseudonym}", "teacher"),
-    ("GET", "/admin/quarantine/{sop_uid}", "admin"),
-    ("GET", "/admin/quarantine/{sop_uid}/preview.png", "admin"),
-    ("POST", "/admin/quarantine/{sop_uid}/release", "admin"),
-    ("POST", "/admin/quarantine/{sop_uid}/reject", "admin"),
 ]
 
 

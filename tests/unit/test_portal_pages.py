@@ -1,5 +1,5 @@
 """Analyst and admin pages on an in-memory store and job service: generated forms, validation,
-launch, results and downloads, users and roles, audit filters, quarantine, teacher home."""
+launch, results and downloads, users and roles, audit filters, teacher home."""
 from __future__ import annotations
 
 import json
@@ -236,12 +236,6 @@ def test_audit_is_newest_first():
         audit.record(None, "u", "view-study", f"s{i}", store=store, n=i)
     assert [e.target for e in audit.query(None, store=store)] == ["s2", "s1", "s0"]
     assert audit.query(None, store=store, limit=1)[0].details == {"n": 2}
-
-
-def test_quarantine_page_lists_rows_read_only(app):
-    app.state.portal.store.put("quarantine", b"2.25.123", {b"q:reason": b"burned-in text"})
-    html = _client(app, "adm").get("/admin/quarantine").text
-    assert "2.25.123" in html and "burned-in text" in html and "<form" not in html.split("<main")[1]
 
 
 def test_teacher_home_offers_search_only(app):

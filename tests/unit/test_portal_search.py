@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from hl7_gateway.samples import sample_visit, sample_visits
+from hl7_gateway.hospital.samples import sample_visit, sample_visits
 from hl7_gateway.store_rows import feed_row, search_document
 from pacs_hdfs.settings import Settings
 from portal.memstore import MemoryStore
