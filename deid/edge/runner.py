@@ -1,0 +1,147 @@
+"""`pacs edge`: wire the edge together from the settings and run it in the foreground.
+
+One process per `$PACS_HOME` (an flock on `edge.lock`): the DICOM SCP (pynetdicom's threads),
+the forwarder thread and, unless `edge_review_port` is 0, the review page (uvicorn in a thread).
+Start-up order: lock, recover the spool (crash leftovers), open the vault, then listen. SIGTERM
+or SIGINT stops listening first, then the forwarder (an interrupted request is simply re-sent
+at the next start), then writes the final state.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+
+from deid.edge.forwarder import Forwarder, Target
+from deid.edge.layout import EdgePaths
+from deid.edge.receive import Receipt, Receiver
+from deid.edge.scp import Handlers, allowed_aes, build_ae, event_handlers, tls_context
+from deid.edge.spool import Spool
+from deid.edge.stages import StageStats
+from deid.edge.state import EdgeState
+from pacs_hdfs.dicom import scp_logging
+from pacs_hdfs.settings import Settings
+
+try:
+    from deid.vault_access import open_vault
+except ImportError:  # before the vault helper moved from the MDC package to deid/
+    from pacs_hdfs.dicom.vault_access import open_vault
+
+log = logging.getLogger("pacs.edge")
+
+
+class EdgeBusy(RuntimeError):
+    """Another `pacs edge` already runs on this `$PACS_HOME`."""
+
+
+def target(settings: Settings) -> Target:
+    """Where the forwarder sends, and the certificates it uses (defaults under certs/)."""
+    certs = settings.path("certs")
+    edges = certs / "edges"
+    return Target(
+        url=settings.edge_mdc_url,
+        client_cert=settings.edge_client_cert or edges / f"{settings.edge_name}.pem",
+        client_key=settings.edge_client_key or edges / f"{settings.edge_name}.key",
+        ca=settings.edge_mdc_ca or certs / "ca.pem",
+        batch_objects=settings.edge_batch_objects, batch_bytes=settings.edge_batch_bytes,
+        retry_max=settings.edge_retry_max_seconds)
+
+
+def take_lock(paths: EdgePaths) -> int:
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise EdgeBusy(f"another pacs edge runs on {paths.root}") from None
+    return fd
+
+
+@dataclass
+class Edge:
+    """A started edge (tests drive this directly; `run` wraps it for the CLI)."""
+    paths: EdgePaths
+    receiver: Receiver
+    state: EdgeState
+    forwarder: Forwarder
+    server: object
+    review: object | None
+    lock_fd: int
+
+    def receive(self, raw: bytes) -> Receipt:
+        receipt = self.receiver.store(raw)
+        self.state.count_received(receipt.kind)
+        if receipt.kind == "stored" and receipt.hold_reason is None:
+            self.forwarder.notify(receipt.sop_uid, receipt.size)
+        return receipt
+
+    def stop(self) -> None:
+        log.info("edge stopping")
+        self.server.shutdown()
+        if self.review is not None:
+            self.review.should_exit = True
+        self.forwarder.stop()
+        os.close(self.lock_fd)
+        log.info("edge stopped")
+
+
+def start(settings: Settings) -> Edge:
+    """Lock, recover, open the vault, start the forwarder, the review page and the SCP."""
+    paths = EdgePaths.from_settings(settings).create()
+    lock_fd = take_lock(paths)
+    try:
+        spool = Spool(paths)
+        spool.recover()
+        vault = open_vault(settings.path("hospital", "vault.bin"),
+                           settings.path("hospital", "master.key"))
+        stats = StageStats()
+        state = EdgeState(settings.edge_name, settings.edge_mdc_url, stats)
+        receiver = Receiver(vault.deid_keys(), vault, spool, stats)
+        forwarder = Forwarder(spool, target(settings), state)
+        edge = Edge(paths, receiver, state, forwarder, None, None, lock_fd)
+        forwarder.start()
+        edge.review = _start_review(settings, paths)
+        ae = build_ae(settings)
+        tls = tls_context(settings.edge_tls_cert, settings.edge_tls_key, settings.edge_tls_ca)
+        edge.server = ae.start_server((settings.edge_bind, settings.edge_port), block=False,
+                                      evt_handlers=event_handlers(Handlers(edge.receive)),
+                                      ssl_context=tls)
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    log.info("edge %s: SCP %s on %s:%d (tls=%s, allowed=%s), forwarding to %s, spool %s",
+             settings.edge_name, settings.edge_ae_title, settings.edge_bind, settings.edge_port,
+             bool(tls), allowed_aes(settings.edge_allowed_aes) or "any", settings.edge_mdc_url,
+             paths.spool)
+    return edge
+
+
+def _start_review(settings: Settings, paths: EdgePaths):
+    if not settings.edge_review_port:
+        return None
+    import uvicorn
+
+    from deid.edge.review import create_app
+    from deid.edge.users import EdgeUsers
+    app = create_app(paths, EdgeUsers(paths.users), settings.edge_name)
+    config = uvicorn.Config(app, host=settings.edge_review_bind, port=settings.edge_review_port,
+                            log_config=None, access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, name="edge-review", daemon=True).start()
+    log.info("review page on http://%s:%d/", settings.edge_review_bind, settings.edge_review_port)
+    return server
+
+
+def run(settings: Settings) -> None:
+    """`pacs edge` in the foreground until SIGTERM / SIGINT."""
+    scp_logging.setup(settings.edge_log or settings.path("logs", "edge.log"))
+    edge = start(settings)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.wait(1.0):
+        pass
+    edge.stop()
