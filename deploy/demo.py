@@ -3,8 +3,9 @@
 Demo data goes through the real front doors, as a hospital's would: a synthetic HIS export (with
 synthetic PHI) is synced by the HAS over HTTPS/mTLS to the gateway; synthetic CT studies of some
 of the same patients (same national id, matching accession numbers) are sent by C-STORE to the
-SCP, which de-identifies them; a larger synthetic visit set (no PHI, already pseudonymous) is put
-into the Parquet store so the statistics have something to count.
+hospital edge, which de-identifies them, spools them and forwards them over STOW-RS to the data
+center (the demo waits until they have arrived); a larger synthetic visit set (no PHI, already
+pseudonymous) is put into the Parquet store so the statistics have something to count.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def send_demo_studies(export: Path, settings, studies: int = 3, slices: int = 16
                       size: int = 256, host: str = "127.0.0.1", port: int | None = None,
                       ae_title: str | None = None) -> int:
     """C-STORE small synthetic CT series for the ``demo_study_choices`` of the export, to the
-    SCP at host:port (default: the configured one); returns the images stored."""
+    hospital edge at host:port (default: the configured one); returns the images acknowledged."""
     from pynetdicom import AE
     from pynetdicom.sop_class import CTImageStorage
 
@@ -60,10 +61,10 @@ def send_demo_studies(export: Path, settings, studies: int = 3, slices: int = 16
     sent = 0
     for person, accession, date in demo_study_choices(export, studies):
         name = f"{person['last_name']}^{person['first_name']}"
-        assoc = ae.associate(host, port or settings.scp_port,
-                             ae_title=ae_title or settings.scp_ae_title)
+        assoc = ae.associate(host, port or settings.edge_port,
+                             ae_title=ae_title or settings.edge_ae_title)
         if not assoc.is_established:
-            raise RuntimeError("the SCP refused the demo association")
+            raise RuntimeError("the edge refused the demo association")
         for ds in ct_series(slices, patient_id=person["national_id"], patient_name=name,
                             size=size, accession=accession, study_date=date):
             status = assoc.send_c_store(ds)
@@ -71,6 +72,20 @@ def send_demo_studies(export: Path, settings, studies: int = 3, slices: int = 16
                 sent += 1
         assoc.release()
     return sent
+
+
+def wait_forwarded(settings, expected: int, timeout: float = 300) -> int:
+    """Wait until the edge's spool is empty (everything forwarded and acknowledged by the
+    data center); return how many images the data center's index holds for the demo."""
+    from deid.edge.layout import EdgePaths
+    from pacs_hdfs import clients
+    spool = EdgePaths.from_settings(settings).spool
+    deadline = time.monotonic() + timeout
+    while any(spool.glob("*.dcm")) and time.monotonic() < deadline:
+        time.sleep(1)
+    rows = clients.hbase(settings).scan("study", columns=[b"c:instances"])
+    return sum(int.from_bytes(r.get(b"c:instances", bytes(8)), "big", signed=True)
+               for _k, r in rows)
 
 
 def load_demo_data(settings) -> None:
@@ -83,7 +98,9 @@ def load_demo_data(settings) -> None:
     export = hospital / "demo-his-export.jsonl"
     pacs("has", "generate", "--patients", "40", "--visits", "200", "--out", str(export))
     pacs("has", "sync", str(export))
-    console.log(f"C-STORE demo studies: {send_demo_studies(export, settings)} images stored")
+    sent = send_demo_studies(export, settings)
+    console.log(f"C-STORE demo studies to the edge: {sent} images acknowledged")
+    console.log(f"arrived at the data center: {wait_forwarded(settings, sent)} images")
     local = settings.path("data", "demo-visits")
     generate_visits(local, 200_000, months=24, first_month="2023-01", seed=1)
     files = upload_dataset(clients.hdfs(settings), local, "visits/parquet", prefix="demo-")
@@ -96,8 +113,6 @@ def load_demo_data(settings) -> None:
 def demo() -> None:
     """`pacs up`, load the demo data once, run one job, print URLs and demo logins."""
     settings = get_settings()
-    if not settings.path("certs").exists():
-        pacs("certs", "init")
     pacs("up")
     marker = settings.path("demo-loaded")
     if not marker.exists():
@@ -109,7 +124,8 @@ def demo() -> None:
     console.print(f"""
 [bold green]The Medical Data Center is running.[/bold green]
   portal        {scheme}://127.0.0.1:{settings.portal_port}/   logins: teacher / analyst / admin, password {DEMO_PASSWORD}
-  DICOM SCP     AE {settings.scp_ae_title} on 127.0.0.1:{settings.scp_port}   (try: echoscu -aec {settings.scp_ae_title} 127.0.0.1 {settings.scp_port})
+  hospital edge AE {settings.edge_ae_title} on 127.0.0.1:{settings.edge_port}: modalities send here   (try: echoscu -aec {settings.edge_ae_title} 127.0.0.1 {settings.edge_port}; status: .venv/bin/pacs edge status)
+  MDC DICOM     AE {settings.mdc_dimse_ae_title} on 127.0.0.1:{settings.mdc_dimse_port}: Q/R for calling AEs listed in mdc_dimse_qr_aes (none by default)
   HL7 gateway   https://127.0.0.1:{settings.gateway_port}/ (mutual TLS; client cert in {settings.path('certs')})
   WebHDFS       {settings.webhdfs_url}   HBase Thrift {settings.thrift_host}:{settings.thrift_port}   Spark {settings.spark_master_webui}
   status        .venv/bin/pacs cluster status      stop: .venv/bin/pacs down

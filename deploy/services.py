@@ -1,5 +1,8 @@
 """Our own long-running services, started in the background by `pacs up` (after the cluster).
 
+The embedded default runs both sides on one machine: the data center's services and the
+hospital edge, which still talks to the data center only over the network (STOW-RS, mTLS).
+
 Each is a `pacs` sub-command run as `python -X pacs.daemon=NAME -m pacs_hdfs ARGS`, so the
 supervisor tracks it like a daemon (pid file, log file, `pacs cluster stop-node NAME`).
 """
@@ -7,8 +10,9 @@ from __future__ import annotations
 
 SERVICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("job-runner", ("job", "runner")),
-    ("scp", ("scp",)),
-    ("gateway", ("gateway",)),
+    ("scp", ("scp",)),              # the MDC's DIMSE service (Q/R; verified C-STORE)
+    ("gateway", ("gateway",)),      # the MDC's mTLS door: HL7 v3, STOW-RS from edges
+    ("edge", ("edge",)),            # the hospital edge: modalities send here (11112, AE PACS)
     ("portal", ("portal",)),
 )
 

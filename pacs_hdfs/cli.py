@@ -139,6 +139,12 @@ def _top_level_commands() -> set[str]:
 def up() -> None:
     """Cluster + init + every service in the background."""
     from deploy.services import available
+    from hl7_gateway.certs import create_dev_pki, issue_edge_cert
+    settings = get_settings()
+    # the embedded default's PKI: the MDC's CA and server certificate, and the local edge's
+    # client certificate (kept when present; a real site installs its own)
+    create_dev_pki(settings.path("certs"))
+    issue_edge_cert(settings.path("certs"), settings.edge_name)
     sup, result = _start_cluster()
     init(json_out=False)
     for name, args in available(_top_level_commands()):
