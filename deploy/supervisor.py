@@ -36,6 +36,10 @@ def _noop(_: str) -> None:
     pass
 
 
+#: the service that restarts crashed daemons (`Supervisor.watch`, `pacs cluster watch`)
+WATCHDOG = "watchdog"
+
+
 class Supervisor:
     def __init__(self, settings: Settings):
         if not settings.embedded:
@@ -156,22 +160,66 @@ class Supervisor:
         return proc.pid
 
     def stop_daemon(self, name: str, timeout: float = 20.0) -> bool:
-        """SIGTERM (graceful: HBase flushes, HDFS closes), SIGKILL after `timeout`."""
+        """SIGTERM (graceful: HBase flushes, HDFS closes), SIGKILL after `timeout`.
+
+        The pid file goes first: a daemon without one was stopped on purpose, and the
+        watchdog (`watch`) restarts only daemons whose pid file outlived their process."""
         pid = self.pid(name)
+        self.pid_file(name).unlink(missing_ok=True)
         if not pid:
-            self.pid_file(name).unlink(missing_ok=True)
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pid(name):
+        while time.monotonic() < deadline and _is_daemon(pid, name):
             time.sleep(0.2)
             _reap(pid)
-        if self.pid(name):
+        if _is_daemon(pid, name):
             os.kill(pid, signal.SIGKILL)
             time.sleep(0.3)
             _reap(pid)
-        self.pid_file(name).unlink(missing_ok=True)
         return True
+
+    def crashed(self) -> list[str]:
+        """Daemons and services that died without being stopped: their pid file is still
+        there but no such process runs."""
+        from deploy.services import SERVICES
+        names = [d.name for d in daemon_table(self.s)] + [n for n, _ in SERVICES]
+        return [n for n in names if self.pid_file(n).exists() and not self.pid(n)]
+
+    def restart(self, name: str) -> int:
+        """Start a crashed daemon or service again, the way it was started."""
+        from deploy.services import SERVICES
+        args = dict(SERVICES).get(name)
+        if args is not None:
+            return self.start_python_service(name, "pacs_hdfs", *args)
+        return self.start_daemon(name)
+
+    def watch(self, interval: float = 3.0, max_restarts: int = 5, window_s: float = 600.0,
+              log: Callable[[str], None] = _noop) -> None:
+        """Restart what crashes (as systemd's Restart=on-failure would), forever: a region
+        server that aborts on a failed WAL roll, a DataNode killed by the kernel. A daemon that
+        crashes `max_restarts` times within `window_s` is left down (and logged): restarting it
+        again would only hide the problem."""
+        restarts: dict[str, list[float]] = {}
+        while True:
+            for name in self.crashed():
+                now = time.monotonic()
+                recent = [t for t in restarts.get(name, []) if now - t < window_s]
+                if len(recent) >= max_restarts:
+                    if len(recent) == max_restarts:
+                        log(f"{name} crashed {max_restarts} times in {window_s:.0f} s: left "
+                            f"down; last log lines:\n{self.log_tail(name, 10)}")
+                        recent.append(now)
+                    restarts[name] = recent
+                    continue
+                log(f"{name} is not running (crashed): restarting; last log lines:\n"
+                    f"{self.log_tail(name, 5)}")
+                try:
+                    self.restart(name)
+                except Exception as e:  # noqa: BLE001 - keep watching the others
+                    log(f"{name}: restart failed: {e}")
+                restarts[name] = recent + [now]
+            time.sleep(interval)
 
     # --- the whole cluster -----------------------------------------------------------------
     def up(self, progress: Progress = _noop, timeout: float = 240.0) -> dict:
@@ -185,6 +233,8 @@ class Supervisor:
                 progress(f"starting {d.name}")
                 self.start_daemon(d.name)
             self._wait(checks[stage], members, progress, t0 + timeout)
+        progress("starting the watchdog")
+        self.start_python_service(WATCHDOG, "pacs_hdfs", "cluster", "watch")
         return {"seconds": round(time.monotonic() - t0, 1)}
 
     def _wait(self, ready: Callable[[], str | None], members: list[Daemon],
@@ -235,6 +285,7 @@ class Supervisor:
     def down(self, progress: Progress = _noop) -> None:
         """Stop our Python services (they use the cluster), then every daemon."""
         from deploy.services import SERVICES
+        self.stop_daemon(WATCHDOG)  # first: it would restart what is being stopped
         for name, _ in reversed(SERVICES):
             if self.pid(name):
                 progress(f"stopping {name}")
@@ -265,6 +316,14 @@ class Supervisor:
                 "hdfs": hdfs, "hbase": {"thrift_ok": hbase},
                 "spark": {"master": self.s.spark_master, "alive_workers": max(workers, 0)},
                 "total_rss_mb": round(sum(x["rss_mb"] or 0 for x in daemons), 1)}
+
+
+def _is_daemon(pid: int, name: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return f"pacs.daemon={name}\0".encode() in cmdline + b"\0"
 
 
 def _reap(pid: int) -> None:

@@ -92,6 +92,17 @@ def cluster_stop_node(name: str) -> None:
     console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
 
 
+@cluster_app.command("watch")
+def cluster_watch(interval: float = typer.Option(3.0, help="seconds between checks")) -> None:
+    """Restart crashed daemons and services in the foreground (`pacs cluster up` starts this
+    in the background as `watchdog`; `stop-node` is never undone)."""
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("pacs.watchdog")
+    log.info("watching the embedded cluster every %.0f s", interval)
+    _supervisor().watch(interval, log=log.warning)
+
+
 @cluster_app.command("start-node")
 def cluster_start_node(name: str) -> None:
     """Start one daemon or service again."""
