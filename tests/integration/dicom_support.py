@@ -1,7 +1,13 @@
-"""Helpers for tests that send DICOM to a real `pacs scp` subprocess (dcmtk as the peer).
+"""Helpers for tests that send DICOM through the real path, dcmtk as the peer:
 
-The SCP gets its own hospital vault in a temp dir, so a test can compute the de-identified UID of
-what it sent (keyed remap, as the SCP does). Shared by the SCP and the portal quarantine tests.
+    modality --C-STORE--> `pacs edge` (hospital: de-identify, spool) --STOW-RS, mTLS-->
+    `pacs gateway` (MDC: verify, group commit to HDFS + HBase);  `pacs scp` (MDC DIMSE) for Q/R
+
+`scp_process` starts the three processes with their own PKI (the embedded one's shape: a CA,
+the gateway's server certificate, an edge certificate) in a temp dir. The edge gets its own
+`$PACS_HOME` there, so its vault is the test's: a test can compute the de-identified UID of what
+it sent (keyed remap, as the edge does). `store` waits until the edge has forwarded everything,
+so a test may query the data center right after it.
 """
 from __future__ import annotations
 
@@ -23,41 +29,107 @@ PORT, DEST_PORT = 11112, 11113
 HOST = "127.0.0.1"
 VENV_BIN = Path(sys.executable).parent
 DCMTK = shutil.which("storescu")
+EDGE_NAME = "test-edge"
+MDC_AE = "MDC"
+#: calling AE titles the test MDC lets query and retrieve (dcmtk's and our test SCUs' defaults)
+QR_AES = ("FINDSCU", "GETSCU", "MOVESCU", "ECHOSCU", "PYSCU", "GETTER", "MOVER", "FAULTS",
+          "PYNETDICOM", "FUZZ")
+#: calling AE allowed to C-STORE already de-identified objects straight to the MDC
+STORE_AE = "HOSPDEID"
+#: spools of the edges running in this test process: `store` waits until they are empty
+_SPOOLS: list[Path] = []
 
 
 def dcmtk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-def echo_ok(port: int = PORT) -> bool:
-    return dcmtk("echoscu", "-aec", "PACS", HOST, str(port)).returncode == 0
+def echo_ok(port: int = PORT, called: str = "PACS") -> bool:
+    return dcmtk("echoscu", "-aec", called, HOST, str(port)).returncode == 0
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _start(args: list[str], env: dict, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(VENV_BIN / "pacs"), *args], env=env,
+                            stdout=open(out, "ab"), stderr=subprocess.STDOUT)
+
+
+def _wait(what: str, ready, proc: subprocess.Popen, out: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"{what} exited:\n{out.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"{what} did not answer"
+        time.sleep(0.3)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager
-def scp_process(directory: Path, port: int = PORT, dest_port: int = DEST_PORT):
-    """`pacs scp` (AE PACS) on `port` with a vault in `directory`; yields what tests need."""
+def scp_process(directory: Path, port: int = PORT, dest_port: int = DEST_PORT,
+                qr_port: int | None = None):
+    """Edge (AE PACS on `port`) -> gateway -> MDC, and the MDC DIMSE (AE MDC on `qr_port`,
+    C-MOVE destination MOVEDEST = `dest_port`); yields what tests need."""
+    from deid.vault_access import open_vault
+    from hl7_gateway.certs import issue_edge_cert
+    from tests.integration.hl7_support import Gateway
+
     d = directory
-    env = {**os.environ, "PACS_SCP_VAULT": str(d / "vault.bin"),
-           "PACS_SCP_MASTER_KEY_FILE": str(d / "master.key"), "PACS_SCP_LOG": str(d / "scp.log"),
-           "PACS_SCP_BIND": HOST, "PACS_SCP_PORT": str(port), "PACS_SCP_AE_TITLE": "PACS",
-           "PACS_SCP_DESTINATIONS": f"MOVEDEST={HOST}:{dest_port}"}
-    out = open(d / "stdout.log", "wb")
-    proc = subprocess.Popen([str(VENV_BIN / "pacs"), "scp"], env=env, stdout=out,
-                            stderr=subprocess.STDOUT)
+    qr_port = qr_port or _free_port()
+    gateway = Gateway(d / "gateway", _free_port())
+    edge_cert = issue_edge_cert(gateway.certs.directory, EDGE_NAME)
+    edge_home = d / "edge-home"
+    edge_env = {**os.environ, "PACS_HOME": str(edge_home), "PACS_EDGE_NAME": EDGE_NAME,
+                "PACS_EDGE_PORT": str(port), "PACS_EDGE_BIND": HOST, "PACS_EDGE_AE_TITLE": "PACS",
+                "PACS_EDGE_MDC_URL": gateway.url, "PACS_EDGE_CLIENT_CERT": str(edge_cert.cert),
+                "PACS_EDGE_CLIENT_KEY": str(edge_cert.key),
+                "PACS_EDGE_MDC_CA": str(edge_cert.ca_cert), "PACS_EDGE_REVIEW_PORT": "0",
+                "PACS_EDGE_LOG": str(d / "edge.log")}
+    mdc_env = {**os.environ, "PACS_MDC_DIMSE_PORT": str(qr_port), "PACS_MDC_DIMSE_BIND": HOST,
+               "PACS_MDC_DIMSE_QR_AES": ",".join(QR_AES), "PACS_MDC_DIMSE_STORE_AES": STORE_AE,
+               "PACS_MDC_DIMSE_DESTINATIONS": f"MOVEDEST={HOST}:{dest_port}",
+               "PACS_MDC_DIMSE_LOG": str(d / "scp.log")}
+    gateway.start()
+    mdc = _start(["scp"], mdc_env, d / "scp.out")
+    edge = _start(["edge"], edge_env, d / "edge.out")
+    spool = edge_home / "hospital" / "edge" / "spool"
+    _SPOOLS.append(spool)
     try:
-        deadline = time.monotonic() + 60
-        while not echo_ok(port):
-            assert proc.poll() is None, (d / "stdout.log").read_text()
-            assert time.monotonic() < deadline, "SCP did not answer C-ECHO"
-            time.sleep(0.5)
-        from deid.vault_access import open_vault
-        vault = open_vault(d / "vault.bin", d / "master.key")
-        yield SimpleNamespace(dir=d, env=env, keys=vault.deid_keys(), vault=vault, port=port,
-                              logs=[d / "scp.log", d / "stdout.log"])
+        _wait("MDC DIMSE", lambda: echo_ok(qr_port, MDC_AE), mdc, d / "scp.out")
+        _wait("edge", lambda: echo_ok(port), edge, d / "edge.out")
+        vault = open_vault(edge_home / "hospital" / "vault.bin",
+                           edge_home / "hospital" / "master.key")
+        yield SimpleNamespace(dir=d, env=edge_env, mdc_env=mdc_env, keys=vault.deid_keys(),
+                              vault=vault, port=port, qr_port=qr_port, edge_home=edge_home,
+                              spool=spool, gateway=gateway, edge_proc=edge, mdc_proc=mdc,
+                              logs=[d / "scp.log", d / "scp.out", d / "edge.log", d / "edge.out",
+                                    gateway.log_file, gateway.out_file])
     finally:
-        proc.terminate()
-        proc.wait(20)
-        out.close()
+        _SPOOLS.remove(spool)
+        _stop(edge)
+        _stop(mdc)
+        gateway.stop()
+
+
+def wait_forwarded(timeout: float = 120) -> None:
+    """Until every running test edge has forwarded its spool (the MDC acknowledged it all)."""
+    deadline = time.monotonic() + timeout
+    while any(any(s.glob("*.dcm")) for s in _SPOOLS if s.exists()):
+        assert time.monotonic() < deadline, "the edge did not forward its spool"
+        time.sleep(0.2)
 
 
 def deid_uid(scp, uid: str) -> str:
@@ -79,19 +151,21 @@ def fresh_copy(name: str, directory: Path, study_uid: str | None = None) -> tupl
 
 
 def store(files, *flags, port: int = PORT) -> subprocess.CompletedProcess:
-    """storescu the files to the SCP; every store must succeed."""
+    """storescu the files to the edge (every store must succeed), then wait until the edge has
+    forwarded them to the data center."""
     res = dcmtk("storescu", *flags, "-aec", "PACS", HOST, str(port), *map(str, files))
     assert res.returncode == 0 and "Store Failed" not in res.stderr, res.stderr[-2000:]
+    wait_forwarded()
     return res
 
 
 def find(scp, tmp: Path, level: str, *keys: str, model: str = "-S") -> list:
-    """findscu against the SCP; the responses as datasets."""
+    """findscu against the MDC's DIMSE service; the responses as datasets."""
     out = tmp / f"find-{uuid.uuid4().hex[:6]}"
     out.mkdir()
-    res = dcmtk("findscu", model, "-X", "-od", str(out), "-aec", "PACS", "-k",
+    res = dcmtk("findscu", model, "-X", "-od", str(out), "-aec", MDC_AE, "-k",
                 f"QueryRetrieveLevel={level}", *[a for k in keys for a in ("-k", k)],
-                HOST, str(scp.port))
+                HOST, str(scp.qr_port))
     assert res.returncode == 0, res.stderr[-2000:]
     return [dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
 

@@ -1,8 +1,11 @@
-"""`pacs scp` on the real cluster, driven by dcmtk's tools and pynetdicom as real peers.
+"""The DICOM path on the real cluster, driven by dcmtk's tools and pynetdicom as real peers:
+modality -> `pacs edge` (hospital) -> STOW-RS over mTLS -> `pacs gateway` (MDC) -> HDFS + HBase,
+and Query/Retrieve at the MDC's own DIMSE service (`pacs scp`, AE MDC).
 
-One SCP subprocess (port 11112, AE PACS) with its own hospital vault in a temp dir; every test
-sends fresh UIDs / patient IDs, so runs and other engineers never collide. The vault lets the
-test compute the de-identified UID of what it sent (keyed remap, as the SCP does).
+The processes run with their own PKI and the edge with its own vault in a temp dir
+(`dicom_support.scp_process`); every test sends fresh UIDs / patient IDs, so runs never collide.
+The vault lets the test compute the de-identified UID of what it sent (keyed remap, as the edge
+does).
 """
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from tests.integration.dicom_support import (  # noqa: F401 - shared with other DICOM tests
-    DCMTK, DEST_PORT, HOST, PORT, VENV_BIN, deid_uid, find, fresh_copy, instance_key,
-    instance_row, scp_process, store)
+    DCMTK, DEST_PORT, HOST, MDC_AE, PORT, STORE_AE, VENV_BIN, deid_uid, find, fresh_copy,
+    instance_key, instance_row, scp_process, store, wait_forwarded)
 from tests.integration.dicom_support import dcmtk as _dcmtk
 from tests.integration.dicom_support import echo_ok as _echo_ok
 
@@ -65,10 +68,24 @@ def dataset_body(data: bytes) -> bytes:
     return data[144 + glen:]
 
 
+def release_if_held(scp, sop: str) -> bool:
+    """Release an object the edge holds for burned-in review (e.g. a Secondary Capture) and
+    wait until it has been forwarded; False if it was not held."""
+    held = scp.edge_home / "hospital" / "edge" / "quarantine" / f"{sop}.dcm"
+    if not held.exists():
+        return False
+    res = subprocess.run([str(VENV_BIN / "pacs"), "edge", "quarantine", "release", sop],
+                         env=scp.env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    wait_forwarded()
+    return True
+
+
 # --- tests -------------------------------------------------------------------------------
 
 def test_echo(scp):
-    assert _echo_ok()
+    assert _echo_ok()                        # the edge, for modalities
+    assert _echo_ok(scp.qr_port, MDC_AE)     # the data center's DIMSE service
 
 
 VENDOR_FILES = [  # (file, storescu flag proposing its transfer syntax; None: pynetdicom SCU)
@@ -91,6 +108,8 @@ def test_vendor_file_stored_as_received(scp, stores, tmp_path, name, flag):
             assert assoc.send_c_store(ds).Status == 0
         finally:
             assoc.release()
+        wait_forwarded()
+    release_if_held(scp, deid_uid(scp, ds.SOPInstanceUID))
     row = instance_row(stores, scp, ds)
     assert row, f"{name} not indexed"
     assert row[b"l:ts"].decode() == ds.file_meta.TransferSyntaxUID
@@ -128,14 +147,14 @@ def test_series_find_move_get_roundtrip(scp, stores, tmp_path):
         stored[row[b"a:SOPInstanceUID"].decode()] = hashlib.sha256(dataset_body(data)).hexdigest()
         stored_ds[row[b"a:SOPInstanceUID"].decode()] = dcmread(BytesIO(data))
 
-    received = _move_to_receiver(study)
+    received = _move_to_receiver(scp, study)
     assert {k: hashlib.sha256(v).hexdigest() for k, v in received.items()} == stored
 
     out = tmp_path / "get"
     out.mkdir()
-    res = _dcmtk("getscu", "-S", "-aec", "PACS", "-od", str(out), "-k", "QueryRetrieveLevel=SERIES",
+    res = _dcmtk("getscu", "-S", "-aec", MDC_AE, "-od", str(out), "-k", "QueryRetrieveLevel=SERIES",
                  "-k", f"StudyInstanceUID={study}", "-k",
-                 f"SeriesInstanceUID={se[0].SeriesInstanceUID}", HOST, str(PORT))
+                 f"SeriesInstanceUID={se[0].SeriesInstanceUID}", HOST, str(scp.qr_port))
     assert res.returncode == 0, res.stderr[-2000:]
     got = {(g := dcmread(p)).SOPInstanceUID: g for p in out.iterdir()}
     assert set(got) == set(stored)  # getscu may re-encode (its own TS choice): compare content
@@ -143,8 +162,8 @@ def test_series_find_move_get_roundtrip(scp, stores, tmp_path):
         assert g == stored_ds[uid] and g.PixelData == stored_ds[uid].PixelData
 
 
-def _move_to_receiver(study: str) -> dict[str, bytes]:
-    """movescu (dcmtk) asks the SCP to send a study to a pynetdicom receiver on DEST_PORT."""
+def _move_to_receiver(scp, study: str) -> dict[str, bytes]:
+    """movescu (dcmtk) asks the MDC to send a study to a pynetdicom receiver on DEST_PORT."""
     from pynetdicom import AE, AllStoragePresentationContexts, evt
     from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
     received: dict[str, bytes] = {}
@@ -157,8 +176,9 @@ def _move_to_receiver(study: str) -> dict[str, bytes]:
         ae.add_supported_context(cx.abstract_syntax, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     server = ae.start_server((HOST, DEST_PORT), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     try:
-        res = _dcmtk("movescu", "-S", "-aec", "PACS", "-aem", "MOVEDEST", "-k",
-                     "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}", HOST, str(PORT))
+        res = _dcmtk("movescu", "-S", "-aec", MDC_AE, "-aem", "MOVEDEST", "-k",
+                     "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}", HOST,
+                     str(scp.qr_port))
         assert res.returncode == 0, res.stderr[-2000:]
     finally:
         server.shutdown()
@@ -207,19 +227,28 @@ def test_two_studies_of_one_patient_share_pseudonym_and_shift(scp, stores, tmp_p
     assert sum(k.startswith(b"s:") for k in subject) == 2
 
 
-def test_quarantine_hidden_until_released(scp, stores, tmp_path):
+def test_quarantine_held_at_the_edge_until_released(scp, stores, tmp_path):
+    """A burned-in suspect (Secondary Capture) is held on the edge: nothing reaches HDFS or
+    HBase until `pacs edge quarantine release`, then it arrives and answers Q/R."""
     path, ds = fresh_copy("SC_rgb_small_odd.dcm", tmp_path)
     store([path])
     study, sop = deid_uid(scp, ds.StudyInstanceUID), deid_uid(scp, ds.SOPInstanceUID)
-    assert instance_row(stores, scp, ds)[b"l:quarantine"]
+    from pacs_hdfs.dicom.commit import container_dir
+    from pacs_hdfs.schema import row_key
+    assert not stores.hbase.get("sop", row_key(sop))
+    assert not stores.hdfs.exists(container_dir(study, deid_uid(scp, ds.SeriesInstanceUID)))
     assert find(scp, tmp_path, "STUDY", f"StudyInstanceUID={study}") == []
-    assert find(scp, tmp_path, "IMAGE", f"StudyInstanceUID={study}", "SOPInstanceUID") == []
-    pacs = [str(VENV_BIN / "pacs")]
-    listed = subprocess.run(pacs + ["quarantine", "list", "--json"], capture_output=True, text=True)
-    assert sop in listed.stdout
-    rel = subprocess.run(pacs + ["quarantine", "release", sop], capture_output=True, text=True)
+    pacs = [str(VENV_BIN / "pacs"), "edge", "quarantine"]
+    listed = subprocess.run(pacs + ["list", "--json"], capture_output=True, text=True,
+                            env=scp.env)
+    assert sop in listed.stdout, listed.stderr
+    rel = subprocess.run(pacs + ["release", sop], capture_output=True, text=True, env=scp.env)
     assert rel.returncode == 0, rel.stderr
-    images = find(scp, tmp_path, "IMAGE", f"StudyInstanceUID={study}", "SOPInstanceUID")
+    deadline = time.monotonic() + 60
+    while not (images := find(scp, tmp_path, "IMAGE", f"StudyInstanceUID={study}",
+                              "SOPInstanceUID")):
+        assert time.monotonic() < deadline, "the released object did not arrive"
+        time.sleep(0.5)
     assert [i.SOPInstanceUID for i in images] == [sop]
 
 
@@ -238,24 +267,62 @@ def _scu_assoc(transfer_syntax: str | None = None):
 
 
 def test_resend_is_idempotent_and_conflict_refused(scp, stores, tmp_path):
+    """Identical re-send: success, no second copy. Changed content under the same SOP UID,
+    sent after the first was forwarded: the edge accepts it, the data center refuses it
+    (0xC001, first kept) and the edge keeps it in rejected/ for an admin."""
     series, files = synthetic_series(tmp_path, 1)
     store(files)
     row = instance_row(stores, scp, series[0])
     size = stores.hdfs.info(row[b"l:path"].decode()).length
     store(files)  # identical: success, no second copy
-    time.sleep(1)
     assert instance_row(stores, scp, series[0]) == row
     assert stores.hdfs.info(row[b"l:path"].decode()).length == size
     changed = dcmread(files[0])
     changed.SeriesDescription = "CHANGED"
     assoc = _scu_assoc()
     try:
-        status = assoc.send_c_store(changed)
-        assert status.Status == 0xC001
+        assert assoc.send_c_store(changed).Status == 0
         assert assoc.send_c_echo().Status == 0
     finally:
         assoc.release()
+    wait_forwarded()
     assert instance_row(stores, scp, series[0]) == row
+    rejected = scp.edge_home / "hospital" / "edge" / "rejected"
+    assert (rejected / f"{deid_uid(scp, series[0].SOPInstanceUID)}.dcm").exists()
+
+
+def test_mdc_dimse_stores_only_deidentified_objects(scp, stores, tmp_path):
+    """A hospital with its own de-identifier may C-STORE to the MDC (allow-listed AE): an
+    identified object is refused and stored nowhere, a de-identified one is stored; any other
+    calling AE may not store."""
+    from deid import DeidKeys, deidentify
+    from pacs_hdfs.schema import row_key
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage
+    series, _ = synthetic_series(tmp_path, 2)
+    clean = deidentify(series[1], DeidKeys.generate()).dataset
+    ae = AE(ae_title=STORE_AE)
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate(HOST, scp.qr_port, ae_title=MDC_AE)
+    assert assoc.is_established
+    try:
+        refused = assoc.send_c_store(series[0])
+        assert refused.Status == 0xC000, hex(refused.Status)
+        assert assoc.send_c_store(clean).Status == 0
+    finally:
+        assoc.release()
+    assert not stores.hbase.get("sop", row_key(series[0].SOPInstanceUID))
+    assert stores.hbase.get("sop", row_key(clean.SOPInstanceUID))
+    other = AE(ae_title="FINDSCU")  # allowed Q/R, not store
+    other.add_requested_context(CTImageStorage)
+    assoc = other.associate(HOST, scp.qr_port, ae_title=MDC_AE)
+    try:
+        assert assoc.send_c_store(clean).Status == 0x0124
+    finally:
+        assoc.release()
+    nobody = AE(ae_title="NOBODY")
+    nobody.add_requested_context(CTImageStorage)
+    assert not nobody.associate(HOST, scp.qr_port, ae_title=MDC_AE).is_established
 
 
 def test_malformed_object_fails_and_association_stays_up(scp):
@@ -288,6 +355,7 @@ def test_eight_parallel_associations(scp, stores, tmp_path):
 
 
 def test_datanode_stopped_mid_ingest_keeps_acknowledged(scp, stores, cluster, settings, tmp_path):
+    """The edge acknowledges from its own disk; what it acknowledged arrives intact."""
     from deploy.health import hdfs_health
     series, files = synthetic_series(tmp_path, 40, size=256)
     acked = []
@@ -314,31 +382,35 @@ def test_datanode_stopped_mid_ingest_keeps_acknowledged(scp, stores, cluster, se
         while hdfs_health(settings).live_datanodes < settings.datanodes and time.monotonic() < deadline:
             time.sleep(1)
     assert acked, "nothing was acknowledged"
+    wait_forwarded()
     for ds in acked:
         assert dcmread(BytesIO(stored_bytes(stores, scp, ds))).SOPInstanceUID == deid_uid(scp, ds.SOPInstanceUID)
 
 
-def test_hbase_down_fails_then_recovers(scp, stores, cluster, settings, tmp_path):
+def test_hbase_down_edge_keeps_acknowledging_and_delivers_later(scp, stores, cluster, settings,
+                                                                 tmp_path):
+    """With HBase Thrift down the data center cannot store; the edge still acknowledges the
+    modality from its spool and delivers everything once Thrift is back."""
     from deploy.health import hbase_ok
-    series, _ = synthetic_series(tmp_path, 2)
-    assoc = _scu_assoc()
+    series, _ = synthetic_series(tmp_path, 4)
     try:
         cluster.stop_daemon("hbase-thrift")
-        status = assoc.send_c_store(series[0])
-        assert status.Status in (0xA700, 0xC000), hex(status.Status)
+        assoc = _scu_assoc()
+        try:
+            statuses = [assoc.send_c_store(ds).Status for ds in series]
+        finally:
+            assoc.release()
+        assert statuses == [0] * 4, [hex(x) for x in statuses]
+        time.sleep(2)
+        assert any(scp.spool.glob("*.dcm")), "nothing could have been forwarded"
     finally:
-        assoc.release()
         cluster.start_daemon("hbase-thrift")
         deadline = time.monotonic() + 120
         while not hbase_ok(settings) and time.monotonic() < deadline:
             time.sleep(1)
-    assoc = _scu_assoc()
-    try:
-        statuses = [assoc.send_c_store(ds).Status for ds in series]
-        assert statuses == [0, 0], [hex(x) for x in statuses]
-    finally:
-        assoc.release()
-    assert instance_row(stores, scp, series[1])
+    wait_forwarded(timeout=180)
+    for ds in series:
+        assert dcmread(BytesIO(stored_bytes(stores, scp, ds))).PixelData == ds.PixelData
 
 
 def test_personalise_restores_original_patient(scp, tmp_path):
@@ -347,7 +419,7 @@ def test_personalise_restores_original_patient(scp, tmp_path):
                                      patient_name="Original^Person", study_date="20230505")
     store(files)
     out = tmp_path / "out"
-    res = subprocess.run([str(VENV_BIN / "pacs"), "has", "personalise",
+    res = subprocess.run([str(VENV_BIN / "pacs"), "has", "personalise",  # on the edge host
                           series[0].StudyInstanceUID, "--out", str(out), "--json"],
                          env=scp.env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
