@@ -19,7 +19,7 @@ import requests
 from tests.e2e.flow_support import expected_case, job_runner_cleanup
 from tests.portal_support import (CANVAS_PIXELS, free_port, have_chromium, make_user,
                                   portal_process, screenshot)
-from tests.integration.dicom_support import DCMTK, scp_process
+from tests.integration.dicom_support import DCMTK, scp_process, wait_forwarded
 from tests.integration.hl7_support import Gateway, run_has
 
 pytestmark = pytest.mark.cluster
@@ -69,11 +69,13 @@ def case(cluster, settings, tmp_path_factory):
     assert link is not None and link.state == "acked" and link.pseudonym == expected.pseudonym
     assert expected.visits >= 2, "the patient needs several visits for the tabs"
 
-    # the SCP shares the HAS's hospital vault, so the study gets the same pseudonyms
-    with scp_process(home / "hospital", free_port(), free_port()) as scp:
+    # the edge shares the HAS's hospital vault, so the study gets the same pseudonyms
+    (work / "path").mkdir()
+    with scp_process(work / "path", free_port(), free_port(), edge_home=home) as scp:
         sent = send_demo_studies(export, settings, 1, SLICES, size=SIZE, port=scp.port,
                                  ae_title="PACS")
         assert sent == SLICES
+        wait_forwarded()
         yield expected
 
 

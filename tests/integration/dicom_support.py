@@ -33,7 +33,7 @@ EDGE_NAME = "test-edge"
 MDC_AE = "MDC"
 #: calling AE titles the test MDC lets query and retrieve (dcmtk's and our test SCUs' defaults)
 QR_AES = ("FINDSCU", "GETSCU", "MOVESCU", "ECHOSCU", "PYSCU", "GETTER", "MOVER", "FAULTS",
-          "PYNETDICOM", "FUZZ")
+          "PYNETDICOM", "FUZZ", "PYGET", "PYMOVE", "RDLOGTEST")
 #: calling AE allowed to C-STORE already de-identified objects straight to the MDC
 STORE_AE = "HOSPDEID"
 #: spools of the edges running in this test process: `store` waits until they are empty
@@ -80,9 +80,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def scp_process(directory: Path, port: int = PORT, dest_port: int = DEST_PORT,
-                qr_port: int | None = None):
+                qr_port: int | None = None, edge_home: Path | None = None):
     """Edge (AE PACS on `port`) -> gateway -> MDC, and the MDC DIMSE (AE MDC on `qr_port`,
-    C-MOVE destination MOVEDEST = `dest_port`); yields what tests need."""
+    C-MOVE destination MOVEDEST = `dest_port`); yields what tests need. `edge_home` is the
+    edge's $PACS_HOME (default: in `directory`); give a HAS home to share its hospital vault."""
     from deid.vault_access import open_vault
     from hl7_gateway.certs import issue_edge_cert
     from tests.integration.hl7_support import Gateway
@@ -91,7 +92,7 @@ def scp_process(directory: Path, port: int = PORT, dest_port: int = DEST_PORT,
     qr_port = qr_port or _free_port()
     gateway = Gateway(d / "gateway", _free_port())
     edge_cert = issue_edge_cert(gateway.certs.directory, EDGE_NAME)
-    edge_home = d / "edge-home"
+    edge_home = edge_home or d / "edge-home"
     edge_env = {**os.environ, "PACS_HOME": str(edge_home), "PACS_EDGE_NAME": EDGE_NAME,
                 "PACS_EDGE_PORT": str(port), "PACS_EDGE_BIND": HOST, "PACS_EDGE_AE_TITLE": "PACS",
                 "PACS_EDGE_MDC_URL": gateway.url, "PACS_EDGE_CLIENT_CERT": str(edge_cert.cert),
@@ -103,19 +104,21 @@ def scp_process(directory: Path, port: int = PORT, dest_port: int = DEST_PORT,
                "PACS_MDC_DIMSE_DESTINATIONS": f"MOVEDEST={HOST}:{dest_port}",
                "PACS_MDC_DIMSE_LOG": str(d / "scp.log")}
     gateway.start()
-    mdc = _start(["scp"], mdc_env, d / "scp.out")
+    # as under the supervisor: the service's stdout/stderr and its log file are one file
+    mdc = _start(["scp"], mdc_env, d / "scp.log")
     edge = _start(["edge"], edge_env, d / "edge.out")
     spool = edge_home / "hospital" / "edge" / "spool"
     _SPOOLS.append(spool)
     try:
-        _wait("MDC DIMSE", lambda: echo_ok(qr_port, MDC_AE), mdc, d / "scp.out")
+        _wait("MDC DIMSE", lambda: echo_ok(qr_port, MDC_AE), mdc, d / "scp.log")
         _wait("edge", lambda: echo_ok(port), edge, d / "edge.out")
         vault = open_vault(edge_home / "hospital" / "vault.bin",
                            edge_home / "hospital" / "master.key")
         yield SimpleNamespace(dir=d, env=edge_env, mdc_env=mdc_env, keys=vault.deid_keys(),
                               vault=vault, port=port, qr_port=qr_port, edge_home=edge_home,
                               spool=spool, gateway=gateway, edge_proc=edge, mdc_proc=mdc,
-                              logs=[d / "scp.log", d / "scp.out", d / "edge.log", d / "edge.out",
+                              mdc_log=d / "scp.log",
+                              logs=[d / "scp.log", d / "edge.log", d / "edge.out",
                                     gateway.log_file, gateway.out_file])
     finally:
         _SPOOLS.remove(spool)

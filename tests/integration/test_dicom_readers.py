@@ -1,4 +1,4 @@
-"""Honest readers on the real cluster: a real `pacs scp` subprocess, dcmtk and pynetdicom peers,
+"""Honest readers on the real cluster: the MDC's DIMSE service (`pacs scp`), dcmtk and pynetdicom peers,
 the portal's WADO-RS over the real HBase and HDFS.
 
 A study where one object's index row no longer matches its bytes (its `l:sha256` overwritten in
@@ -8,19 +8,17 @@ with an error part (or, streamed, 200 ending with the error part), never a clean
 parts. Also: IMAGE-level C-FIND with Rows/Columns, every C-FIND return key of
 docs/DICOM_CONFORMANCE.md at every level in both information models with dcmtk `findscu`
 (each answered with the value stored in the object), and the SCP log (each line once, lines of
-an association tagged with its id). The SCP's stdout/stderr go into its log file, as under
-`pacs up`'s supervisor, which is what used to double every line.
+an association tagged with its id). The MDC DIMSE service's stdout/stderr go into its log file,
+as under `pacs up`'s supervisor, which is what used to double every line. Objects reach the data
+center through the hospital edge (`dicom_support.scp_process`).
 """
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import time
 import uuid
 from collections import Counter
-from contextlib import contextmanager
 from email.parser import BytesParser
 from email.policy import HTTP
 from io import BytesIO
@@ -30,8 +28,8 @@ from types import SimpleNamespace
 import pytest
 from pydicom import Dataset, dcmread
 
-from tests.integration.dicom_support import (DCMTK, HOST, VENV_BIN, dcmtk, deid_uid, echo_ok,
-                                             instance_key, store)
+from tests.integration.dicom_support import (DCMTK, HOST, MDC_AE, dcmtk, deid_uid,
+                                             instance_key, scp_process, store)
 from tests.portal_support import free_port
 
 pytestmark = pytest.mark.cluster
@@ -54,38 +52,11 @@ KEYS = {
 }
 
 
-@contextmanager
-def scp_logging_to_one_file(directory: Path):
-    """`pacs scp` as the supervisor runs it: stdout and stderr appended to the log file that is
-    also its PACS_SCP_LOG."""
-    log = directory / "scp.log"
-    env = {**os.environ, "PACS_SCP_VAULT": str(directory / "vault.bin"),
-           "PACS_SCP_MASTER_KEY_FILE": str(directory / "master.key"), "PACS_SCP_LOG": str(log),
-           "PACS_SCP_BIND": HOST, "PACS_SCP_PORT": str(PORT), "PACS_SCP_AE_TITLE": "PACS",
-           "PACS_SCP_DESTINATIONS": f"MOVEDEST={HOST}:{DEST_PORT}"}
-    out = open(log, "ab")
-    proc = subprocess.Popen([str(VENV_BIN / "pacs"), "scp"], env=env, stdout=out,
-                            stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not echo_ok(PORT):
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "SCP did not answer C-ECHO"
-            time.sleep(0.5)
-        from deid.vault_access import open_vault
-        vault = open_vault(directory / "vault.bin", directory / "master.key")
-        yield SimpleNamespace(dir=directory, env=env, keys=vault.deid_keys(), port=PORT, log=log)
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        out.close()
-
-
 @pytest.fixture(scope="module")
 def scp(cluster, tmp_path_factory):
     if not DCMTK:
         pytest.skip("dcmtk is not installed (apt-get install -y dcmtk)")
-    with scp_logging_to_one_file(tmp_path_factory.mktemp("readers")) as running:
+    with scp_process(tmp_path_factory.mktemp("readers"), port=PORT, dest_port=DEST_PORT) as running:
         yield running
 
 
@@ -103,7 +74,7 @@ def send_study(scp, directory: Path, n: int = 5, size: int = 32, **kw) -> Simple
     series = ct_series(n, size=size, **kw)
     for ds in series:
         ds.ContentTime = "101512"                  # (synthetic slices have no ContentTime)
-    store(write_files(series, directory), port=scp.port)
+    store(write_files(series, directory), port=scp.port)   # to the edge
     return SimpleNamespace(
         originals=series, study=deid_uid(scp, series[0].StudyInstanceUID),
         series=deid_uid(scp, series[0].SeriesInstanceUID),
@@ -155,9 +126,9 @@ def _uid_list(value) -> list[str]:
 def test_c_get_delivers_every_good_object_and_reports_the_bad_one(scp, spoiled, tmp_path):
     out = tmp_path / "get"
     out.mkdir()
-    res = dcmtk("getscu", "-S", "-v", "-aec", "PACS", "-od", str(out),
+    res = dcmtk("getscu", "-S", "-v", "-aec", MDC_AE, "-od", str(out),
                 "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={spoiled.study}",
-                HOST, str(scp.port))
+                HOST, str(scp.qr_port))
     assert res.returncode == 0, res.stderr[-2000:]
     got = sorted(dcmread(p).SOPInstanceUID for p in out.iterdir())
     assert got == sorted(spoiled.good)                        # 4 of 5, not 0 of 5
@@ -179,7 +150,7 @@ def test_c_get_delivers_every_good_object_and_reports_the_bad_one(scp, spoiled, 
     for sop_class in storage:
         ae.add_requested_context(sop_class)
     roles = [build_role(sop_class, scp_role=True) for sop_class in storage]
-    assoc = ae.associate(HOST, scp.port, ae_title="PACS", ext_neg=roles,
+    assoc = ae.associate(HOST, scp.qr_port, ae_title=MDC_AE, ext_neg=roles,
                          evt_handlers=[(evt.EVT_C_STORE, on_store)])
     assert assoc.is_established
     try:
@@ -209,16 +180,16 @@ def test_c_move_delivers_every_good_object_and_reports_the_bad_one(scp, spoiled)
     server = dest.start_server((HOST, DEST_PORT), block=False,
                                evt_handlers=[(evt.EVT_C_STORE, on_store)])
     try:
-        res = dcmtk("movescu", "-S", "-v", "-aec", "PACS", "-aem", "MOVEDEST",
+        res = dcmtk("movescu", "-S", "-v", "-aec", MDC_AE, "-aem", "MOVEDEST",
                     "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={spoiled.study}",
-                    HOST, str(scp.port))
+                    HOST, str(scp.qr_port))
         assert sorted(received) == sorted(spoiled.good), res.stderr[-2000:]
         assert "SubOperationsCompleteOneOrMoreFailures" in res.stderr, res.stderr[-2000:]
 
         received.clear()
         ae = AE(ae_title="PYMOVE")
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-        assoc = ae.associate(HOST, scp.port, ae_title="PACS")
+        assoc = ae.associate(HOST, scp.qr_port, ae_title=MDC_AE)
         assert assoc.is_established
         try:
             status, ident = _final(assoc.send_c_move(
@@ -318,9 +289,9 @@ def test_wado_rs_through_dicomweb_client_raises(scp, stores, spoiled, settings):
 def findscu(scp, tmp: Path, model: str, level: str, *keys: str) -> list[Dataset]:
     out = tmp / f"find-{uuid.uuid4().hex[:6]}"
     out.mkdir()
-    res = dcmtk("findscu", model, "-v", "-X", "-od", str(out), "-aec", "PACS",
+    res = dcmtk("findscu", model, "-v", "-X", "-od", str(out), "-aec", MDC_AE,
                 "-k", f"QueryRetrieveLevel={level}", *[a for k in keys for a in ("-k", k)],
-                HOST, str(scp.port))
+                HOST, str(scp.qr_port))
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Received Final Find Response (Success)" in res.stderr, res.stderr[-2000:]
     return [dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
@@ -409,12 +380,12 @@ def test_every_return_key_comes_back_with_the_stored_value(scp, tmp_path, matrix
 def test_log_lines_once_each_tagged_with_its_association(scp, spoiled, tmp_path):
     out = tmp_path / "get"
     out.mkdir()
-    res = dcmtk("getscu", "-S", "-aet", "RDLOGTEST", "-aec", "PACS", "-od", str(out),
+    res = dcmtk("getscu", "-S", "-aet", "RDLOGTEST", "-aec", MDC_AE, "-od", str(out),
                 "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={spoiled.study}",
-                HOST, str(scp.port))
+                HOST, str(scp.qr_port))
     assert res.returncode == 0, res.stderr[-2000:]
     time.sleep(0.5)
-    lines = scp.log.read_text().splitlines()
+    lines = scp.mdc_log.read_text().splitlines()
     assert sum("listening on" in line for line in lines) == 1
     repeated = [line for line, n in Counter(lines).items() if n > 1 and line.strip()]
     assert not repeated, repeated[:5]
@@ -436,4 +407,4 @@ def test_log_lines_once_each_tagged_with_its_association(scp, spoiled, tmp_path)
     untagged = [ln for ln in lines[first:last + 1]
                 if re.search(r" (pacs\.scp|pynetdicom[.\w]*): ", ln) and "[assoc=" not in ln]
     assert not untagged, untagged
-    assert spoiled.originals[0].PatientID not in scp.log.read_text()   # no PHI
+    assert spoiled.originals[0].PatientID not in scp.mdc_log.read_text()   # no PHI

@@ -1,9 +1,9 @@
 """DICOMweb and the viewer endpoints on the real cluster, driven by the `dicomweb-client` package.
 
-Studies arrive through a real `pacs scp` (its own port and vault, tests/integration/
-dicom_support.py); a real `pacs portal` subprocess answers on a free port. Checked: QIDO
+Studies arrive through the real path (hospital edge with its own vault -> STOW-RS -> gateway,
+tests/integration/dicom_support.py); a real `pacs portal` subprocess answers on a free port. Checked: QIDO
 search at three levels, WADO retrieve bytes == what HDFS holds (sha256), metadata
-without pixel data, frames, rendered PNG/JPEG, no PHI markers, a quarantined object invisible,
+without pixel data, frames, rendered PNG/JPEG, no PHI markers, an object held at the edge absent,
 404 for unknown UIDs, 401 without or with wrong credentials, the accession link.
 """
 from __future__ import annotations
@@ -185,9 +185,10 @@ def test_no_phi_in_any_answer(archive, client, portal_url, teacher):
     assert needle not in portal_url.log.read_text()
 
 
-def test_quarantined_object_is_invisible(archive, client, stores, portal_url, teacher):
-    key = instance_key(stores, archive.scp, archive.held)
-    assert stores.hbase.get("instance", key).get(b"l:quarantine"), "expected a held object"
+def test_object_held_at_the_edge_never_answers(archive, client, stores, portal_url, teacher):
+    assert instance_key(stores, archive.scp, archive.held) is None, "held at the edge"
+    assert (archive.scp.edge_home / "hospital" / "edge" / "quarantine"
+            / f"{archive.held_sop}.dcm").exists()
     assert client.search_for_studies(search_filters={"StudyInstanceUID": archive.held_study}) == []
     assert client.search_for_instances(archive.held_study) == []
     base = f"{portal_url.url}/dicomweb/studies/{archive.held_study}"
