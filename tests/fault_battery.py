@@ -1,16 +1,20 @@
-"""The storage core's fault battery: send DICOM through the real ingest path while a fault hits
-the real cluster, then prove that every acknowledged object is retrievable.
+"""The storage core's fault battery: send DICOM through the real path while a fault hits the
+real cluster or kills one of our processes, then prove that every acknowledged object arrives
+intact in the data center.
 
-One run: a fresh `pacs scp` subprocess (own vault), two pynetdicom associations sending a
-synthetic CT series (reconnecting when the SCP dies), a fault injected at a random moment for a
-random time, then healed. Afterwards, for **every** object sent:
-- acknowledged (success or warning status) -> its instance row exists, its bytes read back
-  through the archive's reader with the index's sha256 (`stored.read_bytes`), and decode to the
-  right de-identified SOP Instance UID with exactly the pixel data sent;
-- not acknowledged (failure status, or no answer because the SCP died) -> either no instance
+One run: a fresh hospital edge and MDC gateway (own vault, own PKI: `DicomPath`), two
+pynetdicom associations sending a synthetic CT series to the edge (reconnecting when it dies),
+a fault injected at a random moment for a random time, then healed. The edge acknowledges from
+its durable spool and forwards over STOW-RS to the gateway, which commits to HDFS + HBase.
+Afterwards, once the edge has forwarded everything, for **every** object sent:
+- acknowledged (success or warning status) -> its instance row exists in the data center, its
+  bytes read back through the archive's reader with the index's sha256 (`stored.read_bytes`),
+  and decode to the right de-identified SOP Instance UID with exactly the pixel data sent;
+- not acknowledged (failure status, or no answer because the edge died) -> either no instance
   row, or a row whose bytes verify (fully stored), never a row pointing at wrong bytes.
-Orphaned bytes (batch files no row points into) are counted, then reclaimed with a compaction
-of the run's series (grace 0), after which none may remain.
+Orphaned bytes (batch files no row points into: a commit that died after its file was
+written) are counted, then reclaimed with a compaction of the run's series (grace 0), after
+which none may remain.
 
 Faults are a table (`FAULTS`): name -> inject / heal. Used by
 `tests/integration/test_fault_battery.py` (a few runs per fault in `make test`, more with
@@ -38,53 +42,52 @@ ACK_STATUSES = {0x0000} | set(range(0xB000, 0xC000))  # success and warnings
 
 # --- the SCP under test --------------------------------------------------------------------
 
-class ScpProcess:
-    """`pacs scp` on `port` with its own vault in `directory`; can be killed and restarted."""
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
 
-    def __init__(self, directory: Path, port: int, settings=None):
-        self.dir, self.port = directory, port
-        namespace = {} if settings is None else {
-            "PACS_HDFS_ROOT": settings.hdfs_root,
-            "PACS_HBASE_TABLE_PREFIX": settings.hbase_table_prefix}
-        self.env = {**os.environ, **namespace, "PACS_SCP_VAULT": str(directory / "vault.bin"),
-                    "PACS_SCP_MASTER_KEY_FILE": str(directory / "master.key"),
-                    "PACS_SCP_LOG": str(directory / "scp.log"), "PACS_SCP_BIND": HOST,
-                    "PACS_SCP_PORT": str(port), "PACS_SCP_AE_TITLE": "PACS"}
+
+def echo_ok(port: int, called: str = "PACS") -> bool:
+    from pynetdicom import AE
+    ae = AE(ae_title="FAULTS")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    ae.acse_timeout = 5
+    assoc = ae.associate(HOST, port, ae_title=called)
+    if not assoc.is_established:
+        return False
+    try:
+        return assoc.send_c_echo().Status == 0
+    finally:
+        assoc.release()
+
+
+class Process:
+    """One `pacs` subprocess that can be started, killed (-9) and started again."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log: Path, ready):
+        self.name, self.args, self.env, self.log, self.ready = name, args, env, log, ready
         self.proc: subprocess.Popen | None = None
-        self.starts = 0
 
-    def start(self, timeout: float = 60) -> None:
-        out = open(self.dir / f"stdout-{self.starts}.log", "wb")
-        self.starts += 1
-        self.proc = subprocess.Popen([str(VENV_BIN / "pacs"), "scp"], env=self.env, stdout=out,
-                                     stderr=subprocess.STDOUT)
+    def start(self, timeout: float = 90) -> None:
+        self.proc = subprocess.Popen([str(VENV_BIN / "pacs"), *self.args], env=self.env,
+                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while not self.echo_ok():
+        while not self.ready():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"pacs scp exited {self.proc.returncode}")
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}")
             if time.monotonic() > deadline:
-                raise RuntimeError("pacs scp did not answer C-ECHO")
+                raise RuntimeError(f"{self.name} did not come up")
             time.sleep(0.3)
 
-    def echo_ok(self) -> bool:
-        from pynetdicom import AE
-        ae = AE(ae_title="FAULTS")
-        ae.add_requested_context("1.2.840.10008.1.1")
-        assoc = ae.associate(HOST, self.port, ae_title="PACS")
-        if not assoc.is_established:
-            return False
-        try:
-            return assoc.send_c_echo().Status == 0
-        finally:
-            assoc.release()
-
     def kill9(self) -> None:
-        if self.proc and self.proc.poll() is None:
+        if self.alive:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
+        if self.alive:
             self.proc.terminate()
             try:
                 self.proc.wait(20)
@@ -95,9 +98,71 @@ class ScpProcess:
     def alive(self) -> bool:
         return bool(self.proc and self.proc.poll() is None)
 
+
+class DicomPath:
+    """The two sides in subprocesses: `pacs edge` (AE PACS on `port`, its own $PACS_HOME and
+    vault under `directory`) forwarding to `pacs gateway` (STOW-RS, mTLS) in the data center,
+    which writes into the namespace of `settings` (HDFS root, HBase table prefix)."""
+
+    EDGE_NAME = "fault-edge"
+
+    def __init__(self, directory: Path, port: int, settings=None):
+        from hl7_gateway.certs import create_dev_pki, issue_edge_cert
+        self.dir, self.port = directory, port
+        namespace = {} if settings is None else {
+            "PACS_HDFS_ROOT": settings.hdfs_root,
+            "PACS_HBASE_TABLE_PREFIX": settings.hbase_table_prefix}
+        certs = create_dev_pki(directory / "certs")
+        edge_cert = issue_edge_cert(certs.directory, self.EDGE_NAME)
+        gw_port = _free_port()
+        self.edge_home = directory / "edge-home"
+        self.spool = self.edge_home / "hospital" / "edge" / "spool"
+        gw_env = {**os.environ, **namespace}
+        edge_env = {**os.environ, "PACS_HOME": str(self.edge_home),
+                    "PACS_EDGE_NAME": self.EDGE_NAME, "PACS_EDGE_PORT": str(port),
+                    "PACS_EDGE_BIND": HOST, "PACS_EDGE_AE_TITLE": "PACS",
+                    "PACS_EDGE_MDC_URL": f"https://{HOST}:{gw_port}",
+                    "PACS_EDGE_CLIENT_CERT": str(edge_cert.cert),
+                    "PACS_EDGE_CLIENT_KEY": str(edge_cert.key),
+                    "PACS_EDGE_MDC_CA": str(edge_cert.ca_cert), "PACS_EDGE_REVIEW_PORT": "0",
+                    "PACS_EDGE_RETRY_MAX_SECONDS": "3", "PACS_EDGE_LOG": str(directory / "edge.log")}
+        self.gateway = Process(
+            "gateway", ["gateway", "--port", str(gw_port), "--certs", str(certs.directory),
+                        "--log-file", str(directory / "gateway.log")],
+            gw_env, directory / "gateway.out", lambda: _listening(gw_port))
+        self.edge = Process("edge", ["edge"], edge_env, directory / "edge.out",
+                            lambda: echo_ok(port))
+
+    def start(self) -> None:
+        self.gateway.start()
+        self.edge.start()
+
+    def stop(self) -> None:
+        self.edge.stop()
+        self.gateway.stop()
+
     def keys(self):
         from deid.vault_access import open_vault
-        return open_vault(self.dir / "vault.bin", self.dir / "master.key").deid_keys()
+        home = self.edge_home / "hospital"
+        return open_vault(home / "vault.bin", home / "master.key").deid_keys()
+
+    def wait_forwarded(self, timeout: float = 300) -> bool:
+        """Until the edge's spool is empty (the data center acknowledged everything)."""
+        deadline = time.monotonic() + timeout
+        while any(self.spool.glob("*.dcm")):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
+        return True
+
+
+def _listening(port: int) -> bool:
+    import socket
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 # --- faults, as data -----------------------------------------------------------------------
@@ -106,7 +171,7 @@ class ScpProcess:
 class FaultContext:
     cluster: object          # deploy.supervisor.Supervisor
     settings: object
-    scp: ScpProcess
+    path: DicomPath
     rng: random.Random
     notes: dict = field(default_factory=dict)
 
@@ -163,7 +228,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           (3, 12)),
     Fault("regionserver", lambda c: _stop(c, ["hbase-regionserver"]), _start_stopped, (3, 10)),
     Fault("thrift", lambda c: _stop(c, ["hbase-thrift"]), _start_stopped, (2, 8)),
-    Fault("kill-ingest", lambda c: c.scp.kill9(), lambda c: c.scp.start(), (0.5, 3)),
+    Fault("kill-edge", lambda c: c.path.edge.kill9(), lambda c: c.path.edge.start(), (0.5, 3)),
+    Fault("kill-gateway", lambda c: c.path.gateway.kill9(), lambda c: c.path.gateway.start(),
+          (0.5, 3)),
     Fault("disk-full", _fill_disk, _unfill_disk, (3, 10)),
 )}
 
@@ -188,11 +255,14 @@ class RunResult:
     inject_at_s: float = 0.0
     duration_s: float = 0.0
     recovery_s: float = 0.0
+    forwarded: bool = False           # the edge's spool drained after the fault
+    drain_s: float = 0.0
     statuses: dict = field(default_factory=dict)         # hex status -> count
 
     @property
     def ok(self) -> bool:
-        return not self.lost and not self.bad_unacked and self.orphans_left == 0
+        return (self.forwarded and not self.lost and not self.bad_unacked
+                and self.orphans_left == 0)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok}
@@ -236,8 +306,8 @@ def send_all(port: int, datasets: list, statuses: dict, stop_at: float, assoc_co
     return threads
 
 
-def wait_healthy(cluster, settings, scp: ScpProcess, timeout: float = 240) -> float:
-    """Seconds until the cluster reports healthy, HBase answers a write and the SCP answers."""
+def wait_healthy(cluster, settings, path: DicomPath, timeout: float = 240) -> float:
+    """Seconds until the cluster reports healthy, HBase answers a write and the edge answers."""
     from pacs_hdfs import clients
     t0 = time.monotonic()
     deadline = t0 + timeout
@@ -245,7 +315,7 @@ def wait_healthy(cluster, settings, scp: ScpProcess, timeout: float = 240) -> fl
         try:
             status = cluster.status()
             if (status["healthy"] and status["hdfs"]["live_datanodes"] == settings.datanodes
-                    and scp.alive and scp.echo_ok()):
+                    and path.edge.alive and path.gateway.alive and echo_ok(path.port)):
                 clients.hbase(settings).put("jobs", b"fault-battery-probe", {b"j:n": b"1"})
                 return time.monotonic() - t0
         except Exception:  # noqa: BLE001 - still recovering
@@ -267,9 +337,9 @@ def run_once(fault: Fault, cluster, settings, workdir: Path, seed: int, port: in
     rng = random.Random(seed)
     result = RunResult(fault.name, seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    scp = ScpProcess(workdir, port, settings)
-    scp.start()
-    ctx = FaultContext(cluster, settings, scp, rng)
+    path = DicomPath(workdir, port, settings)
+    path.start()
+    ctx = FaultContext(cluster, settings, path, rng)
     study = generate_uid()
     series = ct_series(objects, size=size, patient_id=f"FB-{uuid.uuid4().hex[:8]}",
                        patient_name="Fault^Battery", study_uid=study)
@@ -287,12 +357,15 @@ def run_once(fault: Fault, cluster, settings, workdir: Path, seed: int, port: in
         healed = True
         for t in threads:
             t.join(600)
-        result.recovery_s = wait_healthy(cluster, settings, scp)
+        result.recovery_s = wait_healthy(cluster, settings, path)
+        t0 = time.monotonic()
+        result.forwarded = path.wait_forwarded()
+        result.drain_s = time.monotonic() - t0
     finally:
         if not healed:
             fault.heal(ctx)
-        keys = scp.keys()
-        scp.stop()
+        keys = path.keys()
+        path.stop()
 
     hbase, hdfs = clients.hbase(settings), clients.hdfs(settings)
     result.sent = len(series)

@@ -1,5 +1,5 @@
-"""The fault battery (tests/fault_battery.py) against the real cluster, through the real ingest
-path: each fault `PACS_FAULT_RUNS` times (default 2 here; `benchmarks/faults/run_battery.py`
+"""The fault battery (tests/fault_battery.py) against the real cluster, through the real path
+(modality -> hospital edge -> STOW-RS -> gateway -> HDFS/HBase): each fault `PACS_FAULT_RUNS` times (default 2 here; `benchmarks/faults/run_battery.py`
 runs 10), randomised (seeded, the seed is in the failure message). Every acknowledged object
 must be retrievable by sha256, every other one absent or intact, and orphaned bytes reclaimed."""
 from __future__ import annotations
@@ -29,6 +29,7 @@ def test_acknowledged_objects_survive(fault, run, cluster, settings, tmp_path):
             f.write(json.dumps(result.as_dict()) + "\n")
     summary = json.dumps(result.as_dict())
     assert result.acknowledged + result.failed_status + result.no_answer == result.sent, summary
+    assert result.forwarded, summary
     assert not result.lost, summary
     assert not result.bad_unacked, summary
     assert result.orphans_left == 0, summary
