@@ -111,7 +111,9 @@ class Settings(BaseSettings):
     edge_retry_max_seconds: float = Field(30.0, gt=0, description="backoff cap between retries")
     edge_review_bind: str = Field("127.0.0.1", description="review page listen address")
     edge_review_port: int = Field(8001, description="review page port (0 = no review page)")
-    edge_workers: int = Field(0, ge=0, description="receive worker processes (0 = in the SCP threads)")
+    edge_workers: int | None = Field(
+        None, ge=0, description="receive worker processes; 0 = in the SCP threads; "
+        "default: 4 when there is more than one CPU, else 0")
     edge_log: Path | None = Field(None, description="default $PACS_HOME/logs/edge.log")
 
     @field_validator("edge_tls_cert", "edge_tls_key", "edge_tls_ca", "edge_client_cert",

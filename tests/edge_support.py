@@ -6,7 +6,7 @@ as stored and not kept twice, other bytes get 0xC001), and follows a script of m
 request: "ok", "503", "refuse" (every instance 0xC000, HTTP 409), "partial:<uid>=<reason>,..."
 (those fail, the rest are stored), "die" (store everything, then drop the connection without an
 answer), "die-early" (drop the connection before reading the body), "413>N" (413 whenever more than
-N parts, for the rest of the test). After the script it answers "ok".
+N parts, for the rest of the test), "slow:<seconds>" (store, then wait before answering). After the script it answers "ok".
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
@@ -75,6 +76,7 @@ class StowStub:
         self.script: list[str] = []
         self.stored: dict[str, bytes] = {}
         self.requests: list[dict] = []
+        self.connections: list = []
         self.lock = threading.Lock()
         stub = self
 
@@ -83,6 +85,10 @@ class StowStub:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                stub.connections.append(self.connection)
 
             def do_POST(self):
                 stub._handle(self)
@@ -102,8 +108,15 @@ class StowStub:
         return self
 
     def __exit__(self, *exc):
+        """Down for real: also the keep-alive connections a client still holds."""
         self.server.shutdown()
         self.server.server_close()
+        for conn in self.connections:
+            try:
+                conn.shutdown(2)
+                conn.close()
+            except OSError:
+                pass
 
     def _next_mode(self) -> str:
         with self.lock:
@@ -146,6 +159,8 @@ class StowStub:
                     referenced.append(_item(cls, uid))
                 else:
                     failed.append(_item(cls, uid, 0xC001))
+        if mode.startswith("slow:"):  # stored; the answer comes late (time to kill the edge)
+            time.sleep(float(mode[5:]))
         if mode == "die":  # stored, but the answer never arrives
             h.close_connection = True
             h.connection.shutdown(2)

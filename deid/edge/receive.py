@@ -1,6 +1,7 @@
 """The edge's receive path: received DICOM bytes -> DICOM status, durable before success.
 
-parse -> validate -> de-identify (vault keys) -> encode -> remember the re-identification record
+parse -> validate -> de-identify (vault keys) -> encode (`encode`: what pydicom writes, with
+less per-element work) -> remember the re-identification record
 in the vault -> quarantine decision -> durable spool (`Spool.put`: temp file, fsync, publish,
 directory fsync). Only then is success (or 0xB007 for an object stored with validation
 warnings) answered. Every stage is timed (`stages`).
@@ -31,11 +32,12 @@ from deid.edge import spool as sp
 from deid.edge.layout import safe_uid
 from deid.edge.stages import Clock, StageStats
 from pacs_hdfs.dicom import validation
+from deid.edge.encode import encode
 
 try:
-    from pacs_hdfs.dicom.part10 import check_lengths, serialize
+    from pacs_hdfs.dicom.part10 import check_lengths
 except ImportError:  # before the Part 10 helpers moved out of the MDC's ingest module
-    from pacs_hdfs.dicom.ingest import check_lengths, serialize
+    from pacs_hdfs.dicom.ingest import check_lengths
 
 log = logging.getLogger("pacs.edge.receive")
 
@@ -121,7 +123,7 @@ class Receiver:
                 out = result.dataset
                 sop = safe_uid(_attr(out, "SOPInstanceUID"))
             with clock.stage("encode"):
-                data = serialize(out)
+                data = encode(out)
         except Exception as e:  # noqa: BLE001 - bad values deep in the data set surface here
             log.warning("refused: cannot de-identify/encode (%s)", type(e).__name__)
             return Receipt("deid_failed")

@@ -50,6 +50,19 @@ def target(settings: Settings) -> Target:
         retry_max=settings.edge_retry_max_seconds)
 
 
+#: default receive processes on a machine with more than one CPU: one per association of a
+#: modality sending with 4 at once, so one object's fsync wait never holds up another's work
+DEFAULT_WORKERS = 4
+
+
+def worker_count(settings: Settings) -> int:
+    """`edge_workers`, or by default DEFAULT_WORKERS, and 0 (receive in the SCP's threads) on
+    a single CPU, where extra processes only add the hand-over cost."""
+    if settings.edge_workers is not None:
+        return settings.edge_workers
+    return DEFAULT_WORKERS if (os.cpu_count() or 1) > 1 else 0
+
+
 def take_lock(paths: EdgePaths) -> int:
     fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -70,9 +83,14 @@ class Edge:
     server: object
     review: object | None
     lock_fd: int
+    workers: object | None = None
 
     def receive(self, raw: bytes) -> Receipt:
-        receipt = self.receiver.store(raw)
+        if self.workers is not None:
+            receipt = self.workers.store(raw)
+            self.receiver.stats.add(receipt.times)
+        else:
+            receipt = self.receiver.store(raw)
         self.state.count_received(receipt.kind)
         if receipt.kind == "stored" and receipt.hold_reason is None:
             self.forwarder.notify(receipt.sop_uid, receipt.size)
@@ -84,6 +102,8 @@ class Edge:
         if self.review is not None:
             self.review.should_exit = True
         self.forwarder.stop()
+        if self.workers is not None:
+            self.workers.close()
         os.close(self.lock_fd)
         log.info("edge stopped")
 
@@ -92,16 +112,22 @@ def start(settings: Settings) -> Edge:
     """Lock, recover, open the vault, start the forwarder, the review page and the SCP."""
     paths = EdgePaths.from_settings(settings).create()
     lock_fd = take_lock(paths)
+    edge = None
     try:
         spool = Spool(paths)
         spool.recover()
-        vault = open_vault(settings.path("hospital", "vault.bin"),
-                           settings.path("hospital", "master.key"))
+        vault_path, key_path = (settings.path("hospital", "vault.bin"),
+                                settings.path("hospital", "master.key"))
+        vault = open_vault(vault_path, key_path)
         stats = StageStats()
         state = EdgeState(settings.edge_name, settings.edge_mdc_url, stats)
         receiver = Receiver(vault.deid_keys(), vault, spool, stats)
         forwarder = Forwarder(spool, target(settings), state)
         edge = Edge(paths, receiver, state, forwarder, None, None, lock_fd)
+        n_workers = worker_count(settings)
+        if n_workers:
+            from deid.edge.workers import WorkerPool
+            edge.workers = WorkerPool(n_workers, vault_path, key_path, paths.root)
         forwarder.start()
         edge.review = _start_review(settings, paths)
         ae = build_ae(settings)
@@ -110,12 +136,16 @@ def start(settings: Settings) -> Edge:
                                       evt_handlers=event_handlers(Handlers(edge.receive)),
                                       ssl_context=tls)
     except BaseException:
+        if edge is not None:
+            edge.forwarder.stop(timeout=1.0)
+            if edge.workers is not None:
+                edge.workers.close()
         os.close(lock_fd)
         raise
-    log.info("edge %s: SCP %s on %s:%d (tls=%s, allowed=%s), forwarding to %s, spool %s",
-             settings.edge_name, settings.edge_ae_title, settings.edge_bind, settings.edge_port,
-             bool(tls), allowed_aes(settings.edge_allowed_aes) or "any", settings.edge_mdc_url,
-             paths.spool)
+    log.info("edge %s: SCP %s on %s:%d (tls=%s, allowed=%s, receive workers=%d), forwarding "
+             "to %s, spool %s", settings.edge_name, settings.edge_ae_title, settings.edge_bind,
+             settings.edge_port, bool(tls), allowed_aes(settings.edge_allowed_aes) or "any",
+             worker_count(settings), settings.edge_mdc_url, paths.spool)
     return edge
 
 

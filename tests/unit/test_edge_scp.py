@@ -32,6 +32,7 @@ def certs(tmp_path):
 
 
 def settings(home, certs, url, **kw) -> Settings:
+    kw.setdefault("edge_workers", 0)
     return Settings(home=home, edge_port=free_port(), edge_review_port=0, edge_mdc_url=url,
                     edge_client_cert=certs.client_cert, edge_client_key=certs.client_key,
                     edge_mdc_ca=certs.ca_cert, edge_retry_max_seconds=0.2, **kw)
@@ -50,15 +51,19 @@ def send(port: int, datasets, calling="MODALITY") -> list[int]:
         assoc.release()
 
 
-def test_store_spool_forward(tmp_path, certs):
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-thread", "worker-processes"])
+def test_store_spool_forward(tmp_path, certs, workers, caplog):
     datasets = [add_phi_markers(ds, "ZZMARK") for ds in
                 ct_series(6, patient_id="SCP-1", patient_name="Scp^Pat", size=32)]
     with StowStub(certs) as stub:
         stub.script = ["503"]
-        s = settings(tmp_path, certs, stub.url, edge_batch_objects=4)
+        s = settings(tmp_path, certs, stub.url, edge_batch_objects=4, edge_workers=workers)
         edge = start(s)
         try:
             assert send(s.edge_port, datasets) == [0] * 6
+            bad = ct_series(1, patient_id="SCP-2", patient_name="Scp^Bad", size=32)[0]
+            del bad.Rows
+            assert send(s.edge_port, [bad])[0] in (0xA900, 0xC000)  # refused, and logged
             assert send(s.edge_port, datasets[:2]) == [0, 0]  # re-sent
             deadline = time.monotonic() + 20
             while len(stub.stored) < 6 and time.monotonic() < deadline:
@@ -75,9 +80,11 @@ def test_store_spool_forward(tmp_path, certs):
     # a re-send is a duplicate while the first copy is still spooled; once forwarded, it is
     # spooled and sent again, and the MDC answers it as stored without keeping a second copy
     received = report["received"]
+    assert received.pop("refused") == 1
     assert set(received) <= {"stored", "duplicate"} and sum(received.values()) == 8
+    assert "refused 0x" in caplog.text  # a worker's log line reaches the edge's log
     assert report["forwarded"]["objects"] == received["stored"]
-    assert all(v["objects"] == 8 for v in report["stages"].values())
+    assert all(v["objects"] >= 8 for v in report["stages"].values())
     assert not list(edge.paths.spool.iterdir())
     assert len({sha(d) for d in stub.stored.values()}) == 6
 
