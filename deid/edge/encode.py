@@ -7,12 +7,15 @@ de-identification itself, on the path every image takes. The de-identifier keeps
 elements as the `RawDataElement`s they were read as, so their encoding is known: tag, VR,
 length, value. `encode` writes those directly and hands every other element (changed values,
 sequences, undefined lengths, values too long for a short VR) to pydicom's own
-`write_data_element`; the file meta goes through pydicom as in `dcmwrite(...,
-enforce_file_format=True)`.
+`write_data_element`; the file meta is completed and validated as `dcmwrite(...,
+enforce_file_format=True)` does and written element by element the same way.
 
 Only little-endian, non-deflated transfer syntaxes read in the encoding they are written in take
 this path (every syntax the edge accepts but Deflated and Big Endian); anything else is
-`part10.serialize`. The unit tests compare both writers byte for byte over pydicom's test files.
+`part10.serialize`. Changed elements whose value is a plain string or number (a list of
+them, or a sequence of items holding only such elements) are cached as bytes: across a series most of them repeat (study and series UIDs, the
+pseudonym, dates, the de-identification marks). The unit tests compare both writers byte for
+byte over pydicom's test files.
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ import struct
 
 from pydicom.charset import default_encoding
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import validate_file_meta
+from pydicom.dataset import Dataset, validate_file_meta
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.filewriter import write_data_element
+from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 try:
@@ -37,6 +41,83 @@ LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN"
 _SHORT = struct.Struct("<HH2sH")
 _LONG = struct.Struct("<HH2sHI")
 _IMPLICIT = struct.Struct("<HHI")
+
+
+#: encoded bytes of elements whose value repeats from object to object (the study's UIDs,
+#: the pseudonym, shifted dates, SOP class, the de-identification marks), keyed by everything
+#: their encoding depends on; only plain str / int / float values and lists of them
+_CACHE: dict[tuple, bytes] = {}
+_CACHE_MAX = 4096
+_PLAIN = (str, int, float)
+
+
+def _plain(value):
+    """A hashable stand-in for `value` if it is plain data (str / int / float, a list of them,
+    or a sequence whose items hold only such elements), else None."""
+    if type(value) in _PLAIN:
+        return (type(value), value)
+    if isinstance(value, Sequence):
+        items = []
+        for item in value:
+            if not isinstance(item, Dataset) or type(item) is not Dataset:
+                return None
+            fields = [getattr(item, "is_undefined_length_sequence_item", False),
+                      item.original_encoding, item.original_character_set]
+            for tag in item.keys():
+                elem = item.get_item(tag)
+                if isinstance(elem, RawDataElement):
+                    return None
+                inner = _plain(elem.value)
+                if inner is None:
+                    return None
+                fields.append((tag, elem.VR, elem.is_undefined_length, inner))
+            items.append(tuple(fields))
+        return (Sequence, getattr(value, "is_undefined_length", None), tuple(items))
+    if isinstance(value, list) and all(type(v) in _PLAIN for v in value):
+        return (list, tuple((type(v), v) for v in value))  # MultiValue is a list subclass
+    return None
+
+
+def _cache_key(elem, implicit: bool, charset) -> tuple | None:
+    values = _plain(elem.value)
+    if values is None:
+        return None
+    return (elem.tag, elem.VR, implicit, str(charset), elem.is_undefined_length, values)
+
+
+def _cached(elem, implicit: bool, charset) -> bytes | None:
+    """The element's encoding from the cache (computed on a miss), or None if not cacheable."""
+    key = _cache_key(elem, implicit, charset)
+    if key is None:
+        return None
+    data = _CACHE.get(key)
+    if data is None:
+        data = _element_bytes(elem, implicit, charset)
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = data
+    return data
+
+
+def _file_meta_bytes(meta) -> bytes:
+    """What `write_file_meta_info(fp, meta, enforce_standard=True)` writes for a validated
+    meta: the group length, then every element in tag order (explicit VR little endian)."""
+    body = []
+    for tag in sorted(meta.keys()):
+        if tag == 0x00020000:
+            continue
+        elem = meta[tag]
+        data = _cached(elem, False, default_encoding)
+        body.append(data if data is not None else _element_bytes(elem, False, default_encoding))
+    body_bytes = b"".join(body)
+    return _SHORT.pack(2, 0, b"UL", 4) + struct.pack("<I", len(body_bytes)) + body_bytes
+
+
+def _element_bytes(elem, implicit: bool, charset) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_implicit_VR, fp.is_little_endian = implicit, True
+    write_data_element(fp, elem, charset)
+    return fp.getvalue()
 
 
 def _fast_encoding(ds) -> tuple[bool, bool] | None:
@@ -69,7 +150,7 @@ def encode(ds) -> bytes:
     fp = DicomBytesIO()
     fp.is_implicit_VR, fp.is_little_endian = encoding
     fp.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(fp, meta, enforce_standard=True)
+    fp.write(_file_meta_bytes(meta))
     implicit = encoding[0]
     charset = ds.get("SpecificCharacterSet", default_encoding)
     write = fp.write
@@ -93,5 +174,9 @@ def encode(ds) -> bytes:
                     write(_SHORT.pack(tag.group, tag.element, vr.encode(), n))
                     write(value)
                     continue
-        write_data_element(fp, elem, charset)
+        data = None if isinstance(elem, RawDataElement) else _cached(elem, implicit, charset)
+        if data is None:
+            write_data_element(fp, elem, charset)
+        else:
+            write(data)
     return fp.getvalue()

@@ -50,3 +50,15 @@ def test_fast_path_is_taken_for_the_common_case():
     out = _deidentified(buf.getvalue())
     assert _fast_encoding(out) == (False, True)
     assert encode(out) == serialize(_deidentified(buf.getvalue()))
+
+
+def test_a_series_through_the_cache_is_still_pydicoms_bytes():
+    """Most changed elements repeat across a series and come from the cache the second time."""
+    raws = []
+    for ds in ct_series(5, patient_id="E2", patient_name="Enc^Series", size=16):
+        buf = BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        raws.append(buf.getvalue())
+    for _ in range(2):
+        assert [encode(_deidentified(r)) for r in raws] == \
+               [serialize(_deidentified(r)) for r in raws]
