@@ -48,6 +48,7 @@ demo: install
 # Unit tests first (fast, no cluster), then everything that needs the real cluster and clients,
 # each in its own process so no Spark session of one part leaks into the other.
 test: install
+	.venv/bin/lint-imports
 	$(PY) -m pytest tests/unit -q
 	$(PY) -m pytest tests/integration tests/e2e -q
 
@@ -58,6 +59,7 @@ test-integration: install
 	$(PY) -m pytest tests/integration -q
 
 bench: install
+	@command -v Orthanc >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq orthanc; }
 	$(PY) benchmarks/cluster_startup/bench_cluster_startup.py
 
 down:
