@@ -277,7 +277,8 @@ def send_all(port: int, datasets: list, statuses: dict, stop_at: float, assoc_co
     def sender(part: list):
         ae = AE(ae_title="FAULTS")
         ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
-        ae.dimse_timeout = 300
+        ae.dimse_timeout = 30       # a peer killed mid-store must not stall the run
+        ae.network_timeout = 30
         ae.acse_timeout = 10
         assoc = None
         for ds in part:
