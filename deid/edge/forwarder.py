@@ -1,4 +1,5 @@
-"""The forwarder: a thread of the edge process that ships the spool to the MDC.
+"""The forwarder: a thread that ships the spool to the MDC (run in a process of its own by the
+edge, see `forwarding`; tests drive the thread directly).
 
 Loop: take the oldest spooled objects (at most `edge_batch_objects` and `edge_batch_bytes`, at
 least one), POST them as one STOW-RS request over HTTPS with the edge's client certificate
@@ -169,7 +170,7 @@ class Forwarder(threading.Thread):
         if force or now - self._last_state >= STATE_EVERY:
             self._last_state = now
             try:
-                self.state.write(self.spool.paths)
+                self.state.write(self.spool.paths.forwarder_state)
             except OSError as e:
                 log.warning("cannot write state.json (%s)", type(e).__name__)
 

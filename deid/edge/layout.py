@@ -6,7 +6,8 @@
 | `spool/<sop>.dcm` | de-identified objects ready to forward, oldest (mtime) first |
 | `quarantine/<sop>.dcm` + `<sop>.json` | held for burned-in PHI review: reason, time, UIDs |
 | `rejected/<sop>.dcm` + `<sop>.json` | refused for good by the MDC, with its reason, for an admin |
-| `state.json` | what the running edge reports (forwarder status, counters, stage timings) |
+| `state.json` | what the running edge reports: receive counters, stage timings, pid |
+| `forwarder.json` | what the forwarder reports: forwarded counts, rate, state, last error |
 | `audit.log` | quarantine decisions, one JSON line each |
 | `edge.lock` | held (flock) by the one running edge of this home |
 
@@ -57,6 +58,7 @@ class EdgePaths:
     quarantine = property(lambda self: self.root / "quarantine")
     rejected = property(lambda self: self.root / "rejected")
     state = property(lambda self: self.root / "state.json")
+    forwarder_state = property(lambda self: self.root / "forwarder.json")
     audit = property(lambda self: self.root / "audit.log")
     lock = property(lambda self: self.root / "edge.lock")
     users = property(lambda self: self.root.parent / "edge_users.json")

@@ -1,7 +1,8 @@
 """`pacs edge`: wire the edge together from the settings and run it in the foreground.
 
-One process per `$PACS_HOME` (an flock on `edge.lock`): the DICOM SCP (pynetdicom's threads),
-the forwarder thread and, unless `edge_review_port` is 0, the review page (uvicorn in a thread).
+One edge per `$PACS_HOME` (an flock on `edge.lock`): the DICOM SCP (pynetdicom's threads) with
+its receive worker processes (`workers`), the forwarder in its own process (`forwarding`) and,
+unless `edge_review_port` is 0, the review page (uvicorn in a thread).
 Start-up order: lock, recover the spool (crash leftovers), open the vault, then listen. SIGTERM
 or SIGINT stops listening first, then the forwarder (an interrupted request is simply re-sent
 at the next start), then writes the final state.
@@ -13,9 +14,10 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from deid.edge.forwarder import Forwarder, Target
+from deid.edge.forwarder import Target
+from deid.edge.forwarding import ForwarderProcess
 from deid.edge.layout import EdgePaths
 from deid.edge.receive import Receipt, Receiver
 from deid.edge.scp import Handlers, allowed_aes, build_ae, event_handlers, tls_context
@@ -79,11 +81,22 @@ class Edge:
     paths: EdgePaths
     receiver: Receiver
     state: EdgeState
-    forwarder: Forwarder
+    forwarder: ForwarderProcess
     server: object
     review: object | None
     lock_fd: int
     workers: object | None = None
+    _reporting: threading.Event = field(default_factory=threading.Event)
+
+    def _report(self) -> None:
+        """About once a second: state.json for `pacs edge status`, and a forwarder process
+        that died on its own is restarted."""
+        while not self._reporting.wait(1.0):
+            try:
+                self.state.write(self.paths.state)
+                self.forwarder.check()
+            except Exception as e:  # noqa: BLE001 - reporting must not stop the edge
+                log.warning("edge report failed (%s)", type(e).__name__)
 
     def receive(self, raw: bytes) -> Receipt:
         if self.workers is not None:
@@ -101,9 +114,11 @@ class Edge:
         self.server.shutdown()
         if self.review is not None:
             self.review.should_exit = True
+        self._reporting.set()
         self.forwarder.stop()
         if self.workers is not None:
             self.workers.close()
+        self.state.write(self.paths.state)
         os.close(self.lock_fd)
         log.info("edge stopped")
 
@@ -122,13 +137,14 @@ def start(settings: Settings) -> Edge:
         stats = StageStats()
         state = EdgeState(settings.edge_name, settings.edge_mdc_url, stats)
         receiver = Receiver(vault.deid_keys(), vault, spool, stats)
-        forwarder = Forwarder(spool, target(settings), state)
+        forwarder = ForwarderProcess(paths.root, target(settings), settings.edge_name,
+                                     settings.edge_log or settings.path("logs", "edge.log"))
         edge = Edge(paths, receiver, state, forwarder, None, None, lock_fd)
         n_workers = worker_count(settings)
         if n_workers:
             from deid.edge.workers import WorkerPool
             edge.workers = WorkerPool(n_workers, vault_path, key_path, paths.root)
-        forwarder.start()
+        threading.Thread(target=edge._report, name="edge-report", daemon=True).start()
         edge.review = _start_review(settings, paths)
         ae = build_ae(settings)
         tls = tls_context(settings.edge_tls_cert, settings.edge_tls_key, settings.edge_tls_ca)
@@ -137,6 +153,7 @@ def start(settings: Settings) -> Edge:
                                       ssl_context=tls)
     except BaseException:
         if edge is not None:
+            edge._reporting.set()
             edge.forwarder.stop(timeout=1.0)
             if edge.workers is not None:
                 edge.workers.close()

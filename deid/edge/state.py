@@ -1,9 +1,10 @@
 """What the running edge reports, and `pacs edge status`.
 
-The edge process keeps its counters in an `EdgeState` and writes them to `state.json` about
-once a second (atomically; not fsync'd, it is only a report). `status()` is what
-`pacs edge status [--json]` prints: it reads `state.json` and counts the folders itself, so it
-works from any process, while the edge runs or not.
+The SCP process keeps its counters (receive outcomes, stage timings) in an `EdgeState` and
+writes them to `state.json` about once a second; the forwarder process keeps its own
+(forwarded, rate, state, last error) and writes `forwarder.json` (atomically; not fsync'd, they
+are only reports). `status()` is what `pacs edge status [--json]` prints: it reads both and
+counts the folders itself, so it works from any process, while the edge runs or not.
 
 `status()` JSON keys (stable; scripts and tests parse them):
 
@@ -97,8 +98,10 @@ class EdgeState:
                 "stages": self.stats.per_object_ms(),
             }
 
-    def write(self, paths: EdgePaths) -> None:
-        durable.write_json(paths.state, self.snapshot(), durable=False)
+    def write(self, path) -> None:
+        """The snapshot to `path` (`EdgePaths.state` from the SCP process, `.forwarder_state`
+        from the forwarder), atomically, not fsync'd: it is only a report."""
+        durable.write_json(path, self.snapshot(), durable=False)
 
 
 def _folder(path, with_age: bool = False) -> dict:
@@ -139,15 +142,19 @@ def lock_held(paths: EdgePaths) -> bool:
         os.close(fd)
 
 
+def _read(path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
 def status(paths: EdgePaths, name: str, mdc_url: str) -> dict:
     """`pacs edge status --json` (keys in the module docstring)."""
-    try:
-        saved = json.loads(paths.state.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        saved = {}
+    saved, sent = _read(paths.state), _read(paths.forwarder_state)
     running = lock_held(paths)
-    fwd = saved.get("forwarded") or {}
-    forwarder = saved.get("forwarder") or {}
+    fwd = sent.get("forwarded") or {}
+    forwarder = sent.get("forwarder") or {}
     age = round(time.time() - saved["written"], 1) if "written" in saved else None
     if not running:  # a report of a stopped edge: no current rate
         fwd = {**fwd, "last_minute_objects": 0, "rate_per_second": 0.0}
@@ -169,8 +176,8 @@ def status(paths: EdgePaths, name: str, mdc_url: str) -> dict:
                       "rate_per_second": fwd.get("rate_per_second", 0.0)},
         "forwarder": {"state": forwarder.get("state", "stopped"),
                       "retry_in_seconds": forwarder.get("retry_in_seconds", 0)},
-        "last_error": saved.get("last_error"),
-        "last_success": saved.get("last_success"),
+        "last_error": sent.get("last_error"),
+        "last_success": sent.get("last_success"),
         "stages": stages,
         "state_age_seconds": age,
     }

@@ -37,9 +37,9 @@ class _Capture(logging.Handler):
         _captured.append((record.name, record.levelno, record.getMessage()))
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A worker whose edge died (kill -9) exits too. It cannot learn it from its task queue:
-    every worker holds both ends of that pipe, so the queue never reports end-of-file."""
+def exit_with_parent(parent: int) -> None:
+    """A child whose edge died (kill -9) exits too. A worker cannot learn it from its task
+    queue: every worker holds both ends of that pipe, so the queue never reports end-of-file."""
     def watch():
         while os.getppid() == parent:
             time.sleep(0.5)
@@ -49,7 +49,7 @@ def _exit_with_parent(parent: int) -> None:
 
 def _init(vault_path: str, key_path: str, edge_root: str, parent: int) -> None:
     global _receiver
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     from deid.edge.layout import EdgePaths
     from deid.edge.spool import Spool
     try:

@@ -68,12 +68,10 @@ def test_store_spool_forward(tmp_path, certs, workers, caplog):
             deadline = time.monotonic() + 20
             while len(stub.stored) < 6 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            time.sleep(0.3)
-            edge.state.write(edge.paths)  # the edge writes it about once a second
-            report = status(edge.paths, s.edge_name, s.edge_mdc_url)
-            assert report["running"] is True
+            assert status(edge.paths, s.edge_name, s.edge_mdc_url)["running"] is True
         finally:
-            edge.stop()
+            edge.stop()  # writes the final reports
+        report = status(edge.paths, s.edge_name, s.edge_mdc_url)
     assert len(stub.stored) == 6
     assert all(b"ZZMARK" not in data for data in stub.stored.values())
     assert report["spool"]["objects"] == 0
