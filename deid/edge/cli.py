@@ -6,6 +6,7 @@
 | `pacs edge status [--json]` | spool, quarantine, rejected, forwarder, per-stage cost (`state.status`) |
 | `pacs edge quarantine list/show/release/reject [--json]` | review held objects (audited) |
 | `pacs edge rejected list [--json]` | what the MDC refused for good, with the reasons |
+| `pacs edge rejected requeue SOP_UID [--json]` | send a refused object again (audited) |
 | `pacs edge user add NAME` | a review page user (password from a prompt or stdin) |
 | `pacs edge bench [--count N] [--json]` | per-stage receive cost on synthetic CT, no network |
 """
@@ -147,6 +148,25 @@ def rejected_list(json_out: bool = typer.Option(False, "--json")) -> None:
     for r in out:
         console.print(f"{r['sop_uid']}  {_when(r.get('rejected_at'))}  {r['reason']}")
     console.print(f"{len(out)} rejected")
+
+
+@rejected_cmd.command("requeue")
+def rejected_requeue(sop_uid: str, json_out: bool = typer.Option(False, "--json")) -> None:
+    """Put a refused object back in the spool to be sent again (audited), e.g. once the cause
+    was fixed at the MDC."""
+    from deid.edge.layout import safe_uid
+    from deid.edge.quarantine import audit, cli_user
+    from deid.edge.spool import Spool
+    paths = _paths()
+    try:
+        record = Spool(paths).requeue(safe_uid(sop_uid))
+    except (KeyError, ValueError):
+        fail(f"{sop_uid} is not in rejected/")
+    except FileExistsError:
+        fail(f"{sop_uid}: a different object with this UID is in the spool")
+    entry = audit(paths, "requeue", sop_uid, cli_user(), reason=record.get("reason", ""))
+    report = {"sop_uid": sop_uid, "state": "requeued", "audit": entry}
+    emit_json(report) if json_out else console.print(f"requeued {sop_uid}")
 
 
 @user_cmd.command("add")

@@ -81,7 +81,7 @@ def release(paths: EdgePaths, sop_uid: str, who: str | None = None) -> dict:
     except OSError as e:
         raise QuarantineError(f"cannot release {hold.sop_uid}: {e.strerror}") from e
     paths.meta(paths.quarantine, hold.sop_uid).unlink(missing_ok=True)
-    entry = audit(paths, "release", hold.sop_uid, who or _who(), reason=hold.reason)
+    entry = audit(paths, "release", hold.sop_uid, who or cli_user(), reason=hold.reason)
     return {"sop_uid": hold.sop_uid, "state": "released", "audit": entry}
 
 
@@ -91,11 +91,11 @@ def reject(paths: EdgePaths, sop_uid: str, who: str | None = None) -> dict:
     paths.object(paths.quarantine, hold.sop_uid).unlink(missing_ok=True)
     paths.meta(paths.quarantine, hold.sop_uid).unlink(missing_ok=True)
     durable.fsync_dir(paths.quarantine)
-    entry = audit(paths, "reject", hold.sop_uid, who or _who(), reason=hold.reason)
+    entry = audit(paths, "reject", hold.sop_uid, who or cli_user(), reason=hold.reason)
     return {"sop_uid": hold.sop_uid, "state": "rejected", "audit": entry}
 
 
-def _who() -> str:
+def cli_user() -> str:
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:  # noqa: BLE001 - no login name in a container

@@ -5,7 +5,8 @@
 duplicate (same de-identified SOP Instance UID, identical bytes: success, no second copy) or a
 conflict (same UID, other bytes, still on the edge: the first is kept, the sender gets 0xC001).
 The forwarder reads `spool/` oldest first (`scan`), deletes what the MDC acknowledged
-(`remove`) and moves what the MDC refused for good to `rejected/` (`reject`).
+(`remove`) and moves what the MDC refused for good to `rejected/` (`reject`); an admin can put
+it back (`requeue`).
 `recover` runs once at start, before anything is received: it clears crash leftovers.
 """
 from __future__ import annotations
@@ -119,6 +120,24 @@ class Spool:
         src = p.object(p.spool, sop_uid)
         if src.exists():
             durable.move(src, p.object(p.rejected, sop_uid), replace=True)
+
+    def requeue(self, sop_uid: str) -> dict:
+        """Move an object back from rejected/ to the spool (an admin fixed the cause at the
+        MDC); returns its rejection record. KeyError if it is not in rejected/."""
+        p = self.paths
+        src = p.object(p.rejected, sop_uid)
+        if not src.is_file():
+            raise KeyError(sop_uid)
+        record = read_json(p.meta(p.rejected, sop_uid)) or {"sop_uid": sop_uid}
+        dst = p.object(p.spool, sop_uid)
+        try:
+            durable.move(src, dst)
+        except FileExistsError:
+            if not durable.same_content(dst, src.read_bytes()):
+                raise
+            src.unlink()
+        p.meta(p.rejected, sop_uid).unlink(missing_ok=True)
+        return record
 
     # --- start-up -----------------------------------------------------------------------------
 

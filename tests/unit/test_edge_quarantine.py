@@ -106,3 +106,18 @@ def test_user_add(home):
     assert pacs("edge", "user", "add", "reviewer", "--password-stdin",
                 input="long enough pw\n").exit_code == 1
     assert pacs("edge", "user", "add", "x", "--password-stdin", input="short\n").exit_code == 1
+
+
+def test_rejected_list_and_requeue(held):
+    edge, _, spooled = held
+    edge.spool.reject(spooled, "0xC000 cannot understand (not de-identified?)")
+    listed = json.loads(pacs("edge", "rejected", "list", "--json").stdout)
+    assert [(r["sop_uid"], r["reason"][:6]) for r in listed] == [(spooled, "0xC000")]
+    out = pacs("edge", "rejected", "requeue", spooled, "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["state"] == "requeued"
+    assert (edge.paths.spool / f"{spooled}.dcm").exists()
+    assert not any(edge.paths.rejected.iterdir())
+    assert pacs("edge", "rejected", "requeue", spooled).exit_code == 1
+    audit = [json.loads(line) for line in edge.paths.audit.read_text().splitlines()]
+    assert audit[-1]["action"] == "requeue" and "0xC000" in audit[-1]["reason"]
