@@ -29,10 +29,7 @@ from pydicom.filewriter import write_data_element
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-try:
-    from pacs_hdfs.dicom.part10 import serialize
-except ImportError:  # before the Part 10 helpers moved out of the MDC's ingest module
-    from pacs_hdfs.dicom.ingest import serialize
+from pacs_hdfs.dicom.part10 import serialize
 
 UNDEFINED = 0xFFFFFFFF
 #: explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2)

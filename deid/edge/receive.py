@@ -34,10 +34,7 @@ from deid.edge.stages import Clock, StageStats
 from pacs_hdfs.dicom import validation
 from deid.edge.encode import encode
 
-try:
-    from pacs_hdfs.dicom.part10 import check_lengths
-except ImportError:  # before the Part 10 helpers moved out of the MDC's ingest module
-    from pacs_hdfs.dicom.ingest import check_lengths
+from pacs_hdfs.dicom.part10 import check_lengths
 
 log = logging.getLogger("pacs.edge.receive")
 

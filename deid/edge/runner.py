@@ -27,10 +27,7 @@ from deid.edge.state import EdgeState
 from pacs_hdfs.dicom import scp_logging
 from pacs_hdfs.settings import Settings
 
-try:
-    from deid.vault_access import open_vault
-except ImportError:  # before the vault helper moved from the MDC package to deid/
-    from pacs_hdfs.dicom.vault_access import open_vault
+from deid.vault_access import open_vault
 
 log = logging.getLogger("pacs.edge")
 

@@ -52,10 +52,7 @@ def _init(vault_path: str, key_path: str, edge_root: str, parent: int) -> None:
     exit_with_parent(parent)
     from deid.edge.layout import EdgePaths
     from deid.edge.spool import Spool
-    try:
-        from deid.vault_access import open_vault
-    except ImportError:  # before the vault helper moved to deid/
-        from pacs_hdfs.dicom.vault_access import open_vault
+    from deid.vault_access import open_vault
     vault = open_vault(Path(vault_path), Path(key_path))
     _receiver = Receiver(vault.deid_keys(), vault, Spool(EdgePaths(Path(edge_root))))
     root = logging.getLogger("pacs")
