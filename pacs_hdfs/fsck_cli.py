@@ -8,12 +8,14 @@ bar, then prints a summary or, with `--json`, the job's result document unchange
     scope     {"containers", "study", "series"}
     totals    files, bytes, objects_checked, objects_ok, objects_bad, rows_past_end,
               rows_missing_file, rows_unreadable, orphan_files, orphan_segments, orphan_bytes,
-              unfinished_files, unfinished_commits, counter_mismatches, bytes_read, problems
+              unfinished_files, unfinished_commits, dangling_sop_rows, counter_mismatches,
+              bytes_read, moved_during_check, problems
     pending   orphan_files, orphan_segments, orphan_bytes, unfinished_files,
               unfinished_commits, counter_mismatches (younger than --grace)
     problems  lists (at most --list-cap items each): bad_objects, rows_past_end,
               rows_missing_file, rows_unreadable, orphan_files, orphan_segments,
-              unfinished_files, unfinished_commits, counter_mismatches, unreadable_files
+              unfinished_files, unfinished_commits, dangling_sop_rows, counter_mismatches,
+              unreadable_files
     before    with --repair: {totals, pending, problems} of the check before the repair
     repair    with --repair: rows {repointed, unrepairable, ...}, commits {completed,
               unrepairable, ...}, compaction {series, orphan_files_deleted,
@@ -36,8 +38,8 @@ from pacs_hdfs.settings import get_settings
 #: totals shown in the summary table, in this order
 SHOWN = ("files", "bytes", "objects_checked", "objects_ok", "objects_bad", "rows_past_end",
          "rows_missing_file", "rows_unreadable", "orphan_files", "orphan_segments",
-         "orphan_bytes", "unfinished_files", "unfinished_commits", "counter_mismatches",
-         "problems")
+         "orphan_bytes", "unfinished_files", "unfinished_commits", "dangling_sop_rows",
+         "counter_mismatches", "problems")
 
 
 @app.command("fsck")

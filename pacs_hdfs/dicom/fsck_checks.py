@@ -80,6 +80,12 @@ class IndexEntry:
     def span(self) -> tuple[int, int]:
         return self.offset, self.length
 
+    def as_tuple(self) -> tuple:
+        """Its fields as a plain tuple (`IndexEntry(*t)` rebuilds it): a Spark shuffle pickles
+        tuples several times faster than dataclass instances."""
+        return (self.key, self.path, self.offset, self.length, self.sha256, self.commit,
+                self.quarantined)
+
 
 def entry_from_row(key: bytes, row: dict[bytes, bytes], commit: str) -> IndexEntry:
     """An IndexEntry from an instance row's `l:` columns (missing/garbled numbers -> -1)."""
@@ -330,6 +336,9 @@ TOTALS = {
     "orphan_bytes": "bytes of orphan files plus orphan segments of referenced files",
     "unfinished_files": "files without a valid footer",
     "unfinished_commits": "instance rows without a matching sop row",
+    "dangling_sop_rows": "sop rows (commit markers) whose instance row is missing or has no "
+                         "location: an acknowledged object the index lost (whole-archive "
+                         "checks only)",
     "counter_mismatches": "series/study counter cells that differ from the recount",
     "bytes_read": "bytes read to verify",
     "moved_during_check": "rows found bad that had moved when read again (a compaction "
@@ -338,11 +347,11 @@ TOTALS = {
 #: totals that make an archive unclean (`problems` = their sum)
 PROBLEM_TOTALS = ("objects_bad", "rows_past_end", "rows_missing_file", "rows_unreadable",
                   "orphan_files", "orphan_segments", "unfinished_files", "unfinished_commits",
-                  "counter_mismatches")
+                  "dangling_sop_rows", "counter_mismatches")
 #: the `problems` lists of the result document (each capped)
 LISTS = ("bad_objects", "rows_past_end", "rows_missing_file", "rows_unreadable",
          "orphan_files", "orphan_segments", "unfinished_files", "unfinished_commits",
-         "counter_mismatches", "unreadable_files")
+         "dangling_sop_rows", "counter_mismatches", "unreadable_files")
 #: row problem kind -> (totals key, list name)
 ROW_PROBLEM_SLOTS = {"bad_sha256": ("objects_bad", "bad_objects"),
                      "past_end": ("rows_past_end", "rows_past_end"),
@@ -407,6 +416,12 @@ class Summary:
         else:
             self.totals["unfinished_commits"] += 1
             self._list("unfinished_commits", u.as_dict())
+        return self
+
+    def add_dangling_sop(self, sop_key: bytes, pointed: bytes | None) -> Summary:
+        self.totals["dangling_sop_rows"] += 1
+        self._list("dangling_sop_rows", {"sop": sop_key.decode(errors="replace"),
+                                         "key": display_key(pointed or b"")})
         return self
 
     def add_counter_mismatch(self, m: CounterMismatch, pending: bool) -> Summary:

@@ -13,8 +13,10 @@ WebHDFS and Thrift clients through `pacs_hdfs.clients`):
    directories and `.pack` files;
 2. **scan**: the `instance` table is split into key ranges at series boundaries (the series
    directories found, balanced by file count; the first and last range are open, so rows of a
-   series without a directory are scanned too); each task pages through its range and looks up
-   the `sop` commit markers in batches;
+   series without a directory are scanned too); each task pages through its range. The `sop`
+   commit markers are then scanned too, split at sampled sop keys, and each of those tasks
+   matches the rows partitioned to it against the markers it reads (`scan_entries`; a scoped
+   check gets its few markers by key instead);
 3. **verify**: rows are grouped by file (a cogroup with the listing); each file is checked on its
    own (`check_file`: footer, then one streaming read hashing every referenced range and manifest
    entry), several files per task in a few threads (a task per tiny file would cost more in
@@ -30,7 +32,10 @@ The result document (`result.json`): see `RESULT_KEYS`.
 """
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import logging
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -170,7 +175,10 @@ def _scan_pages(hbase, table: str, start: bytes, stop: bytes | None, columns: li
         start = rows[-1][0] + b"\x00"
 
 
-def _scan_fn(settings):
+def _scan_fn(settings, look_up_sops: bool):
+    """Instance rows of a key range as IndexEntries. With `look_up_sops`, their `sop` commit
+    markers are fetched by batched gets (a scoped check: few rows); without, every entry is
+    provisionally `committed` and `commit_states` settles it by a scan of the `sop` table."""
     def scan(bounds):
         _, hbase = _stores(settings)
         page: list[tuple[bytes, dict]] = []
@@ -179,10 +187,11 @@ def _scan_fn(settings):
             sops = {}
             keyed = [(k, fc.sop_of(k)) for k, _ in page]
             wanted = [row_key(s) for _, s in keyed if s is not None]
-            if wanted:
+            if wanted and look_up_sops:
                 sops = hbase.get_many("sop", wanted, columns=[b"r:key"])
             for (key, row), (_, sop) in zip(page, keyed):
-                state = fc.commit_state(key, sops.get(row_key(sop))) if sop else fc.NO_SOP_ROW
+                state = fc.COMMITTED if not look_up_sops else \
+                    fc.commit_state(key, sops.get(row_key(sop))) if sop else fc.NO_SOP_ROW
                 yield fc.entry_from_row(key, row, state)
             page.clear()
 
@@ -194,15 +203,106 @@ def _scan_fn(settings):
     return scan
 
 
+def _sample_sops(entries, size: int = 256):
+    """(rows in this partition, a uniform sample of their sop keys): key-range cut points."""
+    rng = random.Random(7)
+    sample: list[bytes] = []
+    n = 0
+    for e in entries:
+        n += 1
+        sop = fc.sop_of(e.key)
+        if sop is None:
+            continue
+        if len(sample) < size:
+            sample.append(row_key(sop))
+        elif (j := rng.randrange(n)) < size:
+            sample[j] = row_key(sop)
+    yield n, sample
+
+
+def _commit_join_fn(settings, sop_ranges):
+    """For the task of sop key range i: its instance rows (sop key, instance key), partitioned
+    there, against the `sop` rows it scans itself; yields what is wrong (no shuffle of the
+    `sop` table, no join machinery: a dict per range)."""
+    def join(index, pairs):
+        _, hbase = _stores(settings)
+        want: dict[bytes, list[bytes]] = {}
+        for sop_key, key in pairs:
+            want.setdefault(sop_key, []).append(key)
+        for sop_key, row in _scan_pages(hbase, "sop", *sop_ranges[index], [b"r:key"]):
+            pointed = row.get(b"r:key")
+            keys = want.pop(sop_key, None)
+            if keys is None:
+                yield "dangling", sop_key, pointed
+                continue
+            for key in keys:
+                state = fc.commit_state(key, row)
+                if state != fc.COMMITTED:
+                    yield "state", key, state
+        for keys in want.values():
+            for key in keys:
+                yield "state", key, fc.NO_SOP_ROW
+    return join
+
+
+def _range_of(cuts: list[bytes]):
+    def index(key: bytes) -> int:
+        return bisect.bisect_right(cuts, key)
+    return index
+
+
+def scan_entries(sc, settings, scope: Scope, ranges, cores: int):
+    """The scope's instance rows as IndexEntries with their commit state (RDD, persisted), and
+    the `sop` rows whose instance row is missing (whole-archive checks only).
+
+    A scoped check looks the markers up by get (few rows). A whole-archive check scans the `sop`
+    table instead, split by key range at sampled sop keys, and joins it with the rows: random
+    gets of markers that are no longer in the memstore cost ~10x a scan."""
+    from pyspark import StorageLevel
+    if scope.study:
+        entries = (sc.parallelize(ranges, len(ranges)).flatMap(_scan_fn(settings, True))
+                   .persist(StorageLevel.MEMORY_AND_DISK))
+        entries.count()
+        return entries, []
+    raw = (sc.parallelize(ranges, len(ranges)).flatMap(_scan_fn(settings, False))
+           .persist(StorageLevel.MEMORY_AND_DISK))
+    raw.setName("instance rows (commit state provisional)")
+    samples = raw.mapPartitions(_sample_sops).collect()
+    cuts = [(k, n / len(ks)) for n, ks in samples if ks for k in ks]
+    sop_ranges = key_ranges(cuts, 4 * cores)
+    findings = (raw.map(lambda e: (row_key(fc.sop_of(e.key) or ""), e.key))
+                .partitionBy(len(sop_ranges), _range_of([r[0] for r in sop_ranges[1:]]))
+                .mapPartitionsWithIndex(_commit_join_fn(settings, sop_ranges)).collect())
+    states = {key: state for kind, key, state in findings if kind == "state"}
+    dangling = [(sop_key, pointed) for kind, sop_key, pointed in findings if kind == "dangling"]
+    if not states:
+        return raw, dangling
+    marks = sc.broadcast(states)
+    entries = (raw.map(lambda e: dataclasses.replace(e, commit=marks.value[e.key])
+                       if e.key in marks.value else e)
+               .persist(StorageLevel.MEMORY_AND_DISK))
+    entries.count()
+    raw.unpersist()
+    return entries, dangling
+
+
 #: files up to this size are read whole in one request (footer and objects); larger ones are
 #: streamed after a footer read, so a task never holds a big file in memory
 WHOLE_READ = 16 << 20
 
 
-def _verify_fn(settings, now_s: float, grace_s: float, threads: int = 6):
+def _verify_fn(settings, now_s: float, grace_s: float, keep_sources: bool, threads: int = 6):
+    """Check each (path, (statuses, entry tuples)) group's file; `keep_sources`: keep every
+    intact segment in the reports (repair sources), else only the orphan ones."""
     def verify_one(group):
+        report = check_one(group)
+        if report is not None and not keep_sources:
+            report.intact_segments = []
+        return report
+
+    def check_one(group):
         path, (statuses, entries) = group
-        statuses, entries = list(statuses), list(entries)
+        statuses, entries = list(statuses), [fc.IndexEntry(*t) for t in entries]
         hdfs, _ = _stores(settings)
         status = statuses[0] if statuses else None
         if status is None and path is not None:
@@ -386,18 +486,25 @@ def run_check(spark, settings, hdfs, hbase, p: Params, progress: _Progress) -> C
     t = time.perf_counter()
     cap = p.list_cap
     with executor_python(sc):
-        entries = sc.parallelize(ranges, len(ranges)).flatMap(_scan_fn(settings))
+        entries, dangling = progress.tracked(sc, (0.05, 0.25), "scanning the index",
+                                             lambda: scan_entries(sc, settings, scope, ranges,
+                                                                  cores))
+        stages["scan_s"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
         by_file = (sc.parallelize([(f.path, f) for f in files], parts)
-                   .cogroup(entries.map(lambda e: (e.path, e)), numPartitions=parts))
-        reports = (by_file.mapPartitions(_verify_fn(settings, now, p.grace_s))
-                   .persist(StorageLevel.MEMORY_AND_DISK))
-        digests = progress.tracked(sc, (0.05, 0.8), f"verifying {len(files)} files",
+                   .cogroup(entries.map(lambda e: (e.path, e.as_tuple())),
+                            numPartitions=parts))
+        reports = by_file.mapPartitions(_verify_fn(settings, now, p.grace_s, p.repair))
+        if p.repair:          # the repair looks for copies among their intact segments
+            reports.persist(StorageLevel.MEMORY_AND_DISK)
+        digests = progress.tracked(sc, (0.25, 0.8), f"verifying {len(files)} files",
                                    reports.mapPartitions(lambda it: [Digest.of(it, cap)]).collect)
     digest = Digest(fc.Summary(cap))
     for d in digests:
         digest.merge(d)
     summary = digest.summary
-    stages["scan_verify_s"] = round(time.perf_counter() - t, 3)
+    entries.unpersist()
+    stages["verify_s"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
     progress.at(0.8, "re-reading rows reported bad")
@@ -407,6 +514,9 @@ def run_check(spark, settings, hdfs, hbase, p: Params, progress: _Progress) -> C
         summary.add_row_problem(prob)
     for u in uncommitted:
         summary.add_uncommitted(u)
+    lost, moved_d = _still_dangling(hbase, dangling)
+    for sop_key, pointed in lost:
+        summary.add_dangling_sop(sop_key, pointed)
 
     progress.at(0.85, "recounting series and study counters")
     settled = []
@@ -418,7 +528,7 @@ def run_check(spark, settings, hdfs, hbase, p: Params, progress: _Progress) -> C
     stages["counters_s"] = round(time.perf_counter() - t, 3)
     progress.at(1.0, "checked")
     return Check(summary, row_problems, uncommitted, digest.orphan_dirs, settled,
-                 moved=moved + moved_u, stages_s=stages, ranges=ranges,
+                 moved=moved + moved_u + moved_d, stages_s=stages, ranges=ranges,
                  young_series=young_series, reports=reports)
 
 
@@ -444,12 +554,13 @@ def _counter_mismatches(sc, settings, series_counts: dict, scope: Scope, ranges
     return fc.counter_mismatches(series_counts, stored, tables)
 
 
-def _recount(sc, settings, ranges) -> dict:
+def _recount(sc, settings, scope: Scope, ranges) -> dict:
     """The series recount alone (rows scanned again, no file read)."""
     from pacs_hdfs.clients import executor_python
     with executor_python(sc):
-        parts = (sc.parallelize(ranges, len(ranges)).flatMap(_scan_fn(settings))
-                 .mapPartitions(lambda it: [fc.recount(it)]).collect())
+        entries, _ = scan_entries(sc, settings, scope, ranges, max(2, sc.defaultParallelism))
+        parts = entries.mapPartitions(lambda it: [fc.recount(it)]).collect()
+        entries.unpersist()
     counts: dict = {}
     for c in parts:
         fc.merge_counts(counts, c)
@@ -462,6 +573,18 @@ def _still_bad(hbase, problems: list[fc.RowProblem]) -> tuple[list[fc.RowProblem
     keep = [p for p in problems if p.kind == "no_location" and p.key in current
             or current.get(p.key) == (p.path, p.offset, p.length, p.sha256)]
     return keep, len(problems) - len(keep)
+
+
+def _still_dangling(hbase, items: list[tuple[bytes, bytes | None]]
+                    ) -> tuple[list[tuple[bytes, bytes | None]], int]:
+    """The sop rows whose instance row is still missing (a commit between the two scans wrote
+    its instance row after the instance scan passed it)."""
+    keys = [k for _, k in items if k]
+    found = {}
+    for i in range(0, len(keys), 1000):
+        found.update(hbase.get_many("instance", keys[i:i + 1000], columns=[b"l:path"]))
+    keep = [(s, k) for s, k in items if not (k and found.get(k, {}).get(b"l:path"))]
+    return keep, len(items) - len(keep)
 
 
 def _still_uncommitted(hbase, items: list[fc.Uncommitted]) -> tuple[list[fc.Uncommitted], int]:
@@ -540,7 +663,7 @@ def run_repair(spark, settings, hdfs, hbase, p: Params, check: Check,
     progress.at(0.7, "setting counters")
     mismatches = check.counter_mismatches
     if done["completed"]:       # completed commits change the recount: count again
-        counts = _recount(sc, settings, check.ranges)
+        counts = _recount(sc, settings, Scope(p.study, p.series), check.ranges)
         mismatches = [m for m in _counter_mismatches(sc, settings, counts,
                                                      Scope(p.study, p.series), check.ranges)
                       if not _in_young_series(m, check.young_series)]

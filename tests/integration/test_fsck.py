@@ -8,7 +8,8 @@ objects or damage can leak in; everything is deleted at the end.
 Damage (study S): series A holds rows whose offset was moved (inside the file, and past its
 end), rows whose file was deleted while copies of their bytes exist (one in A, one in series B),
 an orphan file, a file without footer, an unfinished commit and a wrong counter; series D holds
-a row whose sha256 was overwritten (no copy can match it: unrepairable).
+a row whose sha256 was overwritten (no copy can match it: unrepairable), and a `sop` row points
+at an instance row that does not exist (an acknowledged object the index lost: reported only).
 """
 from __future__ import annotations
 
@@ -82,15 +83,17 @@ def assert_streamed_read_agrees(s, hdfs, hbase, path: str) -> None:
     status = fc.FileStatus(info.path, info.length, info.modified_ms)
     rows = [(k, r) for k, r in hbase.scan("instance", columns=fsck_job.SCAN_COLUMNS)
             if r.get(b"l:path", b"").decode() == path]
-    group = (path, ([status], [fc.entry_from_row(k, r, fc.COMMITTED) for k, r in rows]))
-    whole = list(fsck_job._verify_fn(s, time.time(), 0)([group]))[0]
+    group = (path, ([status], [fc.entry_from_row(k, r, fc.COMMITTED).as_tuple()
+                               for k, r in rows]))
+    whole = list(fsck_job._verify_fn(s, time.time(), 0, True)([group]))[0]
     old, fsck_job.WHOLE_READ = fsck_job.WHOLE_READ, 0
     try:
-        streamed = list(fsck_job._verify_fn(s, time.time(), 0)([group]))[0]
+        streamed = list(fsck_job._verify_fn(s, time.time(), 0, True)([group]))[0]
     finally:
         fsck_job.WHOLE_READ = old
-    assert (streamed.ok, streamed.row_problems, streamed.orphan_segments) == (
-        whole.ok, whole.row_problems, whole.orphan_segments)
+    assert (streamed.ok, streamed.row_problems, streamed.orphan_segments,
+            streamed.intact_segments) == (whole.ok, whole.row_problems, whole.orphan_segments,
+                                          whole.intact_segments)
     assert whole.ok == 2 and len(whole.row_problems) == 2 and streamed.bytes_read > 12000
 
 
@@ -129,8 +132,10 @@ def test_fsck_reports_every_damage_and_repairs_what_copies_allow(namespace):
     stray_loc = writer.write(dir_a, [(stray.key.decode(), stray.data)])[0]
     hbase.put("instance", stray.key, instance_row(stray, stray_loc))
     hbase.put("series", row_key(S, A), {b"c:instances": encode_counter(999)})
-    # series D: a sha256 no copy can match
+    # series D: a sha256 no copy can match; and a commit marker whose instance row is gone
     hbase.put("instance", d[0].key, {b"l:sha256": b"0" * 64})
+    lost = _obj(S, D, 10)
+    hbase.put("sop", row_key(lost.sop), {b"r:key": lost.key})
 
     code, found = fsck(env, "--grace", "0")
     t, p = found["totals"], found["problems"]
@@ -147,7 +152,8 @@ def test_fsck_reports_every_damage_and_repairs_what_copies_allow(namespace):
     assert p["unfinished_commits"][0]["bytes_ok"]
     assert [(m["key"], m["column"], m["stored"], m["expected"])
             for m in p["counter_mismatches"]] == [(f"{S}/{A}", "c:instances", 999, 6)]
-    assert t["problems"] == 17 and sum(found["pending"].values()) == 0
+    assert [x["key"] for x in p["dangling_sop_rows"]] == [display_key(lost.key)]
+    assert t["problems"] == 18 and sum(found["pending"].values()) == 0
     assert_streamed_read_agrees(s, hdfs, hbase, loc[a[0].key][b"l:path"].decode())
 
     code, fixed = fsck(env, "--grace", "0", "--repair")
@@ -160,9 +166,10 @@ def test_fsck_reports_every_damage_and_repairs_what_copies_allow(namespace):
     assert "manifest" in r["rows"]["unrepairable_list"][0]["reason"]
     assert r["commits"]["completed_list"] == [display_key(stray.key)]
     assert r["compaction"]["orphan_files_deleted"] >= 3 and r["counters"]["set"] >= 1
-    # what remains is the one row no copy can repair
+    # what remains: the one row no copy can repair, the marker of an instance row that is gone
     after = fixed["totals"]
-    assert code == 1 and after["problems"] == after["objects_bad"] == 1
+    assert code == 1 and after["problems"] == 2
+    assert after["objects_bad"] == after["dangling_sop_rows"] == 1
     assert keys(fixed["problems"]["bad_objects"]) == {display_key(d[0].key)}
     assert after["objects_checked"] == 9 and after["objects_ok"] == 8
     for o in a + [x, y, stray]:

@@ -294,3 +294,20 @@ def test_repair_repoints_copies_completes_and_sets_counters(archive):
     assert fr.apply_counter_puts(hbase, puts) == 2
     assert fc.compare_counters("series", series_key, (3, 303),
                                hbase.get("series", series_key)) == []
+
+
+def test_job_helpers_tuples_ranges_samples_digest():
+    from pacs_hdfs.dicom import fsck_job
+    e = fc.IndexEntry(row_key("a", "b", "c"), "/p", 1, 2, "h", fc.NO_SOP_ROW, True)
+    assert fc.IndexEntry(*e.as_tuple()) == e
+    index = fsck_job._range_of([b"b", b"d"])
+    assert [index(k) for k in (b"a", b"b", b"c", b"d", b"z")] == [0, 1, 1, 2, 2]
+    entries = [fc.IndexEntry(row_key("s", "x", f"2.25.{i}"), "/p", 0, 1, "h") for i in range(1000)]
+    [(n, sample)] = list(fsck_job._sample_sops(iter(entries), size=50))
+    assert n == 1000 and len(sample) == 50 and all(k.startswith(b"2.25.") for k in sample)
+    blob, m = batch(os.urandom(100), os.urandom(100))
+    rep = fc.check_file(PATH, status(blob), m, [entry("a", m[0], sha256="0" * 64)],
+                        Streamer(blob), now_s=1e6)
+    d = fsck_job.Digest.of([rep, rep], cap=5).merge(fsck_job.Digest.of([rep], cap=5))
+    assert len(d.row_problems) == 3 and d.summary.totals["files"] == 3
+    assert d.orphan_dirs == {PATH.rsplit("/", 1)[0]}
