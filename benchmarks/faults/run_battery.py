@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import random
 import sys
 import tempfile
@@ -58,6 +59,8 @@ def summarise(fault: str, runs: list[dict], objects: int, size: int) -> dict:
 
 
 def main() -> None:
+    # a stopped run still deletes its scratch namespace (the `finally` below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--objects", type=int, default=120)

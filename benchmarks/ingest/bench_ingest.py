@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import shutil
 import subprocess
 import sys
@@ -244,6 +245,8 @@ def run_outage(tmp: Path, path, scratch, assocs: int, outage: float, keys,
 
 
 def main() -> None:
+    # a stopped run still deletes its scratch namespace (the `finally` below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--parallel", type=int, default=4)

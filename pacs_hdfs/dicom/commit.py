@@ -14,8 +14,10 @@ durable. One commit:
    `subject` / `search` rows that make objects visible to Q/R (idempotent, re-put for
    duplicates so a half-finished earlier commit is completed); then the `sop` rows, the commit
    markers of the duplicate check;
-4. adds the per-series/study counters (derived data: a failure is logged, never turns a
-   durable object into a failure; `pacs fsck` recounts), then answers every object.
+4. adds the per-series/study counters and marks the instance rows `l:counted`, then answers
+   every object. A counter failure fails the request although its objects are durable (a
+   failure status is allowed for a stored object, never success for a lost one): the sender
+   re-sends, and the duplicate, found uncounted, is counted then. `pacs fsck` recounts.
 
 A failure in 2 or 3 answers 0xA700 for the objects concerned; bytes already written are then
 unreferenced (an orphan batch file) and are reclaimed by `pacs fsck --repair`.
@@ -38,6 +40,8 @@ from pacs_hdfs.schema import row_key
 log = logging.getLogger("pacs.scp.commit")
 
 CONTAINER_ROOT = "dicom/containers"
+#: instance-row mark: this object is in its series/study counters
+COUNTED = b"l:counted"
 
 #: outcome -> (DICOM status, what the sender is told)
 STATUS = {
@@ -184,15 +188,17 @@ class Committer:
 
     def _write(self, batch: list[_Item]) -> None:
         known = self._known([i.obj.sop for i in batch])
-        new, publish = [], []
+        new, publish, uncounted = [], [], []
         for item in batch:
-            sha, quarantined = known.get(item.obj.sop, (None, False))
+            sha, quarantined, counted = known.get(item.obj.sop, (None, False, False))
             if sha is None:
                 new.append(item)
             elif sha == item.obj.sha256:
                 item.outcome = Outcome("duplicate", item.obj.sop, item.obj.quarantine)
                 if not quarantined:
                     publish.append(item)
+                    if not counted:  # an earlier commit stopped before its counters
+                        uncounted.append(item)
             else:
                 log.warning("store refused for %s: re-sent with different content", item.obj.sop)
                 item.future.set_result(Outcome("conflict", item.obj.sop))
@@ -210,26 +216,28 @@ class Committer:
         if stored:
             self.hbase.put_many("sop", [(row_key(i.obj.sop), {b"r:key": i.obj.key})
                                         for i in stored])
-        self._count([i.obj for i in stored if not i.obj.quarantine])  # before answering: a
-        # sender that queries right after its store sees the counts that include its objects
+        # before answering: a sender that queries right after its store sees counts that
+        # include its objects; a failure here fails the request, and the re-send counts them
+        self._count([i.obj for i in stored if not i.obj.quarantine] + [i.obj for i in uncounted])
         for item in stored:
             item.future.set_result(Outcome("stored", item.obj.sop, item.obj.quarantine))
         for item in batch:
             if item.outcome is not None and not item.future.done():
                 item.future.set_result(item.outcome)
 
-    def _known(self, sops: list[str]) -> dict[str, tuple[str, bool]]:
-        """sop -> (stored sha256, quarantined) for the SOP UIDs already committed."""
+    def _known(self, sops: list[str]) -> dict[str, tuple[str, bool, bool]]:
+        """sop -> (stored sha256, quarantined, counted) for the SOP UIDs already committed."""
         refs = self.hbase.get_many("sop", [row_key(s) for s in sops])
         if not refs:
             return {}
         rows = self.hbase.get_many("instance", [r[b"r:key"] for r in refs.values()],
-                                   columns=[b"l:sha256", b"l:quarantine"])
+                                   columns=[b"l:sha256", b"l:quarantine", COUNTED])
         out = {}
         for sop_key, ref in refs.items():
             row = rows.get(ref[b"r:key"])
             if row and b"l:sha256" in row:
-                out[sop_key.decode()] = (row[b"l:sha256"].decode(), b"l:quarantine" in row)
+                out[sop_key.decode()] = (row[b"l:sha256"].decode(), b"l:quarantine" in row,
+                                         COUNTED in row)
         return out
 
     def _write_files(self, items: list[_Item]) -> dict[str, Location]:
@@ -275,13 +283,14 @@ class Committer:
                 self._published.popitem(last=False)
 
     def _count(self, objs: list[Prepared]) -> None:
-        """Add the committed objects to the series/study counters (best effort, see module)."""
+        """Add the committed objects to the series/study counters, then mark their instance
+        rows counted (`l:counted`). Raises StorageError: the request then fails and its re-send
+        (a duplicate without the mark) counts the objects; a crash between the increments and
+        the mark can over-count, which `pacs fsck --repair` recounts."""
         if not objs:
             return
-        try:
-            add_counters(self.hbase, [(o.attrs, len(o.data)) for o in objs])
-        except StorageError as e:
-            log.warning("counters not updated for %d object(s): %s", len(objs), e)
+        add_counters(self.hbase, [(o.attrs, len(o.data)) for o in objs])
+        self.hbase.put_many("instance", [(o.key, {COUNTED: b"1"}) for o in objs])
 
     def _together(self, calls: list) -> None:
         """Run independent HBase writes concurrently; raise the first failure."""

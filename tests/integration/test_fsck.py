@@ -21,6 +21,8 @@ import uuid
 
 import pytest
 
+from tests.namespace_support import scratch_namespace
+
 pytestmark = pytest.mark.cluster
 
 
@@ -36,29 +38,8 @@ def _obj(study: str, series: str, n: int):
 @pytest.fixture(scope="module")
 def namespace(cluster, tmp_path_factory):
     """Settings and environment of a scratch namespace; its job runner and data are removed."""
-    from deploy.supervisor import Supervisor
-    from pacs_hdfs import clients
-    from pacs_hdfs.schema import TABLES
-    from pacs_hdfs.settings import Settings
-    from pacs_hdfs.storage import init_storage
-    tag = f"fsck{os.getpid()}{uuid.uuid4().hex[:4]}"
-    home = tmp_path_factory.mktemp("fsck-home")
-    for d in ("run", "logs"):
-        (home / d).mkdir()
-    s = Settings(hdfs_root=f"/test-{tag}", hbase_table_prefix=f"test{tag}", home=home)
-    env = {**os.environ, "PACS_HDFS_ROOT": s.hdfs_root, "PACS_HBASE_TABLE_PREFIX":
-           s.hbase_table_prefix, "PACS_HOME": str(home)}
-    init_storage(s)
-    try:
-        yield s, env
-    finally:
-        Supervisor(s).stop_daemon("job-runner")
-        clients.hdfs(s).delete(s.hdfs_root, recursive=True)
-        hbase = clients.hbase(s)
-        existing = set(hbase.tables())
-        for t in TABLES:
-            if t.name in existing:
-                hbase.drop_table(t.name)
+    with scratch_namespace("fsck", tmp_path_factory.mktemp("fsck-home")) as ns:
+        yield ns
 
 
 def fsck(env, *args: str) -> tuple[int, dict]:

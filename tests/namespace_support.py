@@ -1,0 +1,36 @@
+"""A scratch namespace for integration tests that need exact totals: their own HDFS root, HBase
+table prefix and `$PACS_HOME` (so also their own job runner, running this checkout's code).
+Everything is removed afterwards."""
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def scratch_namespace(name: str, home: Path):
+    """Yields (Settings, environment for `pacs` subprocesses) of a fresh namespace."""
+    from deploy.supervisor import Supervisor
+    from pacs_hdfs import clients
+    from pacs_hdfs.schema import TABLES
+    from pacs_hdfs.settings import Settings
+    from pacs_hdfs.storage import init_storage
+    tag = f"{name}{os.getpid()}{uuid.uuid4().hex[:4]}"
+    for d in ("run", "logs"):
+        (home / d).mkdir(parents=True, exist_ok=True)
+    s = Settings(hdfs_root=f"/test-{tag}", hbase_table_prefix=f"test{tag}", home=home)
+    env = {**os.environ, "PACS_HDFS_ROOT": s.hdfs_root, "PACS_HBASE_TABLE_PREFIX":
+           s.hbase_table_prefix, "PACS_HOME": str(home)}
+    init_storage(s)
+    try:
+        yield s, env
+    finally:
+        Supervisor(s).stop_daemon("job-runner")
+        clients.hdfs(s).delete(s.hdfs_root, recursive=True)
+        hbase = clients.hbase(s)
+        existing = set(hbase.tables())
+        for t in TABLES:
+            if t.name in existing:
+                hbase.drop_table(t.name)
