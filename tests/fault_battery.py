@@ -195,12 +195,12 @@ def _fill_disk(ctx: FaultContext) -> None:
     """Fill the DataNodes' disk up to their reserve (dfs.datanode.du.reserved) plus a margin
     smaller than one HDFS block, so no DataNode can take a new block."""
     from deploy.configs import hdfs_site
-    data_dir = ctx.settings.path("data")
-    reserve = int(hdfs_site(ctx.settings, 1)["dfs.datanode.du.reserved"])
+    data_dir = ctx.cluster.s.path("data")       # where the DataNodes keep their blocks
+    reserve = int(hdfs_site(ctx.cluster.s, 1)["dfs.datanode.du.reserved"])
     st = os.statvfs(data_dir)
     free = st.f_bavail * st.f_frsize
     size = free - reserve - (16 << 20)
-    filler = ctx.settings.path("data", f"fault-filler-{uuid.uuid4().hex[:6]}")
+    filler = data_dir / f"fault-filler-{uuid.uuid4().hex[:6]}"
     ctx.notes["filler"] = str(filler)
     if size > 0:
         with open(filler, "wb") as f:
