@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -122,6 +123,17 @@ class Settings(BaseSettings):
     def _edge_empty_path_is_none(cls, v):
         return v or None
     # --- end of hospital edge ---------------------------------------------------------------
+
+    # --- de-identification (hospital side: the edge and `pacs has`) -------------------------
+    # One date policy for DICOM and visits: "shift" moves every date of a patient by one
+    # per-patient offset (vault key date_shift, identity = PatientID / national id) on both
+    # sides; "retain" keeps full dates on both sides.
+    deid_date_policy: Literal["shift", "retain"] = Field(
+        "shift", description="dates of DICOM objects and visits: shift (per patient) or retain")
+    # --- DICOM de-identification profiles (deid/profiles.py) ---------------------------------
+    # --- end of DICOM de-identification profiles ---------------------------------------------
+    # --- HL7 de-identification (hl7_gateway/hospital/) ---------------------------------------
+    # --- end of HL7 de-identification --------------------------------------------------------
 
     @property
     def effective_replication(self) -> int:
