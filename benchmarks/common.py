@@ -54,11 +54,5 @@ def scratch_env(settings) -> dict:
 
 def drop_scratch(settings) -> None:
     """Delete a scratch namespace: its HDFS root and the HBase tables of its prefix."""
-    from pacs_hdfs import clients
-    from pacs_hdfs.schema import TABLES
-    clients.hdfs(settings).delete(settings.hdfs_root, recursive=True)
-    hbase = clients.hbase(settings)
-    existing = set(hbase.tables())
-    for table in TABLES:
-        if table.name in existing:
-            hbase.drop_table(table.name)
+    from pacs_hdfs.storage import drop_storage
+    drop_storage(settings)

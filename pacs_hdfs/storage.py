@@ -14,3 +14,17 @@ def init_storage(settings: Settings) -> dict:
     return {"hdfs_root": settings.hdfs_root,
             "hdfs_dirs": [fs.abs(d) for d in HDFS_DIRS],
             "hbase_tables": tables}
+
+
+def drop_storage(settings: Settings) -> None:
+    """The inverse of `init_storage`: delete the HDFS root and the HBase tables of the prefix.
+
+    For scratch namespaces (tests, benchmarks) only: it deletes everything they stored.
+    """
+    from pacs_hdfs.schema import TABLES
+    clients.hdfs(settings).delete(settings.hdfs_root, recursive=True)
+    hbase = clients.hbase(settings)
+    existing = set(hbase.tables())
+    for table in TABLES:
+        if table.name in existing:
+            hbase.drop_table(table.name)

@@ -13,10 +13,8 @@ from pathlib import Path
 def scratch_namespace(name: str, home: Path):
     """Yields (Settings, environment for `pacs` subprocesses) of a fresh namespace."""
     from deploy.supervisor import Supervisor
-    from pacs_hdfs import clients
-    from pacs_hdfs.schema import TABLES
     from pacs_hdfs.settings import Settings
-    from pacs_hdfs.storage import init_storage
+    from pacs_hdfs.storage import drop_storage, init_storage
     tag = f"{name}{os.getpid()}{uuid.uuid4().hex[:4]}"
     for d in ("run", "logs"):
         (home / d).mkdir(parents=True, exist_ok=True)
@@ -28,9 +26,4 @@ def scratch_namespace(name: str, home: Path):
         yield s, env
     finally:
         Supervisor(s).stop_daemon("job-runner")
-        clients.hdfs(s).delete(s.hdfs_root, recursive=True)
-        hbase = clients.hbase(s)
-        existing = set(hbase.tables())
-        for t in TABLES:
-            if t.name in existing:
-                hbase.drop_table(t.name)
+        drop_storage(s)
