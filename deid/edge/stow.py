@@ -18,14 +18,17 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
-ACK, RETRY, REJECT, SPLIT = "ack", "retry", "reject", "split"
+# The DICOM JSON tags of the answer, as the MDC writes them (one definition for both sides).
+from pacs_hdfs.dicom.stow_response import (  # noqa: F401 - re-exported for the forwarder's tests
+    FAILED_SOP_SEQUENCE,
+    FAILURE_REASON,
+    REFERENCED_SOP_CLASS_UID,
+    REFERENCED_SOP_INSTANCE_UID,
+    REFERENCED_SOP_SEQUENCE,
+    WARNING_REASON,
+)
 
-REFERENCED_SOP_SEQUENCE = "00081199"
-FAILED_SOP_SEQUENCE = "00081198"
-REFERENCED_SOP_CLASS_UID = "00081150"
-REFERENCED_SOP_INSTANCE_UID = "00081155"
-FAILURE_REASON = "00081197"
-WARNING_REASON = "00081196"
+ACK, RETRY, REJECT, SPLIT = "ack", "retry", "reject", "split"
 
 #: HTTP status -> what it means for the whole batch; 200/202/409 are read per instance
 HTTP_ACTIONS: dict[int, str] = {
