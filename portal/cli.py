@@ -61,7 +61,7 @@ def user_add(name: str,
              replace: bool = typer.Option(False, "--replace", help="overwrite an existing user"),
              json_out: bool = typer.Option(False, "--json")) -> None:
     """Add a portal user (password from --password-file, $PACS_USER_PASSWORD or a prompt)."""
-    from portal import audit
+    from pacs_hdfs import audit
     from portal.users import UserError
     try:
         user = _users().add(name, role, _password(password_file), replace=replace)
@@ -89,7 +89,7 @@ def user_list(json_out: bool = typer.Option(False, "--json")) -> None:
 @user_app.command("set-role")
 def user_set_role(name: str, role: str) -> None:
     """Change a user's role."""
-    from portal import audit
+    from pacs_hdfs import audit
     from portal.users import UserError
     try:
         _users().set_role(name, role)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from portal import audit
+from pacs_hdfs import audit
 from portal.throttle import LoginThrottle
 from portal.users import UserStore
 

@@ -8,7 +8,7 @@ import re
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
-from portal import audit
+from pacs_hdfs import audit
 from portal.deps import Principal, portal, require
 from portal.roles import ROLES
 from portal.users import UserError

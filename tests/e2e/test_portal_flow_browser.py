@@ -154,7 +154,7 @@ def _check_search_form_accessible(driver) -> None:
 
 
 def test_teacher_searches_opens_case_and_examination(browser, portal_url, users, case, settings):
-    from portal.audit import query
+    from pacs_hdfs.audit import query
     name, pw = users["teacher"]
     wait = WebDriverWait(browser, 30)
     started = datetime.now(timezone.utc).date().isoformat()   # audit days are UTC

@@ -11,7 +11,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from portal import audit
+from pacs_hdfs import audit
 from portal.testing import csrf_token, login
 
 pytestmark = pytest.mark.cluster

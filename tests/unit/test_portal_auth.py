@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pacs_hdfs.settings import Settings
-from portal import audit
+from pacs_hdfs import audit
 from portal.app import create_app
 from portal.memstore import MemoryStore
 from portal.roles import allows

@@ -14,7 +14,7 @@ from hl7_gateway import store_rows
 from hl7_gateway.models import Diagnosis, Exam, Lab
 from hl7_gateway.hospital.samples import sample_visit
 from pacs_hdfs.containers import Location
-from portal import audit
+from pacs_hdfs import audit
 from portal import case_view as cv
 from portal.memstore import MemoryStore
 from portal.testing import fast_hashing, login, portal_app

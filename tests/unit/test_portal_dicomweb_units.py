@@ -15,7 +15,7 @@ from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom.part10 import serialize
 from pacs_hdfs.dicom.synthetic import ct_series
 from pacs_hdfs.schema import row_key
-from portal import audit
+from pacs_hdfs import audit
 from portal import dicomweb_http as http
 from portal.memstore import MemoryStore
 from portal.testing import fast_hashing, login, portal_app

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
-from portal import audit
+from pacs_hdfs import audit
 from portal.forms import form_fields, params_from_form
 from portal.memstore import MemoryStore
 from portal.results import result_table, to_csv

@@ -1,4 +1,5 @@
-"""The append-only audit trail in the HBase `audit` table.
+"""The append-only audit trail in the HBase `audit` table, shared by every data-center service
+(portal, DICOM Q/R, gateway): one place that writes and reads it.
 
 Row key: reverse timestamp (µs, 16 digits, so newest rows come first) \\0 random hex. Columns
 `e:user`, `e:action`, `e:target`, `e:ts` (ISO UTC) and `e:details` (JSON). There is no update or
