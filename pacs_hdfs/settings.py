@@ -58,6 +58,15 @@ class Settings(BaseSettings):
         "spark-worker": 128,
     })
 
+    # --- cluster binds ----------------------------------------------------------------------
+    # The address every listener of the embedded cluster binds (NameNode, DataNodes, ZooKeeper,
+    # HBase, Thrift, Spark master/worker RPC and web UIs) and the Spark driver of our jobs.
+    # Loopback by default: nothing of the cluster is reachable from another host unless this
+    # names another address (deploy/configs.py, deploy/daemons.py, tests/security/test_binds.py).
+    cluster_bind: str = Field("127.0.0.1", description="listen address of the embedded cluster's "
+                              "daemons and of the Spark driver")
+    # --- end of cluster binds ---------------------------------------------------------------
+
     # --- services -------------------------------------------------------------------------
     gateway_port: int = 8443
     portal_port: int = 8000
@@ -78,6 +87,15 @@ class Settings(BaseSettings):
     mdc_dimse_tls_key: Path | None = Field(None, description="DICOM TLS key (PEM)")
     mdc_dimse_tls_ca: Path | None = Field(None, description="if set, callers need a cert it signed")
     mdc_dimse_log: Path | None = Field(None, description="default $PACS_HOME/logs/scp.log")
+    # Allow-list entries are `AE` (loopback peers only) or `AE@address` / `AE@network/prefix`;
+    # a peer that is not on loopback must also come over TLS with a client certificate signed
+    # by mdc_dimse_tls_ca (pacs_hdfs/dicom/config.py). The TLS listener runs when
+    # mdc_dimse_tls_cert and _key are set.
+    mdc_dimse_tls_bind: str = Field("127.0.0.1", description="DICOM TLS listen address")
+    mdc_dimse_tls_port: int = Field(2762, description="DICOM TLS port (PS3.15 B.1: 2762)")
+    mdc_dimse_audit_syslog: str = Field(
+        "", description="also send the PS3.15 A.5 audit messages to syslog (RFC 5424): "
+        "udp://host:port, tcp://host:port or unix:///dev/log; empty = audit trail only")
 
     @field_validator("mdc_dimse_tls_cert", "mdc_dimse_tls_key", "mdc_dimse_tls_ca",
                      "mdc_dimse_log", mode="before")
