@@ -153,6 +153,25 @@ class Settings(BaseSettings):
     # --- HL7 de-identification (hl7_gateway/hospital/) ---------------------------------------
     # --- end of HL7 de-identification --------------------------------------------------------
 
+    # --- portal security (portal/README.md "Security decisions") ----------------------------
+    # Login throttle: failed attempts per scope in a sliding window, counted atomically in the
+    # HBase `users` table (shared by every portal process); the password hash runs only for
+    # attempts under every limit, and at most `portal_hash_concurrency` at once (argon2 takes
+    # 64 MiB each), waiting up to `portal_hash_wait_seconds` for a turn, else 503.
+    portal_login_window_seconds: int = Field(300, ge=1, description="throttle window")
+    portal_login_max_user_ip: int = Field(5, ge=1, description="failures per user and address")
+    portal_login_max_user: int = Field(20, ge=1, description="failures per user, any address")
+    portal_login_max_ip: int = Field(30, ge=1, description="failures per address, any user")
+    portal_hash_concurrency: int = Field(2, ge=1, description="password hashes at once")
+    portal_hash_wait_seconds: float = Field(5.0, ge=0, description="wait for a hash slot")
+    portal_session_idle_seconds: int = Field(1800, ge=60, description="idle session expiry")
+    portal_session_max_seconds: int = Field(8 * 3600, ge=60, le=12 * 3600,
+                                            description="absolute session expiry")
+    portal_secret_file: Path | None = Field(
+        None, description="HMAC key of the login CSRF tokens (created 0600 on first use); "
+        "default $PACS_HOME/portal/secret.key; portals on several hosts share one file")
+    # --- end of portal security --------------------------------------------------------------
+
     @property
     def effective_replication(self) -> int:
         return self.replication or min(3, self.datanodes)
