@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     # names another address (deploy/configs.py, deploy/daemons.py, tests/security/test_binds.py).
     cluster_bind: str = Field("127.0.0.1", description="listen address of the embedded cluster's "
                               "daemons and of the Spark driver")
+
+    @property
+    def cluster_host(self) -> str:
+        """The address the cluster's daemons hand out to clients and to each other: the bind
+        address, or loopback when that is a wildcard."""
+        return "127.0.0.1" if self.cluster_bind in ("0.0.0.0", "::", "") else self.cluster_bind
     # --- end of cluster binds ---------------------------------------------------------------
 
     # --- services -------------------------------------------------------------------------
