@@ -5,6 +5,13 @@ classpath, so DataNodes on one host can differ in ports and data directories. Va
 tuned for one small machine: fast heartbeats so a stopped DataNode is noticed in seconds, stale
 nodes avoided for reads and writes, and best-effort pipelines so writes go on with one DataNode
 down.
+
+Every listener binds `Settings.cluster_bind` (127.0.0.1 by default), set explicitly for each
+socket a daemon opens (`*-bind-host`, `*.ipc.address`, `clientPortAddress`, ...) rather than
+left to a daemon's default, several of which are 0.0.0.0. Web UIs that nothing of ours uses are
+off (HBase info ports, ZooKeeper's AdminServer, Spark's REST submission port); the Spark
+master's web UI stays, on the bind address, because the health check reads its `/json/`.
+`tests/security/test_binds.py` lists the running cluster's sockets and fails on any other.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from xml.sax.saxutils import escape
 from pacs_hdfs.settings import Settings
 
 NAMENODE_HTTP_PORT = 9870
+SPARK_WORKER_WEBUI_PORT = 8081
 
 
 def datanode_ports(index: int) -> dict[str, int]:
@@ -45,7 +53,11 @@ def hdfs_site(s: Settings, datanode: int | None = None) -> dict[str, object]:
         "dfs.replication": s.effective_replication,
         "dfs.namenode.name.dir": s.path("data", "namenode"),
         "dfs.namenode.rpc-address": s.namenode_rpc.removeprefix("hdfs://"),
-        "dfs.namenode.http-address": f"127.0.0.1:{NAMENODE_HTTP_PORT}",
+        "dfs.namenode.http-address": f"{s.cluster_host}:{NAMENODE_HTTP_PORT}",
+        # the sockets bind here whatever the advertised addresses say
+        **{f"dfs.namenode.{k}-bind-host": s.cluster_bind
+           for k in ("rpc", "servicerpc", "lifeline.rpc", "http", "https")},
+        "dfs.http.policy": "HTTP_ONLY",
         "dfs.webhdfs.enabled": "true",
         "dfs.permissions.enabled": "false",
         "dfs.namenode.safemode.extension": 0,
@@ -69,10 +81,10 @@ def hdfs_site(s: Settings, datanode: int | None = None) -> dict[str, object]:
         ports = datanode_ports(datanode)
         props.update({
             "dfs.datanode.data.dir": s.path("data", f"datanode-{datanode}"),
-            "dfs.datanode.address": f"127.0.0.1:{ports['data']}",
-            "dfs.datanode.http.address": f"127.0.0.1:{ports['http']}",
-            "dfs.datanode.ipc.address": f"127.0.0.1:{ports['ipc']}",
-            "dfs.datanode.hostname": "127.0.0.1",
+            "dfs.datanode.address": f"{s.cluster_bind}:{ports['data']}",
+            "dfs.datanode.http.address": f"{s.cluster_bind}:{ports['http']}",
+            "dfs.datanode.ipc.address": f"{s.cluster_bind}:{ports['ipc']}",
+            "dfs.datanode.hostname": s.cluster_host,
             # keep 1 GiB of the (shared) disk free: a full disk takes the OS and HBase down with it
             "dfs.datanode.du.reserved": 1 << 30,
             # re-read free space every 2 s (default 60 s): a filling disk is seen before the
@@ -86,16 +98,23 @@ def hbase_site(s: Settings) -> dict[str, object]:
     return {
         "hbase.rootdir": f"{s.namenode_rpc}/hbase",
         "hbase.cluster.distributed": "true",
-        "hbase.zookeeper.quorum": "127.0.0.1",
+        "hbase.zookeeper.quorum": s.cluster_host,
         "hbase.zookeeper.property.clientPort": s.zookeeper_port,
         "hbase.tmp.dir": s.path("data", "hbase-tmp"),
-        "hbase.master.hostname": "127.0.0.1",
-        "hbase.regionserver.hostname": "127.0.0.1",
+        "hbase.master.hostname": s.cluster_host,
+        "hbase.regionserver.hostname": s.cluster_host,
+        "hbase.master.ipc.address": s.cluster_bind,
+        "hbase.regionserver.ipc.address": s.cluster_bind,
         "hbase.master.port": 16000,
-        "hbase.master.info.port": -1,
         "hbase.regionserver.port": 16020,
+        # web UIs off (-1); their bind addresses set all the same, in case a port is turned on
+        "hbase.master.info.port": -1,
         "hbase.regionserver.info.port": -1,
         "hbase.thrift.info.port": -1,
+        "hbase.master.info.bindAddress": s.cluster_bind,
+        "hbase.regionserver.info.bindAddress": s.cluster_bind,
+        "hbase.thrift.info.bindAddress": s.cluster_bind,
+        "hbase.regionserver.thrift.ipaddress": s.cluster_bind,
         "hbase.regionserver.thrift.port": s.thrift_port,
         "hbase.regionserver.thrift.framed": "false",
         "hbase.regionserver.thrift.compact": "false",
@@ -156,9 +175,11 @@ def zoo_cfg(s: Settings) -> str:
         "syncLimit=5",
         f"dataDir={s.path('data', 'zookeeper')}",
         f"clientPort={s.zookeeper_port}",
-        "clientPortAddress=127.0.0.1",
+        f"clientPortAddress={s.cluster_bind}",
         "maxClientCnxns=200",
+        # the AdminServer (Jetty, 0.0.0.0:8080 by default) stays off; bound here if turned on
         "admin.enableServer=false",
+        f"admin.serverAddress={s.cluster_bind}",
         "4lw.commands.whitelist=ruok,srvr,stat",
         "",
     ])
@@ -188,6 +209,22 @@ logger.hadoop.level = WARN
 """
 
 
+#: Spark master and worker settings (`--properties-file`): the REST submission server (6066)
+#: off, and nothing on the web UIs that changes state or dumps a JVM. The UIs bind
+#: SPARK_LOCAL_IP (`deploy.daemons`), i.e. the cluster's bind address.
+SPARK_DAEMON_CONF = {
+    "spark.master.rest.enabled": "false",
+    "spark.ui.killEnabled": "false",
+    "spark.ui.threadDumpsEnabled": "false",
+    "spark.ui.heapHistogramEnabled": "false",
+    "spark.ui.prometheus.enabled": "false",
+}
+
+
+def spark_defaults(conf: dict[str, str]) -> str:
+    return "".join(f"{k} {v}\n" for k, v in conf.items())
+
+
 EMPTY_WEB_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <web-app xmlns="http://xmlns.jcp.org/xml/ns/javaee" version="3.1"/>
 """
@@ -201,6 +238,7 @@ def write_conf_dir(s: Settings, daemon: str, datanode: int | None = None) -> Pat
     (conf / "hdfs-site.xml").write_text(hadoop_xml(hdfs_site(s, datanode)))
     (conf / "hbase-site.xml").write_text(hadoop_xml(hbase_site(s)))
     (conf / "zoo.cfg").write_text(zoo_cfg(s))
+    (conf / "spark-defaults.conf").write_text(spark_defaults(SPARK_DAEMON_CONF))
     (conf / "log4j.properties").write_text(LOG4J1)
     (conf / "log4j2.properties").write_text(LOG4J2)
     # Hadoop's HTTP servers look up `webapps/<name>` on the classpath; the Maven jars don't carry

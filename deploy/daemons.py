@@ -3,13 +3,18 @@
 `stage` orders start-up: everything in one stage starts together, and the supervisor waits for
 that stage's health check before starting the next. ZooKeeper and Spark do not depend on HDFS,
 so they start with the NameNode.
+
+Addresses: the Hadoop, HBase and ZooKeeper sockets are bound by their generated configuration
+(`deploy.configs`); Spark's and Thrift's by the arguments and environment here: `--host` (RPC),
+SPARK_LOCAL_IP (the web UIs, which otherwise bind 0.0.0.0), `-b` (Thrift). All of them are
+`Settings.cluster_bind`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.configs import NAMENODE_HTTP_PORT, datanode_ports
+from deploy.configs import NAMENODE_HTTP_PORT, SPARK_WORKER_WEBUI_PORT, datanode_ports
 from pacs_hdfs.settings import Settings
 
 
@@ -30,6 +35,10 @@ def daemon_table(s: Settings) -> list[Daemon]:
     """All daemons of the embedded cluster for these settings, in start order."""
     nn_rpc_port = int(s.namenode_rpc.rsplit(":", 1)[1])
     spark_port = int(s.spark_master.rsplit(":", 1)[1])
+    spark_webui_port = int(s.spark_master_webui.rsplit(":", 1)[1])
+    host = s.cluster_host
+    spark_env = {"SPARK_LOCAL_IP": s.cluster_bind}
+    spark_conf = ("--properties-file", "{conf}/spark-defaults.conf")
     table = [
         Daemon("namenode", "namenode", "hadoop",
                "org.apache.hadoop.hdfs.server.namenode.NameNode",
@@ -39,9 +48,9 @@ def daemon_table(s: Settings) -> list[Daemon]:
                args=("{conf}/zoo.cfg",), ports=(s.zookeeper_port,), stage=0),
         Daemon("spark-master", "spark-master", "spark",
                "org.apache.spark.deploy.master.Master",
-               args=("--host", "127.0.0.1", "--port", str(spark_port),
-                     "--webui-port", s.spark_master_webui.rsplit(":", 1)[1]),
-               ports=(spark_port, int(s.spark_master_webui.rsplit(":", 1)[1])), stage=0),
+               args=("--host", host, "--port", str(spark_port),
+                     "--webui-port", str(spark_webui_port), *spark_conf),
+               ports=(spark_port, spark_webui_port), stage=0, extra_env=spark_env),
     ]
     for i in range(1, s.datanodes + 1):
         p = datanode_ports(i)
@@ -51,10 +60,11 @@ def daemon_table(s: Settings) -> list[Daemon]:
     table += [
         Daemon("spark-worker", "spark-worker", "spark",
                "org.apache.spark.deploy.worker.Worker",
-               args=("--host", "127.0.0.1", "--cores", str(s.spark_worker_cores),
+               args=("--host", host, "--cores", str(s.spark_worker_cores),
                      "--memory", s.spark_worker_memory,
+                     "--webui-port", str(SPARK_WORKER_WEBUI_PORT), *spark_conf,
                      "--work-dir", str(s.path("data", "spark-work")), s.spark_master),
-               stage=1),
+               ports=(SPARK_WORKER_WEBUI_PORT,), stage=1, extra_env=spark_env),
         Daemon("hbase-master", "hbase-master", "hbase",
                "org.apache.hadoop.hbase.master.HMaster", args=("start",),
                ports=(16000,), stage=2),
@@ -63,7 +73,7 @@ def daemon_table(s: Settings) -> list[Daemon]:
                ports=(16020,), stage=2),
         Daemon("hbase-thrift", "hbase-thrift", "hbase",
                "org.apache.hadoop.hbase.thrift.ThriftServer",
-               args=("-p", str(s.thrift_port), "-b", "127.0.0.1", "start"),
+               args=("-p", str(s.thrift_port), "-b", s.cluster_bind, "start"),
                ports=(s.thrift_port,), stage=2),
     ]
     return table

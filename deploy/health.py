@@ -20,7 +20,7 @@ class HdfsHealth:
 
 def hdfs_health(s: Settings, timeout: float = 2.0) -> HdfsHealth:
     """NameNode's own view: safe mode and live/dead DataNodes (JMX over HTTP)."""
-    base = s.webhdfs_url if not s.embedded else f"http://127.0.0.1:{NAMENODE_HTTP_PORT}"
+    base = s.webhdfs_url if not s.embedded else f"http://{s.cluster_host}:{NAMENODE_HTTP_PORT}"
     try:
         r = requests.get(f"{base}/jmx", params={
             "qry": "Hadoop:service=NameNode,name=FSNamesystemState"}, timeout=timeout)
@@ -40,7 +40,8 @@ def hdfs_health(s: Settings, timeout: float = 2.0) -> HdfsHealth:
 
 def zookeeper_ok(s: Settings, timeout: float = 1.0) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", s.zookeeper_port), timeout=timeout) as c:
+        with socket.create_connection((s.cluster_host, s.zookeeper_port),
+                                      timeout=timeout) as c:
             c.sendall(b"ruok")
             return c.recv(16) == b"imok"
     except OSError:

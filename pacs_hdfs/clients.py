@@ -35,7 +35,13 @@ _spark_lock = threading.Lock()
 
 
 def spark_session(settings: Settings | None = None, app_name: str = "pacs", **conf: str):
-    """A SparkSession on the configured master, with HDFS and the venv's Python wired in."""
+    """A SparkSession on the configured master, with HDFS and the venv's Python wired in.
+
+    The driver listens on `cluster_bind` only (its RPC and block manager), and has no web UI
+    (4040): nothing of ours reads it, and it would show and kill jobs unauthenticated. A
+    caller that turns the UI on with `spark.ui.enabled` gets it bound to `cluster_bind`
+    (SPARK_LOCAL_IP, read by the driver JVM this call starts) and without kill links.
+    """
     import sys
 
     from pyspark.sql import SparkSession
@@ -44,6 +50,7 @@ def spark_session(settings: Settings | None = None, app_name: str = "pacs", **co
     # Executors must run the venv's Python (numpy, numba, our packages); PySpark honours the
     # environment variable even where it ignores spark.pyspark.python.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", s.cluster_bind)
     with _spark_lock:
         builder = (SparkSession.builder.master(s.spark_master).appName(app_name)
                    .config("spark.pyspark.python", sys.executable)
@@ -55,8 +62,9 @@ def spark_session(settings: Settings | None = None, app_name: str = "pacs", **co
                    .config("spark.hadoop.dfs.client.use.datanode.hostname", "false")
                    .config("spark.sql.shuffle.partitions", "8")
                    .config("spark.ui.enabled", "false")
-                   .config("spark.driver.host", "127.0.0.1")
-                   .config("spark.driver.bindAddress", "127.0.0.1"))
+                   .config("spark.ui.killEnabled", "false")
+                   .config("spark.driver.host", s.cluster_host)
+                   .config("spark.driver.bindAddress", s.cluster_bind))
         for k, v in conf.items():
             builder = builder.config(k, v)
         return builder.getOrCreate()
