@@ -24,22 +24,30 @@ def _default_url() -> str:
 
 @certs_app.command("init")
 def certs_init(directory: Path = typer.Option(None, "--dir", help="default $PACS_HOME/certs"),
+               ca_dir: Path = typer.Option(None, "--ca-dir", help="where the CA key goes; "
+                                           "default: the sibling <dir>-ca-offline"),
                force: bool = typer.Option(False, "--force", help="replace existing files"),
                json_out: bool = typer.Option(False, "--json")) -> None:
-    """Create a development CA, a server certificate (127.0.0.1, localhost) and a client one."""
+    """Create a development CA, a server certificate (127.0.0.1, localhost) and a client one.
+
+    The CA key is written apart from the server material (--ca-dir); in production move that
+    folder off the gateway host (deploy/cluster/README.md, "The offline CA")."""
     from hl7_gateway.certs import create_dev_pki
-    paths = create_dev_pki(_certs(directory).directory, force=force)
+    paths = create_dev_pki(_certs(directory).directory, force=force, ca_directory=ca_dir)
     files = {k: str(getattr(paths, k)) for k in ("ca_cert", "server_cert", "server_key",
-                                                 "client_cert", "client_key")}
+                                                 "client_cert", "client_key", "ca_key")}
     if json_out:
         emit_json(files)
     else:
-        console.print(f"certificates in {paths.directory}")
+        console.print(f"certificates in {paths.directory}; the CA key is in "
+                      f"{paths.ca_key.parent}: keep it offline in production")
 
 
 @certs_app.command("edge")
 def certs_edge(name: str = typer.Argument(..., help="the edge's name (letters, digits, . _ -)"),
                directory: Path = typer.Option(None, "--dir", help="default $PACS_HOME/certs"),
+               ca_dir: Path = typer.Option(None, "--ca-dir", help="where the CA key is; "
+                                           "default: the sibling <dir>-ca-offline"),
                force: bool = typer.Option(False, "--force", help="replace an existing one"),
                json_out: bool = typer.Option(False, "--json")) -> None:
     """Issue a hospital edge's client certificate (edges/NAME.pem, .key), signed by the dev CA.
@@ -48,7 +56,8 @@ def certs_edge(name: str = typer.Argument(..., help="the edge's name (letters, d
     name on every object it stores."""
     from hl7_gateway.certs import issue_edge_cert
     try:
-        edge = issue_edge_cert(_certs(directory).directory, name, force=force)
+        edge = issue_edge_cert(_certs(directory).directory, name, force=force,
+                               ca_directory=ca_dir)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     if json_out:
