@@ -9,6 +9,9 @@ one vault (SCP, HL7 sync, CLI) agree on the keys and never lose each other's rec
 
 The master key is 32 bytes in URL-safe base64 (``generate_master_key()``), given directly,
 read from a file, or taken from the ``PACS_VAULT_KEY`` environment variable.
+
+The vault, its temporary files and its lock file are created 0600 and its folder 0700
+(``pacs_hdfs.hardening``): the modes are given at creation, never fixed afterwards.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from deid.keys import KEY_BYTES, KEY_NAMES, DeidKeys
 from deid.records import ReidRecord
+from pacs_hdfs.hardening import open_private, private_dir
 
 MAGIC = b"PACSVLT1"
 NONCE_BYTES = 12
@@ -134,8 +138,9 @@ class Vault:
         each other's keys or records; a missing vault file is created on exit.
         """
         with self._lock:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self._lock_path, "a+b") as lock_file:
+            private_dir(self._path.parent)
+            lock_fd = open_private(self._lock_path, os.O_RDWR | os.O_CREAT)
+            with os.fdopen(lock_fd, "r+b") as lock_file:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)
                 try:
                     self._refresh()
@@ -151,8 +156,7 @@ class Vault:
         plain = json.dumps(self._doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
         blob = MAGIC + nonce + self._aead.encrypt(nonce, plain, MAGIC)
         tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(open_private(tmp), "wb") as f:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())

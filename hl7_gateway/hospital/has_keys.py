@@ -3,7 +3,8 @@
 One vault per hospital at ``$PACS_HOME/hospital/vault.bin`` is shared with the DICOM SCP, so the
 same patient gets the same pseudonym on both sides and exams link to studies. Its master key comes
 from ``$PACS_VAULT_KEY`` or the file ``$PACS_HOME/hospital/master.key`` (created on first use,
-mode 0600). The vault's ``visit_id`` key is 32 bytes; AES-SIV needs 64, so HKDF-SHA256 stretches it.
+mode 0600, in the hospital folder, 0700). The vault's ``visit_id`` key is 32 bytes; AES-SIV needs
+64, so HKDF-SHA256 stretches it.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from deid.keys import PSEUDONYM_KEY, VISIT_ID_KEY
 from deid.vault import MASTER_KEY_ENV, Vault, generate_master_key
 from hl7_gateway.hospital.deidentify_visit import HasKeys
 from hl7_gateway.hospital.visit_crypto import KEY_BYTES
+from pacs_hdfs.hardening import open_private, private_dir
 
 _SIV_INFO = b"pacs-mdc/visit-id/aes-siv-512"
 
@@ -33,11 +35,10 @@ def siv_key(vault_key: bytes) -> bytes:
 
 def master_key_file(home: Path) -> Path:
     """The master key file, created with a fresh key (mode 0600) if missing."""
-    path = hospital_dir(home) / "master.key"
+    path = private_dir(hospital_dir(home)) / "master.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         except FileExistsError:  # another process created it meanwhile
             return path
         with os.fdopen(fd, "w", encoding="ascii") as f:

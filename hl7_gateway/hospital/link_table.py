@@ -9,6 +9,10 @@ An AR (whole batch rejected) puts its visits back to ``pending`` with the error.
 Resume after an interrupt: ``unacknowledged()`` lists pending and sent visits; sent-but-unacked
 visits are resent with the same encrypted id, which the MDC stores idempotently (keyed on it), so a
 crash between send and ack creates no duplicates, and acked visits are never listed again.
+
+The table links HIS visit ids and national ids to pseudonyms: its database file is created 0600
+(before SQLite opens it, so SQLite gives its -wal, -shm and -journal files the same mode) in a
+0700 folder.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from hl7_gateway.models import Acknowledgement, MessageAck
+from pacs_hdfs.hardening import private_dir, touch_private
 
 STATES = ("pending", "sent", "acked", "rejected")
 _ACK_TO_STATE = {"AA": "acked", "AE": "rejected", "AR": "pending"}
@@ -65,6 +70,9 @@ class LinkTable:
     """SQLite-backed link table; every method is one transaction."""
 
     def __init__(self, path: str | Path):
+        path = Path(path)
+        private_dir(path.parent)
+        touch_private(path)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
