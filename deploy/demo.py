@@ -93,9 +93,10 @@ def load_demo_data(settings) -> None:
     from analytics_jobs.icd10.upload import upload_dataset
     from pacs_hdfs import clients
 
-    hospital = settings.path("hospital")
-    hospital.mkdir(parents=True, exist_ok=True)
-    export = hospital / "demo-his-export.jsonl"
+    from pacs_hdfs.hardening import private_dir, touch_private
+    hospital = private_dir(settings.path("hospital"))
+    # the export holds (synthetic) PHI: created 0600 here, so the generator only fills it
+    export = touch_private(hospital / "demo-his-export.jsonl")
     pacs("has", "generate", "--patients", "40", "--visits", "200", "--out", str(export))
     pacs("has", "sync", str(export))
     sent = send_demo_studies(export, settings)
