@@ -59,7 +59,7 @@ def _plain(value):
             if not isinstance(item, Dataset) or type(item) is not Dataset:
                 return None
             fields = [getattr(item, "is_undefined_length_sequence_item", False),
-                      item.original_encoding, item.original_character_set]
+                      item.original_encoding, str(item.original_character_set)]
             for tag in item.keys():
                 elem = item.get_item(tag)
                 if isinstance(elem, RawDataElement):
