@@ -19,9 +19,12 @@ from pacs_hdfs.schema import SEP
 TABLE = "audit"
 MAX_US = 10**16 - 1
 SCAN_CAP = 50_000          # rows examined per filtered query
-ACTIONS = ("login", "login-failed", "login-throttled", "logout", "view-case", "view-study",
-           "download", "launch-job", "cancel-job", "user-add", "user-role",
-           "download-study")
+#: what the admin page's filter offers; every area records its own actions with `record`
+ACTIONS = ("login", "login-failed", "login-throttled", "login-busy", "logout",
+           "search", "view-case", "view-study", "view-series", "qido", "wado", "download-study",
+           "download", "launch-job", "cancel-job",
+           "user-add", "user-role", "user-password", "user-disable", "user-enable",
+           "user-delete")
 
 log = logging.getLogger("pacs.audit")
 

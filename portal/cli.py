@@ -1,4 +1,5 @@
-"""`pacs portal` (run the web portal) and `pacs user add/list/set-role`."""
+"""`pacs portal` (run the web portal) and `pacs user add/list/set-role/set-password/disable/
+enable/delete` (the admin page's users section does the same)."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ from pathlib import Path
 import typer
 
 from pacs_hdfs.cli_apps import app, console, emit_json, fail, search_app, user_app
+from pacs_hdfs.hardening import AEAD_CIPHERS
 from pacs_hdfs.settings import get_settings
 
 CERT_ENV, KEY_ENV = "PACS_PORTAL_CERT", "PACS_PORTAL_KEY"
@@ -33,7 +35,9 @@ def portal(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     tls = tls_files()
     web = create_app(s, secure_cookies=tls is not None)
     web.state.portal.search.start()     # load the case index while the first users sign in
-    ssl = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
+    # AEAD suites only; they exist in TLS 1.2 and 1.3 only, so older versions cannot connect
+    ssl = ({"ssl_certfile": tls[0], "ssl_keyfile": tls[1], "ssl_ciphers": AEAD_CIPHERS}
+           if tls else {})
     console.print(f"portal on {'https' if tls else 'http'}://{host}:{port or s.portal_port}/")
     uvicorn.run(web, host=host, port=port or s.portal_port, log_level="info",
                 proxy_headers=False, timeout_graceful_shutdown=5, **ssl)
@@ -53,51 +57,87 @@ def _password(password_file: Path | None) -> str:
     return typer.prompt("password", hide_input=True, confirmation_prompt=True)
 
 
+def _change(action: str, change, name: str, **details):
+    """Run one user change, exit 2 with its message if refused, audit it."""
+    from pacs_hdfs import audit
+    from portal.users import UserError
+    try:
+        result = change(_users())
+    except UserError as e:
+        fail(e, 2)
+    audit.record(get_settings(), os.environ.get("USER", "cli"), action, name, via="cli",
+                 **details)
+    return result
+
+
 @user_app.command("add")
 def user_add(name: str,
              role: str = typer.Option(..., "--role", help="teacher | analyst | admin"),
              password_file: Path = typer.Option(None, "--password-file", exists=True,
                                                 dir_okay=False, help="file holding the password"),
-             replace: bool = typer.Option(False, "--replace", help="overwrite an existing user"),
+             replace: bool = typer.Option(False, "--replace", help="overwrite an existing user "
+                                          "(new password and role; ends its sessions)"),
              json_out: bool = typer.Option(False, "--json")) -> None:
     """Add a portal user (password from --password-file, $PACS_USER_PASSWORD or a prompt)."""
-    from pacs_hdfs import audit
-    from portal.users import UserError
-    try:
-        user = _users().add(name, role, _password(password_file), replace=replace)
-    except UserError as e:
-        fail(e, 2)
-    audit.record(get_settings(), os.environ.get("USER", "cli"), "user-add", name, role=role,
-                 via="cli")
+    password = _password(password_file)
+    user = _change("user-add", lambda users: users.add(name, role, password, replace=replace),
+                   name, role=role, replace=replace)
     if json_out:
-        emit_json({"name": user.name, "role": user.role, "created": user.created})
+        emit_json(user.public())
     else:
         console.print(f"added {user.name} ({user.role})")
 
 
 @user_app.command("list")
 def user_list(json_out: bool = typer.Option(False, "--json")) -> None:
-    """List portal users and their roles."""
+    """List portal users: name, role, created, disabled."""
     users = _users().list()
     if json_out:
-        emit_json([u.__dict__ for u in users])
+        emit_json([u.public() for u in users])
     else:
         for u in users:
-            console.print(f"{u.name}\t{u.role}\t{u.created}")
+            state = "disabled" if u.disabled else "active"
+            console.print(f"{u.name}\t{u.role}\t{state}\t{u.created}")
 
 
 @user_app.command("set-role")
 def user_set_role(name: str, role: str) -> None:
-    """Change a user's role."""
-    from pacs_hdfs import audit
-    from portal.users import UserError
-    try:
-        _users().set_role(name, role)
-    except UserError as e:
-        fail(e, 2)
-    audit.record(get_settings(), os.environ.get("USER", "cli"), "user-role", name, role=role,
-                 via="cli")
+    """Change a user's role (applies to its live sessions at their next request)."""
+    _change("user-role", lambda users: users.set_role(name, role), name, role=role)
     console.print(f"{name} is now {role}")
+
+
+@user_app.command("set-password")
+def user_set_password(name: str,
+                      password_file: Path = typer.Option(None, "--password-file", exists=True,
+                                                         dir_okay=False)) -> None:
+    """Give a user a new password (file, $PACS_USER_PASSWORD or a prompt); ends its sessions."""
+    password = _password(password_file)
+    _change("user-password", lambda users: users.set_password(name, password), name)
+    console.print(f"new password for {name}; its sessions ended")
+
+
+@user_app.command("disable")
+def user_disable(name: str) -> None:
+    """Disable a user: it cannot sign in, and its live sessions end at once."""
+    _change("user-disable", lambda users: users.set_disabled(name, True), name)
+    console.print(f"{name} is disabled")
+
+
+@user_app.command("enable")
+def user_enable(name: str) -> None:
+    """Enable a disabled user again."""
+    _change("user-enable", lambda users: users.set_disabled(name, False), name)
+    console.print(f"{name} is enabled")
+
+
+@user_app.command("delete")
+def user_delete(name: str, yes: bool = typer.Option(False, "--yes", help="do not ask")) -> None:
+    """Delete a user; its live sessions end at once."""
+    if not yes:
+        typer.confirm(f"delete portal user {name}?", abort=True)
+    _change("user-delete", lambda users: users.delete(name), name)
+    console.print(f"{name} is deleted")
 
 
 @search_app.command("backfill")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from analytics_jobs.jobs import JobRecord, new_job_id
 from analytics_jobs.kinds import validate_params
@@ -60,10 +61,18 @@ class FakeJobService:
         return self.files[(job_id, name)]
 
 
+LOGIN_TOKEN = re.compile(r'action="/login"[^>]*>\s*<input type="hidden" name="csrf_token" '
+                         r'value="([^"]+)"')
+
+
+def login_form_token(client) -> str:
+    """GET /login (which sets the pre-session cookie) and return the form's signed token."""
+    return LOGIN_TOKEN.search(client.get("/login").text).group(1)
+
+
 def login(client, name: str, password: str, next_url: str = "/"):
-    """Sign in through the real form (fetches the login CSRF cookie first)."""
-    client.get("/login")
-    token = client.cookies.get("pacs_login_csrf")
+    """Sign in through the real form (its pre-session cookie and signed CSRF token first)."""
+    token = login_form_token(client)
     return client.post("/login", data={"username": name, "password": password,
                                        "csrf_token": token, "next": next_url},
                        follow_redirects=False)

@@ -1,15 +1,30 @@
 """Portal users and sessions in the HBase `users` table (see pacs_hdfs/schema.py).
 
-Rows: `u/<name>` (u:role, u:hash = argon2id, u:created) and `s/<sha256(token)>` (s:user,
-s:csrf, s:expires). Only the hash of a session token is stored, so reading the table does not
-give anyone a session. Logout deletes the row; HBase's TTL on family `s` drops stale ones.
+Rows: `u/<name>` (u:role, u:hash = argon2id, u:created, u:disabled, u:epoch) and
+`s/<sha256(token)>` (s:user, s:csrf, s:created, s:seen, s:expires, s:epoch). Only the hash of a
+session token is stored, so reading the table does not give anyone a session. Logout deletes
+the row; HBase's TTL on family `s` drops stale ones.
+
+Revocation: a session is valid only while its `s:epoch` equals its user's `u:epoch`. Disabling
+a user, changing the password (also `add --replace`) and deleting the user give the user a new
+epoch (or no row), so every live session of that user stops working at its next request, in
+every portal process, without finding the session rows. Sessions also end after
+`idle_s` without a request and `max_s` after sign-in, whatever happens.
+
+Password hashing: argon2id with argon2-cffi's defaults (64 MiB, 3 passes, 4 lanes). The memory
+is what makes an attacker's guesses expensive, and also what a flood of sign-ins could turn
+against the portal, so at most `HashGate.slots` hashes run at once; a request that waits longer
+than `wait_s` for a slot gets `Busy` (the routes answer 503). Unknown and disabled users are
+checked against a dummy hash of the same parameters, so all three cost the same time.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -18,17 +33,47 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from portal.roles import ROLES
 
 TABLE = "users"
-SESSION_SECONDS = 8 * 3600
+SESSION_SECONDS = 8 * 3600                  # defaults; the portal takes them from settings
+IDLE_SECONDS = 30 * 60
+TOUCH_SECONDS = 60                          # `s:seen` is written at most this often
 NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
-# Verifying against this when the user does not exist keeps the timing the same.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_dummy: dict[tuple, str] = {}
+
+
+def _dummy_hash() -> str:
+    """A hash with the current hasher's parameters, to verify unknown users against."""
+    params = (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism)
+    if params not in _dummy:
+        _dummy[params] = _hasher.hash(secrets.token_urlsafe(16))
+    return _dummy[params]
 
 
 class UserError(ValueError):
-    """A refused user operation (bad name, role or password, duplicate user)."""
+    """A refused user operation (bad name, role or password, duplicate or unknown user)."""
+
+
+class Busy(Exception):
+    """Every password-hashing slot stayed taken for the whole wait."""
+
+
+class HashGate:
+    """At most `slots` password hashes at once in this process (argon2 takes 64 MiB each)."""
+
+    def __init__(self, slots: int = 2, wait_s: float = 5.0):
+        self.slots, self.wait_s = slots, wait_s
+        self._sem = threading.BoundedSemaphore(slots)
+
+    @contextmanager
+    def slot(self):
+        if not self._sem.acquire(timeout=self.wait_s):
+            raise Busy()
+        try:
+            yield
+        finally:
+            self._sem.release()
 
 
 @dataclass
@@ -36,13 +81,22 @@ class User:
     name: str
     role: str
     created: str = ""
+    disabled: bool = False
+    epoch: str = ""
+
+    def public(self) -> dict:
+        """What `pacs user list --json` and the admin page show."""
+        return {"name": self.name, "role": self.role, "created": self.created,
+                "disabled": self.disabled}
 
 
 @dataclass
 class Session:
     user: str
     csrf: str
-    expires: float
+    expires: float              # absolute end
+    seen: float = 0.0           # last request (to within TOUCH_SECONDS)
+    epoch: str = ""
 
 
 def _ukey(name: str) -> bytes:
@@ -53,77 +107,160 @@ def _skey(token: str) -> bytes:
     return b"s/" + hashlib.sha256(token.encode()).hexdigest().encode()
 
 
+def _user(name: str, row: dict) -> User:
+    return User(name, row[b"u:role"].decode(), row.get(b"u:created", b"").decode(),
+                row.get(b"u:disabled", b"0") == b"1", row.get(b"u:epoch", b"").decode())
+
+
+def _new_epoch() -> bytes:
+    return secrets.token_hex(8).encode()
+
+
 class UserStore:
-    def __init__(self, hbase):
+    def __init__(self, hbase, gate: HashGate | None = None, idle_s: float = IDLE_SECONDS,
+                 max_s: float = SESSION_SECONDS):
         self.hb = hbase
+        self.gate = gate or HashGate()
+        self.idle_s, self.max_s = idle_s, max_s
+
+    @classmethod
+    def from_settings(cls, hbase, settings) -> "UserStore":
+        return cls(hbase, HashGate(settings.portal_hash_concurrency,
+                                   settings.portal_hash_wait_seconds),
+                   settings.portal_session_idle_seconds, settings.portal_session_max_seconds)
 
     # --- users -----------------------------------------------------------------------------
     def add(self, name: str, role: str, password: str, replace: bool = False) -> User:
+        """A new user, or with `replace` a new password and role for an existing one (which
+        ends that user's live sessions; a disabled user stays disabled)."""
         if not NAME_RE.match(name):
             raise UserError("user names are 1-64 letters, digits, or _ . @ -")
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
-        if len(password) < MIN_PASSWORD:
-            raise UserError(f"passwords need at least {MIN_PASSWORD} characters")
+        self._check_password(password)
         if not replace and self.get(name):
             raise UserError(f"user {name!r} exists")
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.hb.put(TABLE, _ukey(name), {b"u:role": role.encode(),
-                                         b"u:hash": _hasher.hash(password).encode(),
-                                         b"u:created": created.encode()})
-        return User(name, role, created)
+                                         b"u:hash": self._hash(password).encode(),
+                                         b"u:created": created.encode(),
+                                         b"u:epoch": _new_epoch()})
+        return self.get(name)
+
+    @staticmethod
+    def _check_password(password: str) -> None:
+        if len(password) < MIN_PASSWORD:
+            raise UserError(f"passwords need at least {MIN_PASSWORD} characters")
+
+    def _hash(self, password: str) -> str:
+        with self.gate.slot():
+            return _hasher.hash(password)
 
     def get(self, name: str) -> User | None:
-        row = self.hb.get(TABLE, _ukey(name), columns=[b"u:role", b"u:created"])
-        if not row:
+        if not NAME_RE.match(name or ""):
             return None
-        return User(name, row[b"u:role"].decode(), row.get(b"u:created", b"").decode())
+        row = self.hb.get(TABLE, _ukey(name), columns=[b"u:role", b"u:created", b"u:disabled",
+                                                        b"u:epoch"])
+        return _user(name, row) if b"u:role" in row else None
+
+    def _existing(self, name: str) -> User:
+        user = self.get(name)
+        if user is None:
+            raise UserError(f"no user {name!r}")
+        return user
 
     def list(self) -> list[User]:
-        rows = self.hb.scan(TABLE, row_prefix=b"u/", columns=[b"u:role", b"u:created"])
-        return [User(k.decode()[2:], r[b"u:role"].decode(), r.get(b"u:created", b"").decode())
-                for k, r in rows if b"u:role" in r]
+        rows = self.hb.scan(TABLE, row_prefix=b"u/", columns=[b"u:role", b"u:created",
+                                                              b"u:disabled", b"u:epoch"])
+        return [_user(k.decode()[2:], r) for k, r in rows if b"u:role" in r]
 
     def set_role(self, name: str, role: str) -> User:
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
-        if not self.get(name):
-            raise UserError(f"no user {name!r}")
+        self._existing(name)
         self.hb.put(TABLE, _ukey(name), {b"u:role": role.encode()})
         return self.get(name)
 
+    def set_password(self, name: str, password: str) -> User:
+        """A new password; the user's live sessions end."""
+        self._check_password(password)
+        self._existing(name)
+        self.hb.put(TABLE, _ukey(name), {b"u:hash": self._hash(password).encode(),
+                                         b"u:epoch": _new_epoch()})
+        return self.get(name)
+
+    def set_disabled(self, name: str, disabled: bool) -> User:
+        """Disable (its live sessions end, it cannot sign in) or enable a user."""
+        self._existing(name)
+        cells = {b"u:disabled": b"1" if disabled else b"0"}
+        if disabled:
+            cells[b"u:epoch"] = _new_epoch()
+        self.hb.put(TABLE, _ukey(name), cells)
+        return self.get(name)
+
+    def revoke_sessions(self, name: str) -> None:
+        """End every live session of the user (in every portal process)."""
+        self._existing(name)
+        self.hb.put(TABLE, _ukey(name), {b"u:epoch": _new_epoch()})
+
+    def delete(self, name: str) -> None:
+        """Remove the user; its sessions stop working at once (their user row is gone, and a
+        later user of the same name gets a new epoch)."""
+        self._existing(name)
+        self.hb.delete(TABLE, _ukey(name))
+
     def verify(self, name: str, password: str) -> User | None:
-        """The user if the password is right, else None (same work either way)."""
+        """The user if the password is right and the user is enabled, else None; the same
+        work either way. Raises `Busy` when no hashing slot is free in time."""
         row = self.hb.get(TABLE, _ukey(name)) if NAME_RE.match(name or "") else {}
-        stored = row.get(b"u:hash", _DUMMY_HASH.encode()).decode()
-        try:
-            _hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return None
-        if not row:
-            return None
-        return User(name, row[b"u:role"].decode(), row.get(b"u:created", b"").decode())
+        usable = b"u:role" in row and row.get(b"u:disabled", b"0") != b"1"
+        stored = row[b"u:hash"].decode() if usable and b"u:hash" in row else _dummy_hash()
+        with self.gate.slot():
+            try:
+                _hasher.verify(stored, password)
+            except (VerificationError, InvalidHashError):
+                return None
+        return _user(name, row) if usable else None
 
     # --- sessions --------------------------------------------------------------------------
-    def create_session(self, name: str) -> tuple[str, Session]:
+    def create_session(self, user: User) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
-        sess = Session(name, secrets.token_urlsafe(32), time.time() + SESSION_SECONDS)
-        self.hb.put(TABLE, _skey(token), {b"s:user": name.encode(), b"s:csrf": sess.csrf.encode(),
-                                          b"s:expires": str(sess.expires).encode()})
+        now = time.time()
+        sess = Session(user.name, secrets.token_urlsafe(32), now + self.max_s, now, user.epoch)
+        self.hb.put(TABLE, _skey(token), {
+            b"s:user": user.name.encode(), b"s:csrf": sess.csrf.encode(),
+            b"s:created": str(now).encode(), b"s:seen": str(now).encode(),
+            b"s:expires": str(sess.expires).encode(), b"s:epoch": user.epoch.encode()})
         return token, sess
 
     def session(self, token: str) -> Session | None:
+        """The live session of `token` (None if unknown, idle too long or past its end);
+        notes the request time."""
         if not token or len(token) > 100:
             return None
         row = self.hb.get(TABLE, _skey(token))
         if not row or b"s:user" not in row:
             return None
         sess = Session(row[b"s:user"].decode(), row[b"s:csrf"].decode(),
-                       float(row[b"s:expires"]))
-        if sess.expires < time.time():
+                       float(row[b"s:expires"]), float(row.get(b"s:seen", b"0")),
+                       row.get(b"s:epoch", b"").decode())
+        now = time.time()
+        if sess.expires < now or now - sess.seen > self.idle_s:
             self.end_session(token)
             return None
+        if now - sess.seen > TOUCH_SECONDS:
+            self.hb.put(TABLE, _skey(token), {b"s:seen": str(now).encode()})
+            sess.seen = now
         return sess
+
+    def principal(self, token: str) -> tuple[User, Session] | None:
+        """The user and session of `token` while both are valid: the session is live, the
+        user exists, is enabled and has not had its sessions revoked since."""
+        sess = self.session(token)
+        user = self.get(sess.user) if sess else None
+        if user is None or user.disabled or user.epoch != sess.epoch:
+            return None
+        return user, sess
 
     def end_session(self, token: str) -> None:
         if token:

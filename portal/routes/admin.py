@@ -1,6 +1,9 @@
-"""Admin pages: users and roles, the audit trail (filterable). Objects held for burned-in PHI
-review never reach the data center: they are reviewed on the hospital edge's own page
-(`deid/edge/`)."""
+"""Admin pages: users (add, role, password, disable/enable, delete: what `pacs user ...` does),
+the audit trail (filterable). Objects held for burned-in PHI review never reach the data
+center: they are reviewed on the hospital edge's own page (`deid/edge/`).
+
+An admin cannot disable or delete their own account here (so the last admin cannot lock
+everybody out by a click); `pacs user` on the server can."""
 from __future__ import annotations
 
 import re
@@ -54,6 +57,43 @@ def user_role(request: Request, name: str, role: str = Form(""),
         return _users_page(request, state, 400, error=str(e))
     state.audit(p.user.name, "user-role", name, role=role)
     return _users_page(request, state, notice=f"{name} is now {role}")
+
+
+@router.post("/admin/users/{name}/password")
+def user_password(request: Request, name: str, password: str = Form(""),
+                  p: Principal = Depends(admin), state=Depends(portal)):
+    try:
+        state.users.set_password(name, password)
+    except UserError as e:
+        return _users_page(request, state, 400, error=str(e))
+    state.audit(p.user.name, "user-password", name)
+    return _users_page(request, state, notice=f"new password for {name}; their sessions ended")
+
+
+#: action in the URL -> (UserStore call, audit action, notice)
+LIFECYCLE = {
+    "disable": (lambda users, name: users.set_disabled(name, True), "user-disable",
+                "{name} is disabled; their sessions ended"),
+    "enable": (lambda users, name: users.set_disabled(name, False), "user-enable",
+               "{name} is enabled"),
+    "delete": (lambda users, name: users.delete(name), "user-delete", "{name} is deleted"),
+}
+
+
+@router.post("/admin/users/{name}/{action}")
+def user_lifecycle(request: Request, name: str, action: str, p: Principal = Depends(admin),
+                   state=Depends(portal)):
+    if action not in LIFECYCLE:
+        raise HTTPException(404, "no such user action")
+    change, audited, notice = LIFECYCLE[action]
+    if name == p.user.name and action != "enable":
+        return _users_page(request, state, 400, error="you cannot disable or delete yourself")
+    try:
+        change(state.users, name)
+    except UserError as e:
+        return _users_page(request, state, 400, error=str(e))
+    state.audit(p.user.name, audited, name)
+    return _users_page(request, state, notice=notice.format(name=name))
 
 
 def _events(state, user, action, since, until):

@@ -1,5 +1,6 @@
-"""Login and logout. Login is the only POST without a session: it uses a double-submit CSRF
-cookie; failures are throttled per (user, client address) and audited."""
+"""Login and logout. Login is the only POST without a session: its CSRF token is signed for a
+pre-session cookie (portal/deps.py); the password check is throttled, bounded and audited
+(portal/login.py)."""
 from __future__ import annotations
 
 import secrets
@@ -7,8 +8,9 @@ import secrets
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
-from portal.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Principal, portal, require
-from portal.users import SESSION_SECONDS
+from portal.deps import (LOGIN_CSRF_COOKIE, LOGIN_CSRF_MAX_AGE, SESSION_COOKIE, Principal,
+                         login_csrf_token, portal, require)
+from portal.login import Refused, sign_in
 from portal.web import client_ip, render
 
 router = APIRouter(tags=["auth"])
@@ -25,10 +27,14 @@ def _cookie(response, name: str, value: str, state, max_age: int | None = None) 
 
 def _login_page(request: Request, status_code: int = 200, error: str = "", username: str = "",
                 next_url: str = "/"):
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    state = request.app.state.portal
+    presession = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not 20 <= len(presession) <= 64:
+        presession = secrets.token_urlsafe(32)
     resp = render(request, "login.html", status_code=status_code, error=error,
-                  username=username, next_url=_safe_next(next_url), login_csrf=token)
-    _cookie(resp, LOGIN_CSRF_COOKIE, token, request.app.state.portal)
+                  username=username, next_url=_safe_next(next_url),
+                  login_csrf=login_csrf_token(state.secret, presession))
+    _cookie(resp, LOGIN_CSRF_COOKIE, presession, state, max_age=LOGIN_CSRF_MAX_AGE)
     return resp
 
 
@@ -41,26 +47,20 @@ def login_form(request: Request, next: str = "/"):
 def login(request: Request, username: str = Form(""), password: str = Form(""),
           next: str = Form("/"), state=Depends(portal)):
     ip = client_ip(request)
-    wait = state.throttle.retry_after(username, ip)
-    if wait:
-        state.audit(username, "login-throttled", username, ip=ip)
-        resp = _login_page(request, 429, "Too many failed attempts. Try again later.",
-                           username, next)
-        resp.headers["Retry-After"] = str(wait)
+    try:
+        user = sign_in(state, username, password, ip)
+    except Refused as r:
+        resp = _login_page(request, r.status, r.message, username, next)
+        resp.headers.update(r.headers)
         return resp
-    user = state.users.verify(username, password)
-    if user is None:
-        state.throttle.failed(username, ip)
-        state.audit(username, "login-failed", username, ip=ip)
-        return _login_page(request, 401, "Wrong user name or password.", username, next)
-    state.throttle.succeeded(username, ip)
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         state.users.end_session(old)
-    token, _ = state.users.create_session(user.name)
+    token, _ = state.users.create_session(user)
     state.audit(user.name, "login", user.name, ip=ip, role=user.role)
     resp = RedirectResponse(_safe_next(next), status_code=303)
-    _cookie(resp, SESSION_COOKIE, token, state, max_age=SESSION_SECONDS)
+    _cookie(resp, SESSION_COOKIE, token, state, max_age=int(state.users.max_s))
+    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return resp
 
 

@@ -2,10 +2,13 @@
 QIDO-RS search and WADO-RS retrieve (objects as stored, metadata, frames, rendered images).
 
 Authentication: the portal session cookie, or HTTP Basic checked against the portal users
-(argon2, with the login throttle; a verified credential is remembered for a minute so a
-viewer's many requests do not each cost an argon2 hash). GET only, so no CSRF. Errors are JSON
-with the precise status (401 carries `WWW-Authenticate: Basic`). Quarantined objects never
-appear (see portal/dicom_access.py). Object retrievals are audited per request, not per frame.
+(`portal.login.sign_in`: throttle first, bounded argon2, failures audited; a verified
+credential is remembered for a minute so a viewer's many requests do not each cost an argon2
+hash, and forgotten at once when the user is disabled, deleted or gets a new password). GET
+only, so no CSRF. Errors are JSON with the precise status (401 carries
+`WWW-Authenticate: Basic`, 429 and 503 `Retry-After`). Quarantined objects never appear (see
+portal/dicom_access.py). Every request is audited: QIDO-RS as `qido` (level, keys, matches),
+WADO-RS retrieve as `download-study`, metadata, frames and rendered images as `wado`.
 
 WADO-RS retrieve never truncates silently (every object is read through
 `pacs_hdfs.dicom.stored.read_bytes`, which checks the indexed sha256):
@@ -43,6 +46,7 @@ from portal import dicomweb_http as http
 from portal import imaging
 from portal.deps import current, portal
 from portal.dicom_access import Archive, archive, require_uids
+from portal.login import Refused, sign_in
 from portal.roles import allows
 from portal.users import User
 from portal.web import client_ip
@@ -77,26 +81,30 @@ class DicomwebRoute(APIRoute):
 
 
 class BasicCache:
-    """Verified Basic credentials (hashed with a per-process key) -> user name, for a minute."""
+    """Verified Basic credentials (hashed with a per-process key) -> (user name, the user's
+    session epoch), for a minute and at most `MAX_ENTRIES` of them."""
+
+    MAX_ENTRIES = 1000
 
     def __init__(self):
         self._key = secrets.token_bytes(32)
-        self._seen: dict[bytes, tuple[str, float]] = {}
+        self._seen: dict[bytes, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
 
     def _id(self, name: str, password: str) -> bytes:
         return hashlib.blake2b(f"{name}\0{password}".encode(), key=self._key).digest()
 
-    def get(self, name: str, password: str) -> str | None:
+    def get(self, name: str, password: str) -> tuple[str, str] | None:
         with self._lock:
             hit = self._seen.get(self._id(name, password))
-        return hit[0] if hit and hit[1] > time.monotonic() else None
+        return (hit[0], hit[1]) if hit and hit[2] > time.monotonic() else None
 
-    def put(self, name: str, password: str) -> None:
+    def put(self, name: str, password: str, epoch: str) -> None:
         with self._lock:
-            if len(self._seen) > 1000:
+            if len(self._seen) >= self.MAX_ENTRIES:
                 self._seen.clear()
-            self._seen[self._id(name, password)] = (name, time.monotonic() + CACHE_SECONDS)
+            self._seen[self._id(name, password)] = (name, epoch,
+                                                    time.monotonic() + CACHE_SECONDS)
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:
@@ -123,21 +131,17 @@ def _basic_user(request: Request, state) -> User:
     cache = getattr(request.app.state, "dicomweb_basic", None)
     if cache is None:
         cache = request.app.state.dicomweb_basic = BasicCache()
-    if (known := cache.get(name, password)) and (user := state.users.get(known)):
-        return user
-    ip = client_ip(request)
-    wait = state.throttle.retry_after(name, ip)
-    if wait:
-        state.audit(name, "login-throttled", name, ip=ip, via="dicomweb")
-        raise HTTPException(429, "too many failed attempts; try again later",
-                            headers={"Retry-After": str(wait)})
-    user = state.users.verify(name, password)
-    if user is None:
-        state.throttle.failed(name, ip)
-        state.audit(name, "login-failed", name, ip=ip, via="dicomweb")
-        raise _unauthorized("wrong user name or password")
-    state.throttle.succeeded(name, ip)
-    cache.put(name, password)
+    if known := cache.get(name, password):
+        user = state.users.get(known[0])
+        if user and not user.disabled and user.epoch == known[1]:
+            return user
+    try:
+        user = sign_in(state, name, password, client_ip(request), via="dicomweb")
+    except Refused as r:
+        if r.status == 401:
+            raise _unauthorized("wrong user name or password") from None
+        raise HTTPException(r.status, r.message, headers=r.headers) from None
+    cache.put(name, password, user.epoch)
     return user
 
 
@@ -166,7 +170,12 @@ def _bad(e: http.BadRequest) -> HTTPException:
 
 # --- QIDO-RS --------------------------------------------------------------------------------
 
-def _qido(request: Request, archive: Archive, level: str, fixed: dict[str, str]) -> Response:
+def _audit(request: Request, user: User, action: str, target: str, **details) -> None:
+    request.app.state.portal.audit(user.name, action, target, via="dicomweb", **details)
+
+
+def _qido(request: Request, archive: Archive, user: User, level: str,
+          fixed: dict[str, str]) -> Response:
     if http.choose(request.headers.get("accept"), (DICOM_JSON, "application/json")) is None:
         raise HTTPException(406, f"QIDO-RS answers {DICOM_JSON}")
     require_uids(*fixed.values())
@@ -177,29 +186,34 @@ def _qido(request: Request, archive: Archive, level: str, fixed: dict[str, str])
     q.keys.update(fixed)
     found = archive.search(level, q.keys)[q.offset:q.offset + q.limit]
     body = [http.dicom_json(e.attrs, http.answer_keys(level, q, e.attrs)) for e in found]
+    _audit(request, user, "qido", fixed.get("StudyInstanceUID", ""), level=level,
+           keys={k: str(v)[:200] for k, v in list(q.keys.items())[:20]}, matches=len(body))
     return JSONResponse(body, media_type=DICOM_JSON)
 
 
 @router.get("/studies")
-def search_studies(request: Request, archive: Archive = Depends(archive)):
-    return _qido(request, archive, "STUDY", {})
+def search_studies(request: Request, archive: Archive = Depends(archive),
+                   user: User = Depends(viewer_of)):
+    return _qido(request, archive, user, "STUDY", {})
 
 
 @router.get("/studies/{study}/series")
-def search_series(study: str, request: Request, archive: Archive = Depends(archive)):
-    return _qido(request, archive, "SERIES", {"StudyInstanceUID": study})
+def search_series(study: str, request: Request, archive: Archive = Depends(archive),
+                  user: User = Depends(viewer_of)):
+    return _qido(request, archive, user, "SERIES", {"StudyInstanceUID": study})
 
 
 @router.get("/studies/{study}/instances")
-def search_study_instances(study: str, request: Request, archive: Archive = Depends(archive)):
-    return _qido(request, archive, "IMAGE", {"StudyInstanceUID": study})
+def search_study_instances(study: str, request: Request, archive: Archive = Depends(archive),
+                           user: User = Depends(viewer_of)):
+    return _qido(request, archive, user, "IMAGE", {"StudyInstanceUID": study})
 
 
 @router.get("/studies/{study}/series/{series}/instances")
 def search_instances(study: str, series: str, request: Request,
-                     archive: Archive = Depends(archive)):
-    return _qido(request, archive, "IMAGE", {"StudyInstanceUID": study,
-                                             "SeriesInstanceUID": series})
+                     archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
+    return _qido(request, archive, user, "IMAGE", {"StudyInstanceUID": study,
+                                                   "SeriesInstanceUID": series})
 
 
 # --- WADO-RS --------------------------------------------------------------------------------
@@ -220,9 +234,8 @@ def _retrieve(request: Request, archive: Archive, user: User, study: str,
                                  " (objects as stored)")
     items = _located(archive, study, series, sop)
     level = "instance" if sop else "series" if series else "study"
-    request.app.state.portal.audit(user.name, "download-study", study, level=level,
-                                   series=series or "", sop=sop or "", instances=len(items),
-                                   via="dicomweb")
+    _audit(request, user, "download-study", study, level=level, series=series or "",
+           sop=sop or "", instances=len(items))
     boundary = secrets.token_hex(16)
     media_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
     what = f"WADO-RS {level} {sop or series or study}"
@@ -337,11 +350,13 @@ def _metadata_of(archive: Archive, item, base: str) -> dict:
     return dict(sorted(out.items()))
 
 
-def _metadata(request: Request, archive: Archive, study: str, series: str | None = None,
-              sop: str | None = None) -> Response:
+def _metadata(request: Request, archive: Archive, user: User, study: str,
+              series: str | None = None, sop: str | None = None) -> Response:
     if http.choose(request.headers.get("accept"), (DICOM_JSON, "application/json")) is None:
         raise HTTPException(406, f"metadata is answered as {DICOM_JSON}")
     items = _located(archive, study, series, sop)
+    _audit(request, user, "wado", study, what="metadata", series=series or "", sop=sop or "",
+           instances=len(items))
     body = []
     for item in items:
         se = item.key.split(b"\x00")[1].decode()
@@ -350,20 +365,21 @@ def _metadata(request: Request, archive: Archive, study: str, series: str | None
 
 
 @router.get("/studies/{study}/metadata")
-def study_metadata(study: str, request: Request, archive: Archive = Depends(archive)):
-    return _metadata(request, archive, study)
+def study_metadata(study: str, request: Request, archive: Archive = Depends(archive),
+                   user: User = Depends(viewer_of)):
+    return _metadata(request, archive, user, study)
 
 
 @router.get("/studies/{study}/series/{series}/metadata")
 def series_metadata(study: str, series: str, request: Request,
-                    archive: Archive = Depends(archive)):
-    return _metadata(request, archive, study, series)
+                    archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
+    return _metadata(request, archive, user, study, series)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
 def instance_metadata(study: str, series: str, sop: str, request: Request,
-                      archive: Archive = Depends(archive)):
-    return _metadata(request, archive, study, series, sop)
+                      archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
+    return _metadata(request, archive, user, study, series, sop)
 
 
 def _image(archive: Archive, study: str, series: str, sop: str):
@@ -381,7 +397,7 @@ def _frame_check(ds, frame: int) -> None:
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
 def retrieve_frames(study: str, series: str, sop: str, frames: str, request: Request,
-                    archive: Archive = Depends(archive)):
+                    archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
     if not http.accepts_multipart(request.headers.get("accept"), "application/octet-stream"):
         raise HTTPException(406, 'frames are answered as multipart/related; '
                                  'type="application/octet-stream" (uncompressed)')
@@ -392,6 +408,8 @@ def retrieve_frames(study: str, series: str, sop: str, frames: str, request: Req
     ds = _image(archive, study, series, sop)
     for n in numbers:
         _frame_check(ds, n)
+    _audit(request, user, "wado", study, what="frames", series=series, sop=sop,
+           frames=numbers[:50])
     boundary = secrets.token_hex(16)
     try:
         body = b"".join(http.multipart_part(
@@ -403,8 +421,8 @@ def retrieve_frames(study: str, series: str, sop: str, frames: str, request: Req
         f'multipart/related; type="application/octet-stream"; boundary={boundary}'))
 
 
-def _rendered(request: Request, archive: Archive, study: str, series: str, sop: str,
-              frame: int) -> Response:
+def _rendered(request: Request, archive: Archive, user: User, study: str, series: str,
+              sop: str, frame: int) -> Response:
     media = http.choose(request.headers.get("accept"), ("image/png", "image/jpeg"))
     if media is None:
         raise HTTPException(406, "rendered images are image/png or image/jpeg")
@@ -414,6 +432,7 @@ def _rendered(request: Request, archive: Archive, study: str, series: str, sop: 
         raise _bad(e) from None
     ds = _image(archive, study, series, sop)
     _frame_check(ds, frame)
+    _audit(request, user, "wado", study, what="rendered", series=series, sop=sop, frame=frame)
     center, width = window or (None, None)
     try:
         data = imaging.render(ds, frame - 1, center, width, media.split("/")[1])
@@ -424,13 +443,13 @@ def _rendered(request: Request, archive: Archive, study: str, series: str, sop: 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/rendered")
 def instance_rendered(study: str, series: str, sop: str, request: Request,
-                      archive: Archive = Depends(archive)):
-    return _rendered(request, archive, study, series, sop, 1)
+                      archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
+    return _rendered(request, archive, user, study, series, sop, 1)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
 def frame_rendered(study: str, series: str, sop: str, frame: str, request: Request,
-                   archive: Archive = Depends(archive)):
+                   archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
     if not frame.isdigit() or int(frame) < 1:
         raise HTTPException(400, "the frame number is a positive integer")
-    return _rendered(request, archive, study, series, sop, int(frame))
+    return _rendered(request, archive, user, study, series, sop, int(frame))

@@ -1,4 +1,5 @@
-"""Case search (teacher and up): the search page and ``GET /api/search``, from the live index."""
+"""Case search (teacher and up): the search page and ``GET /api/search``, from the live index.
+Every search that runs is audited (`search`: the criteria given and how many cases matched)."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -7,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import ValidationError
 
-from portal.deps import portal, require
+from portal.deps import Principal, portal, require
 from portal.search.query import CaseQuery, describe_icd10, resolve
 from portal.web import render
 
@@ -27,22 +28,26 @@ def _problem(exc: ValidationError) -> str:
                      for e in exc.errors())
 
 
-def _run(state, q: CaseQuery):
+def _run(state, p: Principal, q: CaseQuery, via: str):
     live = state.search.start()
     if not live.ready.is_set() and not live.error:
         live.ready.wait(5)      # still loading: give it a moment (not when HBase is failing)
     index = live.index
-    return index.search(resolve(q, index), q.sort, q.order == "desc", q.page, q.per_page), live
+    page = index.search(resolve(q, index), q.sort, q.order == "desc", q.page, q.per_page)
+    state.audit(p.user.name, "search", "cases", via=via, total=page.total,
+                criteria=q.model_dump(exclude_defaults=True, mode="json"))
+    return page, live
 
 
 @router.get("/search")
-def search_page(request: Request, state=Depends(portal)):
+def search_page(request: Request, p: Principal = Depends(require("teacher")),
+                state=Depends(portal)):
     try:
         q = _query(request)
     except ValidationError as exc:
         return render(request, "search.html", status_code=422, q=CaseQuery(), page=None,
                       error=_problem(exc), columns=COLUMNS, link=lambda **_: "", status={})
-    page, live = (None, state.search) if q.is_empty else _run(state, q)
+    page, live = (None, state.search) if q.is_empty else _run(state, p, q, "page")
     base = q.model_dump(exclude_defaults=True, mode="json")
 
     def link(**change) -> str:
@@ -54,14 +59,15 @@ def search_page(request: Request, state=Depends(portal)):
 
 
 @router.get("/api/search")
-def search_api(request: Request, state=Depends(portal)):
+def search_api(request: Request, p: Principal = Depends(require("teacher")),
+               state=Depends(portal)):
     try:
         q = _query(request)
     except ValidationError as exc:
         raise HTTPException(422, _problem(exc)) from None
     if q.is_empty:
         raise HTTPException(422, "give at least one criterion")
-    page, live = _run(state, q)
+    page, live = _run(state, p, q, "api")
     return {"total": page.total, "page": q.page, "per_page": q.per_page,
             "visits_matched": page.visits_matched, "took_ms": round(page.took_ms, 2),
             "index": live.status(), "cases": [asdict(c) for c in page.cases]}

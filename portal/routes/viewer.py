@@ -46,12 +46,16 @@ def study_page(study_uid: str, request: Request, archive: Archive = Depends(arch
 
 
 @router.get("/api/viewer/studies/{study_uid}/series/{series_uid}")
-def series_instances(study_uid: str, series_uid: str, archive: Archive = Depends(archive)):
-    """The series' instances in InstanceNumber order (what the slice slider walks)."""
+def series_instances(study_uid: str, series_uid: str, archive: Archive = Depends(archive),
+                     p: Principal = Depends(require("teacher")), state=Depends(portal)):
+    """The series' instances in InstanceNumber order (what the slice slider walks); audited
+    `view-series` (the frames the viewer then loads one by one are not audited each)."""
     require_uids(study_uid, series_uid)
     found = archive.instances(study_uid, series_uid)
     if not found:
         raise HTTPException(404, "no such series in the archive")
+    state.audit(p.user.name, "view-series", study_uid, series=series_uid,
+                instances=len(found))
     return {"study": study_uid, "series": series_uid,
             "instances": [{"sop": a["SOPInstanceUID"], "number": a.get("InstanceNumber", ""),
                            "rows": a.get("Rows", ""), "columns": a.get("Columns", "")}

@@ -8,7 +8,8 @@ from starlette.routing import Mount
 
 from portal.memstore import MemoryStore
 from portal.roles import ROLES, allows
-from portal.testing import FakeJobService, csrf_token, fast_hashing, login, portal_app
+from portal.testing import (FakeJobService, csrf_token, fast_hashing, login, login_form_token,
+                            portal_app)
 
 PASSWORD = "correct-horse-1"
 
@@ -38,6 +39,8 @@ MATRIX = [
     ("GET", "/admin/users", "admin"),
     ("POST", "/admin/users", "admin"),
     ("POST", "/admin/users/{name}/role", "admin"),
+    ("POST", "/admin/users/{name}/password", "admin"),
+    ("POST", "/admin/users/{name}/{action}", "admin"),
     ("GET", "/admin/audit", "admin"),
     ("GET", "/api/audit", "admin"),
     ("GET", "/viewer/accession/{accession}", "teacher"),
@@ -94,7 +97,8 @@ def _url(template: str, job_id: str) -> str:
     return template.format(kind="spark-selftest", job_id=job_id, name="m-teacher",
                            pseudonym="RSAAAAAAAAAAAAAAAA", sop_uid="2.25.1",
                            accession="ACC1", study_uid="2.25.2", series_uid="2.25.3",
-                           frame="1", study="2.25.2", series="2.25.3", sop="2.25.1", frames="1")
+                           frame="1", study="2.25.2", series="2.25.3", sop="2.25.1", frames="1",
+                           action="enable")
 
 
 def _body(method: str, path: str) -> dict:
@@ -104,6 +108,8 @@ def _body(method: str, path: str) -> dict:
         return {"data": {"name": "", "role": "teacher", "password": "x"}}   # refused: 400
     if path.endswith("/role"):
         return {"data": {"role": "teacher"}}
+    if path.endswith("/password"):
+        return {"data": {"password": "x"}}          # refused (too short): sessions stay
     if path.startswith("/jobs/new/"):
         return {"data": {"n": "5"}}
     return {}
@@ -147,9 +153,8 @@ def test_role_matrix(world, sessions, role, method, template, needed):
     if method == "POST" and role:
         kw.setdefault("headers", {})["X-CSRF-Token"] = csrf_token(client)
     if template == "/login" and method == "POST":
-        client.get("/login")
         kw = {"data": {"username": "nobody", "password": "wrong-password",
-                       "csrf_token": client.cookies.get("pacs_login_csrf")}}
+                       "csrf_token": login_form_token(client)}}
     r = client.request(method, path, follow_redirects=False, **kw)
 
     if needed is None:

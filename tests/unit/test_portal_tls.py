@@ -1,10 +1,13 @@
 """`pacs portal` serves HTTPS when PACS_PORTAL_CERT/PACS_PORTAL_KEY are set, and then marks its
-cookies Secure. (The login page needs no cluster, so this runs without one.)"""
+cookies Secure and speaks only AEAD suites (TLS 1.2 ECDHE+AES-GCM/ChaCha20, TLS 1.3). (The login
+page needs no cluster, so this runs without one.)"""
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -61,6 +64,10 @@ def test_https_portal_sets_secure_cookies(tmp_path):
         cookie = r.headers["set-cookie"].lower()
         assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
         assert "max-age" in r.headers["strict-transport-security"]
+        assert _handshake(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-GCM-SHA256")
+        assert _handshake(ssl.TLSVersion.TLSv1_3, None)
+        assert not _handshake(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA256")    # CBC
+        assert not _handshake(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES256-SHA")       # CBC, SHA1
         with pytest.raises(requests.ConnectionError):   # no plain HTTP on that port
             requests.get(f"http://127.0.0.1:{PORT}/login", timeout=2)
     finally:
@@ -70,6 +77,21 @@ def test_https_portal_sets_secure_cookies(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def _handshake(version: ssl.TLSVersion, ciphers: str | None) -> bool:
+    """Whether a client pinned to `version` (and TLS 1.2 `ciphers`) completes a handshake."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    try:
+        with socket.create_connection(("127.0.0.1", PORT), timeout=5) as raw:
+            with ctx.wrap_socket(raw):
+                return True
+    except (ssl.SSLError, OSError):
+        return False
 
 
 def test_half_configured_tls_is_refused(tmp_path):
