@@ -157,6 +157,16 @@ class Settings(BaseSettings):
     # --- DICOM de-identification profiles (deid/profiles.py) ---------------------------------
     # --- end of DICOM de-identification profiles ---------------------------------------------
     # --- HL7 de-identification (hl7_gateway/hospital/) ---------------------------------------
+    # Free text of visits (exam results) passes a PHI screen at the hospital before it is sent
+    # (hl7_gateway/hospital/phi_screen.py): "redact" replaces what it finds by a typed
+    # placeholder ([NAME], [PHONE], ...); "refuse" does not send that visit at all (`pacs has
+    # sync` reports it, the link table keeps it as rejected with the categories found).
+    hl7_phi_policy: Literal["redact", "refuse"] = Field(
+        "redact", description="exam text with PHI: redact it, or refuse to send the visit")
+    # The MDC gateway screens exam text again (patterns and names, no patient identifiers) and
+    # answers AE PHI_TEXT_<CATEGORY> for a visit whose text it flags.
+    hl7_gateway_text_screen: bool = Field(
+        True, description="MDC gateway: refuse visits whose exam text the PHI screen flags")
     # --- end of HL7 de-identification --------------------------------------------------------
 
     # --- portal security (portal/README.md "Security decisions") ----------------------------
