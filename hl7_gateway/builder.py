@@ -123,8 +123,6 @@ def build_visit_element(visit: Visit, created: datetime | None = None) -> etree.
     hl7_el(patient, "id", root=C.PSEUDONYM_ROOT, extension=visit.patient_id)
     person = hl7_el(patient, "patientPerson", classCode="PSN", determinerCode="INSTANCE")
     hl7_el(person, "administrativeGenderCode", code=visit.sex, codeSystem=C.GENDER_SYSTEM)
-    if visit.birth_year is not None:
-        hl7_el(person, "birthTime", value=f"{visit.birth_year:04d}")
     if visit.city is not None:
         hl7_el(hl7_el(person, "addr"), "city", visit.city)
     _add_age(enc, visit.age)

@@ -1,8 +1,13 @@
 """Pydantic models of a de-identified visit and of the gateway's acknowledgement.
 
-A ``Visit`` is what crosses the hospital/MDC boundary: no names, addresses, phone numbers or
-hospital identifiers, only the encrypted visit id, the patient pseudonym, sex, age, birth year and
-city. Validation here is semantic (ranges, formats, ordering); the parser adds XML structure.
+A ``Visit`` is what crosses the hospital/MDC boundary: no names, addresses, phone numbers,
+hospital identifiers or birth dates, only the encrypted visit id, the patient pseudonym, sex, age
+and city. Dates are as the hospital's date policy left them (shifted per patient by default, see
+``hospital/DEIDENTIFICATION-VISITS.md``). Validation here is semantic (ranges, formats,
+ordering); the parser adds XML structure and the gateway's PHI and identifier-format rules.
+
+Age is top-coded: ``AGE_TOP`` (90) means "90 years or more" (HIPAA Safe Harbor: an exact age
+above 89 identifies), shown as "90+" (``age_label``). Birth year is not carried at all.
 """
 from __future__ import annotations
 
@@ -15,6 +20,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from hl7_gateway.codes import DIAGNOSIS_CODE_PATTERNS, EXAM_KINDS, INTERPRETATION_CODES
 
 _DIAGNOSIS_RES = {system: re.compile(p) for system, p in DIAGNOSIS_CODE_PATTERNS.items()}
+#: Ages of 90 or more are stored as this value, meaning "90 or more".
+AGE_TOP = 90
+#: Fields of visits stored before birth years were dropped; ignored when such a row is read.
+_LEGACY_FIELDS = ("birth_year",)
+
+
+def top_coded_age(age: int) -> int:
+    """Whole years, with every age of 90 or more as 90 ("90 or more")."""
+    return min(age, AGE_TOP)
+
+
+def age_label(age: int | None) -> str:
+    """How an age is shown: "90+" for the top code, else the number ("" when unknown)."""
+    if age is None:
+        return ""
+    return f"{AGE_TOP}+" if age >= AGE_TOP else str(age)
 
 
 class _Frozen(BaseModel):
@@ -74,8 +95,7 @@ class Visit(_Frozen):
     visit_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
     patient_id: str = Field(min_length=1)
     sex: Literal["M", "F", "UN"]
-    age: int = Field(ge=0, le=130)
-    birth_year: int | None = Field(default=None, ge=1850, le=2200)
+    age: int = Field(ge=0, le=AGE_TOP, description='whole years at admission; 90 = "90 or more"')
     city: str | None = None
     admission: datetime
     discharge: datetime | None = None
@@ -83,14 +103,22 @@ class Visit(_Frozen):
     labs: list[Lab] = Field(default_factory=list)
     exams: list[Exam] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _top_code(cls, data):
+        """Top-code the age (a hospital-side caller passes the true age) and ignore the birth
+        year that rows stored before it was dropped still carry. The gateway does not rely on
+        this: its PHI rules refuse a message with an age above 90 or any birthTime."""
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in _LEGACY_FIELDS}
+            if isinstance(data.get("age"), int) and data["age"] > AGE_TOP:
+                data["age"] = AGE_TOP
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> "Visit":
         if self.discharge is not None and self.discharge < self.admission:
             raise ValueError("discharge is before admission")
-        if self.birth_year is not None:
-            years = self.admission.year - self.birth_year
-            if self.age not in (years - 1, years):
-                raise ValueError(f"age {self.age} does not match birth year {self.birth_year}")
         if sum(d.primary for d in self.diagnoses) > 1:
             raise ValueError("more than one primary diagnosis")
         return self

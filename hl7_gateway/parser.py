@@ -3,7 +3,8 @@
 Two levels of failure, matching the acknowledgement:
 - the envelope (size, XML well-formedness, DOCTYPE/entities, depth, namespace, interaction,
   batch header) is wrong -> the whole request is rejected (AR), nothing is stored;
-- one visit message is wrong (missing element, unknown code system, bad timestamp, PHI, ...)
+- one visit message is wrong (missing element, unknown code system, bad timestamp, PHI, an
+  identifier that is not pseudonym-shaped, exam text the PHI pattern screen flags, ...)
   -> that visit gets AE with precise details, the other visits of the batch are accepted (AA).
 
 The XML parser never resolves entities, never touches the network and never loads a DTD, and any
@@ -20,8 +21,10 @@ from lxml import etree
 from pydantic import ValidationError
 
 from hl7_gateway import codes as C
+from hl7_gateway.id_formats import find_bad_ids
 from hl7_gateway.models import AckDetail, Visit
 from hl7_gateway.phi_rules import find_phi
+from hl7_gateway.text_phi import find_text_phi
 from hl7_gateway.xml_location import location
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
@@ -37,6 +40,9 @@ class ParserLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_depth: int = 64
     max_messages: int = 10_000
+    # defence in depth: refuse exam text in which the PHI pattern screen (no patient
+    # identifiers here) finds anything (settings.hl7_gateway_text_screen)
+    screen_text: bool = True
 
 
 class Hl7Error(Exception):
@@ -157,20 +163,23 @@ def parse_request(body: bytes, limits: ParserLimits = ParserLimits()) -> ParseOu
                            location(root))
     except Hl7Error as exc:
         return ParseOutcome(request_id, exc.detail)
-    return ParseOutcome(request_id, None, tuple(parse_visit_message(m) for m in messages))
+    return ParseOutcome(request_id, None, tuple(parse_visit_message(m, limits.screen_text)
+                                                for m in messages))
 
 
 # --- one visit message ----------------------------------------------------------------------------
 
-def parse_visit_message(message: etree._Element) -> VisitResult:
-    """One PRPA_IN402001UV02 -> a Visit, or the reasons it is refused (PHI first)."""
+def parse_visit_message(message: etree._Element, screen_text: bool = True) -> VisitResult:
+    """One PRPA_IN402001UV02 -> a Visit, or the reasons it is refused (PHI, identifier shapes
+    and, if ``screen_text``, PHI patterns in exam text come first, all reported together)."""
     id_el = find(message, "id")
     message_id = id_el.get("extension") if id_el is not None else None
-    phi = find_phi(message)
-    if phi:
+    refusals = [*find_phi(message), *find_bad_ids(message),
+                *(find_text_phi(message) if screen_text else ())]
+    if refusals:
         return VisitResult(message_id, None,
                            tuple(AckDetail(code=h.code, text=h.reason, location=h.location)
-                                 for h in phi))
+                                 for h in refusals))
     anchors: dict[tuple, tuple[etree._Element, str | None]] = {}
     try:
         fields = _extract_visit(message, anchors)
@@ -272,19 +281,16 @@ def _encounter_fields(enc: etree._Element, anchors: dict) -> dict:
     if sex not in C.SEX_CODES:
         raise Hl7Error("INVALID_SEX", f"sex code {sex!r} is not one of {sorted(C.SEX_CODES)}",
                        location(gender, "@code"))
-    birth = find(person, "birthTime")
     city = find(person, "addr/city")
     fields: dict = {
         "visit_id": _expect_root(visit_id_el, C.VISIT_ID_ROOT, "encounter"),
         "patient_id": _expect_root(_require(patient, "id"), C.PSEUDONYM_ROOT, "patient"),
         "sex": sex, "admission": admission, "discharge": discharge,
-        "birth_year": _require_attr(birth, "value") if birth is not None else None,
         "city": city.text if city is not None else None,
     }
     candidates = {("visit_id",): (visit_id_el, "@extension"), ("sex",): (gender, "@code"),
                   ("admission",): (low, "@value"), ("discharge",): (high, "@value"),
-                  ("birth_year",): (birth, "@value"), ("city",): (city, None),
-                  (): (enc, None)}
+                  ("city",): (city, None), (): (enc, None)}
     anchors.update({key: anchor for key, anchor in candidates.items() if anchor[0] is not None})
     return fields
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from hl7_gateway.codes import HL7_NS, PSEUDONYM_ROOT
+from hl7_gateway.codes import AGE_LOINC, HL7_NS, LOINC_SYSTEM, PSEUDONYM_ROOT
+from hl7_gateway.models import AGE_TOP
 from hl7_gateway.xml_location import location
 
 
@@ -38,8 +39,13 @@ PHI_RULES: tuple[PhiRule, ...] = (
             "person identifier (national id, passport, ...) in clear"),
     PhiRule("PHI_IDENTIFIER", f"{_P}//v3:asOtherIDs",
             "other identifiers (asOtherIDs: MRN, national id) in clear"),
-    PhiRule("PHI_BIRTH_DATE", f"{_P}//v3:birthTime[string-length(@value) > 4]",
-            "birthTime more precise than a year"),
+    PhiRule("PHI_BIRTH_DATE", f"{_P}//v3:birthTime",
+            "birthTime (even a year) is not accepted: send the age at admission, top-coded at "
+            f"{AGE_TOP}"),
+    PhiRule("PHI_AGE", f"{_P}//v3:observation[v3:code/@code='{AGE_LOINC}' and "
+            f"v3:code/@codeSystem='{LOINC_SYSTEM}']/v3:value[number(@value) > {AGE_TOP}]",
+            f"an age above {AGE_TOP} identifies: send {AGE_TOP}, which means "
+            f"\"{AGE_TOP} or more\""),
     PhiRule("PHI_DEATH_DATE", f"{_P}//v3:deceasedTime",
             "date of death is an identifying date"),
 )

@@ -1,7 +1,7 @@
 """Pure mapping of an accepted visit to its HBase rows (visit, subject, search index).
 
 ``visit`` row (key = encrypted visit id), family ``v``: ``json`` (the whole Visit), flat columns
-the portal lists without parsing JSON (patient_id, sex, age, birth_year, city, admission,
+the portal lists without parsing JSON (patient_id, sex, age (90 = "90 or more"), city, admission,
 discharge, visit_month, icd10, primary, accessions), ``archive`` (path offset length sha256 of the
 archived XML), ``received`` and ``index`` (the search keys it owns, so a re-send that changes the
 diagnoses can drop its stale index rows).
@@ -73,7 +73,6 @@ def visit_row(visit: Visit, archive: Location, received: str, index_keys: list[b
     primary = next((d.code for d in visit.diagnoses if d.primary), "")
     flat = {
         "patient_id": visit.patient_id, "sex": visit.sex, "age": str(visit.age),
-        "birth_year": "" if visit.birth_year is None else str(visit.birth_year),
         "city": visit.city or "", "admission": visit.admission.isoformat(),
         "discharge": visit.discharge.isoformat() if visit.discharge else "",
         "visit_month": visit.admission.strftime("%Y-%m"),

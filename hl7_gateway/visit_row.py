@@ -11,7 +11,6 @@ def visit_to_row(visit: Visit) -> dict:
         "patient_id": visit.patient_id,
         "sex": visit.sex,
         "age": visit.age,
-        "birth_year": visit.birth_year,
         "city": visit.city,
         "admission": visit.admission,
         "discharge": visit.discharge,

@@ -9,7 +9,12 @@ Conventions every producer and consumer relies on:
 - timestamps are naive local hospital time, microsecond precision;
 - ``discharge`` is null while the patient is still admitted;
 - ``sex`` is the HL7 AdministrativeGender code: ``M``, ``F`` or ``UN`` (unknown);
-- ``age`` is whole years at admission; ``birth_year`` may be null if only the age was sent;
+- ``age`` is whole years at admission, top-coded: 90 means "90 or more" (shown as "90+"); no
+  birth year or birth date is stored;
+- ``admission``/``discharge`` are the hospital's dates after its date policy: by default
+  (``deid_date_policy = "shift"``) moved earlier by a secret per-patient offset of 1 to 3650 days,
+  the same offset as that patient's DICOM dates, so intervals within a patient are exact but
+  calendar dates are not (``visit_month`` is the shifted month);
 - diagnosis ``system`` is ``ICD10`` (OID 2.16.840.1.113883.6.3) or ``ICD9CM``
   (2.16.840.1.113883.6.103); ICD-10 codes are WHO style with a dot (``C50.9``);
 - ``icd10`` repeats the visit's ICD-10 codes as a plain list so jobs filter without exploding
@@ -48,8 +53,7 @@ VISIT_SCHEMA = pa.schema([
     ("visit_id", pa.string()),
     ("patient_id", pa.string()),
     ("sex", pa.string()),
-    ("age", pa.int16()),
-    ("birth_year", pa.int16()),
+    ("age", pa.int16()),           # 90 = "90 or more"
     ("city", pa.string()),
     ("admission", pa.timestamp("us")),
     ("discharge", pa.timestamp("us")),

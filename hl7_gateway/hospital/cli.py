@@ -31,8 +31,9 @@ def has_generate(patients: int = typer.Option(100), visits: int = typer.Option(1
 def _has_context():
     from hl7_gateway.hospital.has_keys import has_keys, hospital_dir, open_vault
     from hl7_gateway.hospital.link_table import LinkTable
-    home = get_settings().home_abs
-    keys = has_keys(open_vault(home))
+    settings = get_settings()
+    home = settings.home_abs
+    keys = has_keys(open_vault(home), settings.deid_date_policy)
     hospital_dir(home).mkdir(parents=True, exist_ok=True)
     return keys, LinkTable(hospital_dir(home) / "links.sqlite")
 
@@ -47,7 +48,9 @@ def has_sync(export: Path = typer.Argument(..., exists=True, dir_okay=False),
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from hl7_gateway.hospital.has_client import GatewayClient, GatewayError, sync_export
+    from hl7_gateway.hospital.phi_screen import PhiScreen
     keys, table = _has_context()
+    screen = PhiScreen(get_settings().hl7_phi_policy)
     client = GatewayClient(url or _default_url(), _certs(certs))
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(), console=console,
@@ -56,7 +59,8 @@ def has_sync(export: Path = typer.Argument(..., exists=True, dir_okay=False),
         try:
             report = sync_export(export, keys, table, client, batch,
                                  on_start=lambda n: progress.update(task, total=n),
-                                 on_batch=lambda n, _: progress.advance(task, n))
+                                 on_batch=lambda n, _: progress.advance(task, n),
+                                 screen=screen)
         except GatewayError as exc:
             fail(f"{exc}; rerun to resume")
         finally:
@@ -67,6 +71,9 @@ def has_sync(export: Path = typer.Argument(..., exists=True, dir_okay=False),
     else:
         console.print(f"sent {report.sent}: {report.acked} acknowledged, {report.rejected} "
                       f"rejected; link table: {report.counts}")
+    if report.held and not json_out:
+        console.print(f"[yellow]{report.held} visits held by the PHI screen (hl7_phi_policy = "
+                      "refuse): their exam text holds PHI; not sent[/yellow]")
     if report.counts.get("rejected") and not json_out:
         console.print("[yellow]rejected visits keep their error in the link table[/yellow]")
 
@@ -76,10 +83,12 @@ def has_visit(his_visit_id: str,
               export: Path = typer.Option(None, help="HIS export with the patients' data"),
               url: str = typer.Option(None), certs: Path = typer.Option(None),
               json_out: bool = typer.Option(False, "--json")) -> None:
-    """Fetch a visit from the MDC and show it with the patient's personal data (hospital only)."""
+    """Fetch a visit from the MDC and show it with the patient's personal data and true dates
+    (hospital only)."""
     from hl7_gateway.hospital.has_client import GatewayClient, GatewayError
-    from hl7_gateway.hospital.has_visit import patient_from_export, render_visit
-    _, table = _has_context()
+    from hl7_gateway.hospital.deidentify_visit import shift_days
+    from hl7_gateway.hospital.has_visit import patient_from_export, render_visit, restore_dates
+    keys, table = _has_context()
     link = table.by_his_visit_id(his_visit_id)
     table.close()
     if link is None:
@@ -93,11 +102,13 @@ def has_visit(his_visit_id: str,
         client.close()
     if visit is None:
         fail(f"{his_visit_id} is not stored at the MDC (link state {link.state})")
+    offset = shift_days(keys, link.national_id)
+    visit = restore_dates(visit, offset)
     patient = patient_from_export(export, link.national_id) if export else None
     patient = patient or {"national_id": link.national_id}
     if json_out:
         emit_json({"his_visit_id": his_visit_id, "state": link.state, "patient": patient,
-                   "visit": visit})
+                   "visit": visit, "date_shift_days": offset})
     else:
         render_visit(console, his_visit_id, patient, visit)
 

@@ -1,36 +1,45 @@
 """Hospital side (HAS): turn one HIS export record into a de-identified ``Visit``.
 
-Kept: sex, age at admission, birth year, city, clinical content. Replaced: the HIS visit id by its
-AES-SIV token, the national id by the keyed pseudonym and imaging accession numbers by their
-keyed replacement (both the same functions as the DICOM side, so studies still link). Dropped:
-names, national id, MRN, street, postal code, phone, full birth date. Exam free text is scrubbed
-of every one of those identifiers (whole-word, case-insensitive; phone and national id also with
-any spacing) and each occurrence replaced by ``[REDACTED]``.
+Kept: sex, age at admission (top-coded: 90 means "90 or more"), city, clinical content.
+Replaced: the HIS visit id by its AES-SIV token, the national id by the keyed pseudonym and
+imaging accession numbers by their keyed replacement (both the same functions as the DICOM side,
+so studies still link). Dropped: names, national id, MRN, street, postal code, phone, birth date
+and birth year.
+
+Dates follow the one date policy of DICOM and visits (``Settings.deid_date_policy``): with a
+date-shift key (policy "shift", the default) admission and discharge move by exactly the offset
+the DICOM side applies to this patient's studies, ``deid.pseudonyms.date_shift_days(vault
+date_shift key, national id, issuer "")`` (the HIS national id is the DICOM PatientID), so a
+study and its visit keep their true distance and linking them reveals nothing; without one
+(policy "retain") dates are sent as they are. Exam free text passes the PHI screen
+(``phi_screen.PhiScreen``: the patient's own identifiers plus general patterns and names),
+redacted or refused according to ``Settings.hl7_phi_policy``.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from hl7_gateway.models import Diagnosis, Exam, Lab, Visit
+from deid.pseudonyms import date_shift_days
+from hl7_gateway.hospital.phi_screen import PhiScreen, scrub_text  # noqa: F401 (re-exported)
 from hl7_gateway.hospital.pseudonym_shim import accession_for, pseudonym_for
 from hl7_gateway.hospital.visit_crypto import encrypt_visit_id
+from hl7_gateway.models import Diagnosis, Exam, Lab, Visit, top_coded_age
 
-REDACTED = "[REDACTED]"
 HIS_SEX = {"M": "M", "F": "F", "U": "UN", "UN": "UN", "O": "UN"}
-# patient fields whose values must never appear in free text
-TEXT_IDENTIFIER_FIELDS = ("first_name", "last_name", "national_id", "mrn", "phone", "street",
-                          "postal_code", "birth_date")
-# field -> how many trailing digits to match with any separators (phone: drop the country code)
-_DIGIT_FIELDS = {"phone": 9, "national_id": 11}
+_REDACT = PhiScreen("redact")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class HasKeys:
-    """Hospital-only secrets: 64-byte AES-SIV visit-id key and the pseudonym HMAC key."""
+    """Hospital-only secrets: 64-byte AES-SIV visit-id key, the pseudonym HMAC key and, under
+    the date policy "shift", the date-shift HMAC key (None = policy "retain": dates unchanged)."""
     visit_key: bytes
     pseudonym_key: bytes
+    date_shift_key: bytes | None = None
+
+    def __repr__(self) -> str:  # never print key material
+        return f"HasKeys(<secret>, shift={'yes' if self.date_shift_key else 'no'})"
 
 
 def age_at(birth: date, moment: date) -> int:
@@ -38,56 +47,40 @@ def age_at(birth: date, moment: date) -> int:
     return moment.year - birth.year - ((moment.month, moment.day) < (birth.month, birth.day))
 
 
-def _birth_date_variants(iso: str) -> list[str]:
-    born = date.fromisoformat(iso)
-    return [iso, born.strftime("%d.%m.%Y"), born.strftime("%d/%m/%Y"), born.strftime("%d-%m-%Y")]
+def shift_days(keys: HasKeys, national_id: str) -> int:
+    """This patient's date offset in days (0 when dates are retained); the DICOM side's."""
+    if keys.date_shift_key is None:
+        return 0
+    return date_shift_days(keys.date_shift_key, national_id, "")
 
 
-def _term_patterns(patient: dict) -> list[str]:
-    terms: list[str] = []
-    for field in TEXT_IDENTIFIER_FIELDS:
-        value = str(patient.get(field) or "").strip()
-        if not value:
-            continue
-        terms += _birth_date_variants(value) if field == "birth_date" else [value]
-        if field == "street":  # also the bare street name, e.g. "Lipowa 12" without "ul."
-            terms.append(re.sub(r"^(ul\.|al\.|pl\.|os\.)\s*", "", value, flags=re.I))
-    patterns = [re.escape(t) for t in sorted(set(terms), key=len, reverse=True)]
-    for field, tail in _DIGIT_FIELDS.items():  # "601-234-567", "601234567", "570304 12345"
-        digits = re.sub(r"\D", "", str(patient.get(field) or ""))[-tail:]
-        if len(digits) >= 6:
-            patterns.append(r"[\s\-.]?".join(digits))
-    return patterns
+def his_record_to_visit(record: dict, keys: HasKeys, screen: PhiScreen = _REDACT) -> Visit:
+    """One HIS export record (see his_export) -> the de-identified Visit sent to the MDC.
 
-
-def scrub_text(text: str, patient: dict) -> str:
-    """Replace every occurrence of the patient's direct identifiers in free text."""
-    patterns = _term_patterns(patient)
-    if not text or not patterns:
-        return text
-    regex = re.compile(r"(?<!\w)(?:" + "|".join(patterns) + r")(?!\w)", re.IGNORECASE)
-    return regex.sub(REDACTED, text)
-
-
-def his_record_to_visit(record: dict, keys: HasKeys) -> Visit:
-    """One HIS export record (see his_export) -> the de-identified Visit sent to the MDC."""
+    Raises ``phi_screen.PhiRefused`` when ``screen`` has the refuse policy and an exam text
+    holds PHI.
+    """
     patient = record["patient"]
     admission = datetime.fromisoformat(record["admission"])
+    discharge = datetime.fromisoformat(record["discharge"]) if record.get("discharge") else None
     born = date.fromisoformat(patient["birth_date"])
+    offset = timedelta(days=shift_days(keys, patient["national_id"]))
+    exams = []
+    for number, e in enumerate(record.get("exams", ()), 1):
+        text = screen.apply(e.get("text") or "", patient, f"exam {number} text").text
+        exams.append(Exam(kind=e["kind"],
+                          accession=accession_for(keys.pseudonym_key, e["accession"])
+                          if e.get("accession") else None,
+                          text=text))
     return Visit(
         visit_id=encrypt_visit_id(keys.visit_key, record["his_visit_id"]),
         patient_id=pseudonym_for(keys.pseudonym_key, patient["national_id"]),
         sex=HIS_SEX.get(patient.get("sex") or "U", "UN"),
-        age=age_at(born, admission.date()),
-        birth_year=born.year,
+        age=top_coded_age(age_at(born, admission.date())),
         city=patient.get("city"),
-        admission=admission,
-        discharge=datetime.fromisoformat(record["discharge"]) if record.get("discharge") else None,
+        admission=admission + offset,
+        discharge=discharge + offset if discharge else None,
         diagnoses=[Diagnosis(**d) for d in record.get("diagnoses", ())],
         labs=[Lab(**lab) for lab in record.get("labs", ())],
-        exams=[Exam(kind=e["kind"],
-                    accession=accession_for(keys.pseudonym_key, e["accession"])
-                    if e.get("accession") else None,
-                    text=scrub_text(e.get("text") or "", patient))
-               for e in record.get("exams", ())],
+        exams=exams,
     )

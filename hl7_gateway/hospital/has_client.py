@@ -19,6 +19,7 @@ from hl7_gateway.certs import CertPaths
 from hl7_gateway.hospital.deidentify_visit import HasKeys
 from hl7_gateway.hospital.his_export import read_export
 from hl7_gateway.hospital.link_table import LinkTable
+from hl7_gateway.hospital.phi_screen import PhiScreen
 from hl7_gateway.models import Acknowledgement
 from hl7_gateway.hospital.sync_plan import next_batches, record_export
 
@@ -85,18 +86,20 @@ class SyncReport:
     acked: int
     rejected: int
     counts: dict
+    held: int = 0   # refused by the hospital's PHI screen (policy refuse): not sent
 
 
 def sync_export(export: Path, keys: HasKeys, table: LinkTable, client: GatewayClient,
                 batch_size: int = 100, on_batch: Callable[[int, int], None] | None = None,
-                on_start: Callable[[int], None] | None = None) -> SyncReport:
+                on_start: Callable[[int], None] | None = None,
+                screen: PhiScreen | None = None) -> SyncReport:
     """Send every not-yet-acknowledged visit of the export; safe to interrupt and rerun.
 
     Each batch is marked sent before the POST and moved by its ack after, so a crash at any
     point resends at most the in-flight batch, which the MDC stores idempotently.
     """
     before = table.counts()
-    visits = record_export(read_export(export), keys, table)
+    visits = record_export(read_export(export), keys, table, screen)
     recorded = sum(table.counts().values()) - sum(before.values())
     todo = len(table.unacknowledged())
     if on_start:
@@ -111,4 +114,4 @@ def sync_export(export: Path, keys: HasKeys, table: LinkTable, client: GatewayCl
         rejected += sum(m.type_code == "AE" for m in ack.messages)
         if on_batch:
             on_batch(len(batch.visits), acked)
-    return SyncReport(recorded, sent, acked, rejected, table.counts())
+    return SyncReport(recorded, sent, acked, rejected, table.counts(), len(table.held()))

@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from deid.keys import PSEUDONYM_KEY, VISIT_ID_KEY
+from deid.keys import DATE_SHIFT_KEY, PSEUDONYM_KEY, VISIT_ID_KEY
 from deid.vault import MASTER_KEY_ENV, Vault, generate_master_key
 from hl7_gateway.hospital.deidentify_visit import HasKeys
 from hl7_gateway.hospital.visit_crypto import KEY_BYTES
@@ -54,7 +54,11 @@ def open_vault(home: Path) -> Vault:
     return Vault.open(vault_path, master_key_file=master_key_file(home))
 
 
-def has_keys(vault: Vault) -> HasKeys:
-    """Visit-id and pseudonym keys for ``his_record_to_visit``."""
+def has_keys(vault: Vault, date_policy: str = "shift") -> HasKeys:
+    """Visit-id, pseudonym and (date policy "shift") date-shift keys for
+    ``his_record_to_visit``; ``date_policy`` is ``Settings.deid_date_policy``."""
+    if date_policy not in ("shift", "retain"):
+        raise ValueError(f"unknown date policy {date_policy!r}")
     return HasKeys(visit_key=siv_key(vault.key(VISIT_ID_KEY)),
-                   pseudonym_key=vault.key(PSEUDONYM_KEY))
+                   pseudonym_key=vault.key(PSEUDONYM_KEY),
+                   date_shift_key=vault.key(DATE_SHIFT_KEY) if date_policy == "shift" else None)

@@ -5,6 +5,9 @@ Sync states: ``pending`` (recorded, not yet sent) -> ``sent`` (in a batch, no an
 ``acked`` (AA: durable at the MDC) or ``rejected`` (AE: the MDC refused this visit; the error is
 kept and the visit is not resent until it is recorded again with new content).
 An AR (whole batch rejected) puts its visits back to ``pending`` with the error.
+A visit the hospital's PHI screen refuses (policy "refuse") is ``rejected`` without being sent,
+its error starting with ``HOSPITAL_PHI_SCREEN``; ``release_held`` returns it to ``pending`` once
+it passes.
 
 Resume after an interrupt: ``unacknowledged()`` lists pending and sent visits; sent-but-unacked
 visits are resent with the same encrypted id, which the MDC stores idempotently (keyed on it), so a
@@ -26,6 +29,7 @@ from hl7_gateway.models import Acknowledgement, MessageAck
 from pacs_hdfs.hardening import private_dir, touch_private
 
 STATES = ("pending", "sent", "acked", "rejected")
+HELD_PREFIX = "HOSPITAL_PHI_SCREEN"  # last_error of visits the hospital's PHI screen refused
 _ACK_TO_STATE = {"AA": "acked", "AE": "rejected", "AR": "pending"}
 
 _SCHEMA = f"""
@@ -111,6 +115,22 @@ class LinkTable:
             " ON CONFLICT (his_visit_id) DO NOTHING",
             ((*link, now, now) for link in links))
 
+    def hold(self, held: Iterable[tuple[str, str]]) -> int:
+        """(his_visit_id, error): visits the hospital's PHI screen refused; never sent."""
+        now = _now()
+        return self._write(
+            "UPDATE visit_link SET state='rejected', last_error=?, updated_at=?"
+            " WHERE his_visit_id=? AND state != 'acked'",
+            ((error, now, his_id) for his_id, error in held))
+
+    def release_held(self, his_visit_ids: Iterable[str]) -> int:
+        """Visits the PHI screen held earlier and that now pass: back to pending."""
+        now = _now()
+        return self._write(
+            "UPDATE visit_link SET state='pending', last_error=NULL, updated_at=?"
+            f" WHERE his_visit_id=? AND state='rejected' AND last_error LIKE '{HELD_PREFIX}%'",
+            ((now, his_id) for his_id in his_visit_ids))
+
     def mark_sent(self, encrypted_visit_ids: Iterable[str], batch_id: str) -> int:
         now = _now()
         return self._write(
@@ -145,6 +165,10 @@ class LinkTable:
 
     def by_state(self, state: str) -> list[LinkRow]:
         return self._select("state=?", (state,))
+
+    def held(self) -> list[LinkRow]:
+        """Visits the hospital's PHI screen refused to send."""
+        return self._select(f"state='rejected' AND last_error LIKE '{HELD_PREFIX}%'")
 
     def by_encrypted_id(self, encrypted_visit_id: str) -> LinkRow | None:
         rows = self._select("encrypted_visit_id=?", (encrypted_visit_id,))

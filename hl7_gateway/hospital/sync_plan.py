@@ -5,6 +5,9 @@ only decides what goes into which batch, so an interrupted sync resumes without 
 duplicating visits:
 
 1. ``record_export`` de-identifies every export record and records its link (new ones pending);
+   a record whose exam text the PHI screen refuses (policy "refuse") is recorded as rejected
+   with the categories found and is not sent; once it passes (text fixed, policy changed) it
+   goes back to pending;
 2. ``next_batches`` yields batches of the still-unacknowledged visits (pending + sent-but-unacked);
 3. the caller marks a batch sent *before* POSTing it and applies the ack after.
 
@@ -20,6 +23,9 @@ from typing import Iterable, Iterator
 from hl7_gateway.builder import build_batch
 from hl7_gateway.hospital.deidentify_visit import HasKeys, his_record_to_visit
 from hl7_gateway.hospital.link_table import LinkTable
+from hl7_gateway.hospital.phi_screen import PhiRefused, PhiScreen
+from hl7_gateway.hospital.pseudonym_shim import pseudonym_for
+from hl7_gateway.hospital.visit_crypto import encrypt_visit_id
 from hl7_gateway.models import Visit
 
 
@@ -34,16 +40,29 @@ class PlannedBatch:
         return [v.visit_id for v in self.visits]
 
 
-def record_export(records: Iterable[dict], keys: HasKeys, table: LinkTable) -> dict[str, Visit]:
-    """De-identify records and record their links; returns encrypted visit id -> Visit."""
+def record_export(records: Iterable[dict], keys: HasKeys, table: LinkTable,
+                  screen: PhiScreen | None = None) -> dict[str, Visit]:
+    """De-identify records and record their links; returns encrypted visit id -> Visit.
+
+    Records the PHI screen refuses are recorded and held (state rejected, error naming the
+    categories); records that pass are released if an earlier run held them.
+    """
+    screen = screen or PhiScreen("redact")
     visits: dict[str, Visit] = {}
-    links = []
+    links, held = [], []
     for record in records:
-        visit = his_record_to_visit(record, keys)
+        his_id, national_id = record["his_visit_id"], record["patient"]["national_id"]
+        try:
+            visit = his_record_to_visit(record, keys, screen)
+        except PhiRefused as refused:
+            held.append(((his_id, encrypt_visit_id(keys.visit_key, his_id), national_id,
+                          pseudonym_for(keys.pseudonym_key, national_id)), str(refused)))
+            continue
         visits[visit.visit_id] = visit
-        links.append((record["his_visit_id"], visit.visit_id, record["patient"]["national_id"],
-                      visit.patient_id))
-    table.record(links)
+        links.append((his_id, visit.visit_id, national_id, visit.patient_id))
+    table.record(links + [link for link, _ in held])
+    table.hold([(link[0], error) for link, error in held])
+    table.release_held([link[0] for link in links])
     return visits
 
 

