@@ -41,14 +41,17 @@ MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
 _dummy: dict[tuple, str] = {}
+_dummy_lock = threading.Lock()
 
 
 def _dummy_hash() -> str:
-    """A hash with the current hasher's parameters, to verify unknown users against."""
+    """A hash with the current hasher's parameters, to verify unknown users against (made
+    once, under a lock: a first burst of unknown users must not hash it in every thread)."""
     params = (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism)
-    if params not in _dummy:
-        _dummy[params] = _hasher.hash(secrets.token_urlsafe(16))
-    return _dummy[params]
+    with _dummy_lock:
+        if params not in _dummy:
+            _dummy[params] = _hasher.hash(secrets.token_urlsafe(16))
+        return _dummy[params]
 
 
 class UserError(ValueError):
@@ -214,8 +217,8 @@ class UserStore:
         work either way. Raises `Busy` when no hashing slot is free in time."""
         row = self.hb.get(TABLE, _ukey(name)) if NAME_RE.match(name or "") else {}
         usable = b"u:role" in row and row.get(b"u:disabled", b"0") != b"1"
-        stored = row[b"u:hash"].decode() if usable and b"u:hash" in row else _dummy_hash()
         with self.gate.slot():
+            stored = row[b"u:hash"].decode() if usable and b"u:hash" in row else _dummy_hash()
             try:
                 _hasher.verify(stored, password)
             except (VerificationError, InvalidHashError):
