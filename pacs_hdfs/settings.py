@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -155,6 +155,14 @@ class Settings(BaseSettings):
     deid_date_policy: Literal["shift", "retain"] = Field(
         "shift", description="dates of DICOM objects and visits: shift (per patient) or retain")
     # --- DICOM de-identification profiles (deid/profiles.py) ---------------------------------
+    # PS3.15 Annex E options per source, checked when the edge starts (docs/DEIDENTIFICATION.md).
+    # deid_profile: option -> true/false (safe_private: [[creator, "0xNN"], ...]) for every
+    # source; deid_profiles_by_ae: calling AE title -> overrides of that default. The two
+    # longitudinal options follow deid_date_policy; a profile may only turn them off.
+    deid_profile: dict[str, Any] = Field(
+        default_factory=dict, description="de-identification options for every source")
+    deid_profiles_by_ae: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="calling AE title -> option overrides")
     # --- end of DICOM de-identification profiles ---------------------------------------------
     # --- HL7 de-identification (hl7_gateway/hospital/) ---------------------------------------
     # Free text of visits (exam results) passes a PHI screen at the hospital before it is sent

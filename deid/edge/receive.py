@@ -1,6 +1,6 @@
 """The edge's receive path: received DICOM bytes -> DICOM status, durable before success.
 
-parse -> validate -> de-identify (vault keys) -> encode (`encode`: what pydicom writes, with
+parse -> validate -> de-identify (vault keys, the calling AE's options: `deid.profiles`) -> encode (`encode`: what pydicom writes, with
 less per-element work) -> remember the re-identification record
 in the vault -> quarantine decision -> durable spool (`Spool.put`: temp file, fsync, publish,
 directory fsync). Only then is success (or 0xB007 for an object stored with validation
@@ -23,10 +23,12 @@ import time
 from dataclasses import dataclass, field
 from io import BytesIO
 
+from pydicom import config as pydicom_config
 from pydicom import dcmread
 
 from deid.deidentify import deidentify
 from deid.keys import DeidKeys
+from deid.profiles import DeidProfiles
 from deid.vault import Vault
 from deid.edge import spool as sp
 from deid.edge.layout import safe_uid
@@ -82,24 +84,32 @@ def _attr(ds, keyword: str) -> str:
 
 
 class Receiver:
-    """Shared by all associations (thread-safe: the vault locks, the spool is atomic)."""
+    """Shared by all associations (thread-safe: the vault locks, the spool is atomic).
+
+    `profiles` gives the de-identification options per calling AE (resolved when the edge
+    starts; per object only the AE is looked up); without it every source gets the defaults."""
 
     def __init__(self, keys: DeidKeys, vault: Vault | None, spool: sp.Spool,
-                 stats: StageStats | None = None):
+                 stats: StageStats | None = None, profiles: DeidProfiles | None = None):
         self.keys = keys
         self.vault = vault
         self.spool = spool
         self.stats = stats or StageStats()
+        self.profiles = profiles or DeidProfiles()
+        # pydicom reports a value it finds invalid by logging and warning *with the value* (a
+        # name typed into a date, ...): on the edge every value may be PHI, so it must not.
+        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
 
-    def store(self, raw: bytes) -> Receipt:
-        """Receive one object given as a DICOM file stream (preamble/meta + data set)."""
+    def store(self, raw: bytes, calling_ae: str = "") -> Receipt:
+        """Receive one object given as a DICOM file stream (preamble/meta + data set), sent by
+        the modality calling with AE title `calling_ae` (it picks the de-identification options)."""
         clock = Clock()
-        receipt = self._store(raw, clock)
+        receipt = self._store(raw, calling_ae, clock)
         receipt.times = clock.times
         self.stats.add(clock.times)
         return receipt
 
-    def _store(self, raw: bytes, clock: Clock) -> Receipt:
+    def _store(self, raw: bytes, calling_ae: str, clock: Clock) -> Receipt:
         with clock.stage("parse"):
             try:
                 ds = dcmread(BytesIO(raw), force=True)
@@ -116,7 +126,7 @@ class Receiver:
             return Receipt("refused", code=verdict.status, detail=verdict.comment)
         try:
             with clock.stage("deidentify"):
-                result = deidentify(ds, self.keys)
+                result = deidentify(ds, self.keys, self.profiles.for_ae(calling_ae))
                 out = result.dataset
                 sop = safe_uid(_attr(out, "SOPInstanceUID"))
             with clock.stage("encode"):

@@ -16,6 +16,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
+from deid import profiles as deid_profiles
 from deid.edge.forwarder import Target
 from deid.edge.forwarding import ForwarderProcess
 from deid.edge.layout import EdgePaths
@@ -95,12 +96,12 @@ class Edge:
             except Exception as e:  # noqa: BLE001 - reporting must not stop the edge
                 log.warning("edge report failed (%s)", type(e).__name__)
 
-    def receive(self, raw: bytes) -> Receipt:
+    def receive(self, raw: bytes, calling_ae: str = "") -> Receipt:
         if self.workers is not None:
-            receipt = self.workers.store(raw)
+            receipt = self.workers.store(raw, calling_ae)
             self.receiver.stats.add(receipt.times)
         else:
-            receipt = self.receiver.store(raw)
+            receipt = self.receiver.store(raw, calling_ae)
         self.state.count_received(receipt.kind)
         if receipt.kind == "stored" and receipt.hold_reason is None:
             self.forwarder.notify(receipt.sop_uid, receipt.size)
@@ -126,6 +127,7 @@ def start(settings: Settings) -> Edge:
     lock_fd = take_lock(paths)
     edge = None
     try:
+        profiles = deid_profiles.from_settings(settings)  # a bad profile stops the start here
         spool = Spool(paths)
         spool.recover()
         vault_path, key_path = (settings.path("hospital", "vault.bin"),
@@ -133,14 +135,14 @@ def start(settings: Settings) -> Edge:
         vault = open_vault(vault_path, key_path)
         stats = StageStats()
         state = EdgeState(settings.edge_name, settings.edge_mdc_url, stats)
-        receiver = Receiver(vault.deid_keys(), vault, spool, stats)
+        receiver = Receiver(vault.deid_keys(), vault, spool, stats, profiles)
         forwarder = ForwarderProcess(paths.root, target(settings), settings.edge_name,
                                      settings.edge_log or settings.path("logs", "edge.log"))
         edge = Edge(paths, receiver, state, forwarder, None, None, lock_fd)
         n_workers = worker_count(settings)
         if n_workers:
             from deid.edge.workers import WorkerPool
-            edge.workers = WorkerPool(n_workers, vault_path, key_path, paths.root)
+            edge.workers = WorkerPool(n_workers, vault_path, key_path, paths.root, profiles)
         threading.Thread(target=edge._report, name="edge-report", daemon=True).start()
         edge.review = _start_review(settings, paths)
         ae = build_ae(settings)
@@ -160,6 +162,8 @@ def start(settings: Settings) -> Edge:
              "to %s, spool %s", settings.edge_name, settings.edge_ae_title, settings.edge_bind,
              settings.edge_port, bool(tls), allowed_aes(settings.edge_allowed_aes) or "any",
              worker_count(settings), settings.edge_mdc_url, paths.spool)
+    log.info("de-identification options (method codes) per calling AE: %s",
+             edge.receiver.profiles.describe())
     return edge
 
 

@@ -3,9 +3,10 @@
 Every storage SOP class pynetdicom knows, in the transfer syntaxes the MDC's SCP accepts, stored
 as received (nothing is decompressed). A calling-AE allow-list (`edge_allowed_aes`) and optional
 DICOM TLS (`edge_tls_*`). Each association is served in its own thread (pynetdicom's model);
-the C-STORE handler hands the received bytes to `receive.Receiver` and turns its receipt into
-the C-STORE status. Log lines carry the association (`pacs_hdfs.dicom.scp_logging`) and name
-only de-identified UIDs, AE titles and exception types.
+the C-STORE handler hands the received bytes and the calling AE title (which picks the
+de-identification profile) to `receive.Receiver` and turns its receipt into the C-STORE status.
+Log lines carry the association (`pacs_hdfs.dicom.scp_logging`) and name only de-identified
+UIDs, AE titles and exception types.
 """
 from __future__ import annotations
 
@@ -92,9 +93,10 @@ def _response(status: int, comment: str) -> Dataset | int:
 
 
 class Handlers:
-    """C-ECHO and C-STORE. `receive` is `Receiver.store` (or a worker pool's equivalent)."""
+    """C-ECHO and C-STORE. `receive(raw, calling_ae)` is `Receiver.store` (or a worker pool's
+    equivalent)."""
 
-    def __init__(self, receive: Callable[[bytes], Receipt]):
+    def __init__(self, receive: Callable[[bytes, str], Receipt]):
         self.receive = receive
 
     def echo(self, event) -> int:
@@ -102,7 +104,8 @@ class Handlers:
 
     def store(self, event):
         try:
-            receipt = self.receive(event.encoded_dataset(include_meta=True))
+            receipt = self.receive(event.encoded_dataset(include_meta=True),
+                                   event.assoc.requestor.ae_title)
         except Exception as e:  # noqa: BLE001 - answered, logged without values
             log.error("C-STORE failed unexpectedly, answered 0x%04X: %s", UNEXPECTED[0],
                       type(e).__name__)

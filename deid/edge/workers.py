@@ -4,7 +4,8 @@ pynetdicom serves associations in threads of one process, and the receive path (
 validate, de-identify, encode) is pure Python: under the GIL, four associations then use one
 core. With `edge_workers = N` the SCP threads only take the bytes off the wire and hand them to
 one of N processes (`ProcessPoolExecutor`, spawned: no fork of a threaded process), each with
-its own `Receiver` on the same vault and spool. That is safe across processes: the spool
+its own `Receiver` on the same vault and spool and the same de-identification profiles (built
+once by the edge and handed over; the calling AE travels with each object). That is safe across processes: the spool
 publishes with `os.link` (one atomic "create if absent"), the vault locks with `flock` and
 re-reads a file another process changed.
 
@@ -25,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from deid.edge.receive import Receipt, Receiver
+from deid.profiles import DeidProfiles
 
 log = logging.getLogger("pacs.edge.workers")
 
@@ -47,23 +49,25 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="edge-parent-watch", daemon=True).start()
 
 
-def _init(vault_path: str, key_path: str, edge_root: str, parent: int) -> None:
+def _init(vault_path: str, key_path: str, edge_root: str, parent: int,
+          profiles: DeidProfiles | None = None) -> None:
     global _receiver
     exit_with_parent(parent)
     from deid.edge.layout import EdgePaths
     from deid.edge.spool import Spool
     from deid.vault_access import open_vault
     vault = open_vault(Path(vault_path), Path(key_path))
-    _receiver = Receiver(vault.deid_keys(), vault, Spool(EdgePaths(Path(edge_root))))
+    _receiver = Receiver(vault.deid_keys(), vault, Spool(EdgePaths(Path(edge_root))),
+                         profiles=profiles)
     root = logging.getLogger("pacs")
     root.handlers[:] = [_Capture()]
     root.setLevel(logging.INFO)
     root.propagate = False
 
 
-def _store(raw: bytes) -> tuple[Receipt, list[tuple[str, int, str]]]:
+def _store(raw: bytes, calling_ae: str = "") -> tuple[Receipt, list[tuple[str, int, str]]]:
     _captured.clear()
-    receipt = _receiver.store(raw)
+    receipt = _receiver.store(raw, calling_ae)
     return receipt, list(_captured)
 
 
@@ -72,11 +76,12 @@ def _ready() -> bool:
 
 
 class WorkerPool:
-    """`store(raw)` like `Receiver.store`, run in one of `n` processes."""
+    """`store(raw, calling_ae)` like `Receiver.store`, run in one of `n` processes."""
 
-    def __init__(self, n: int, vault_path: Path, key_path: Path, edge_root: Path):
+    def __init__(self, n: int, vault_path: Path, key_path: Path, edge_root: Path,
+                 profiles: DeidProfiles | None = None):
         self.n = n
-        self._args = (str(vault_path), str(key_path), str(edge_root), os.getpid())
+        self._args = (str(vault_path), str(key_path), str(edge_root), os.getpid(), profiles)
         self._lock = threading.Lock()
         self._pool = self._new_pool()
 
@@ -88,10 +93,10 @@ class WorkerPool:
             f.result(timeout=120)
         return pool
 
-    def store(self, raw: bytes) -> Receipt:
+    def store(self, raw: bytes, calling_ae: str = "") -> Receipt:
         pool = self._pool
         try:
-            receipt, lines = pool.submit(_store, raw).result()
+            receipt, lines = pool.submit(_store, raw, calling_ae).result()
         except BrokenProcessPool:
             log.error("a receive worker died; answering 0xA700 and restarting the workers")
             with self._lock:

@@ -238,7 +238,7 @@ def test_marks_method_and_options(keys):
 
 
 def test_options_off_drop_characteristics_and_dates(keys):
-    options = DeidOptions(retain_patient_characteristics=False,
+    options = DeidOptions(retain_patient_characteristics=False, clean_structured_content=False,
                           retain_longitudinal_modified_dates=False, clean_descriptors=False)
     out = deidentify(make_ct(), keys, options).dataset
     assert not out.get("PatientSex") and "PatientAge" not in out

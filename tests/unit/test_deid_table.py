@@ -46,8 +46,8 @@ def test_no_person_name_or_free_text_attribute_is_kept(options):
     """Any dictionary attribute with a PN/LT/ST/UT VR, listed or not, must not pass unchanged."""
     for tag, entry in DicomDictionary.items():
         vr, keyword = entry[0], entry[4]
-        if vr in FREE_TEXT_VRS and keyword not in options.kept_descriptors:
-            assert policy.action_for(tag, vr, options) != policy.KEEP, keyword
+        if vr in FREE_TEXT_VRS:
+            assert policy.action_for(tag, options) != policy.KEEP, keyword
 
 
 def test_repeating_groups_and_unknown_tags():
@@ -55,17 +55,17 @@ def test_repeating_groups_and_unknown_tags():
     assert lookup(0x60024000).keyword == "OverlayComments"
     assert lookup(0x50100010).keyword == "CurveData"
     assert lookup(0x60013000) is None  # odd group: private, not an overlay
-    assert policy.action_for(0x00231234, "UN", ALL_ON) == policy.REMOVE  # unknown public tag
+    assert policy.action_for(0x00231234, ALL_ON) == policy.REMOVE  # unknown public tag
 
 
 def test_options_change_actions():
     sex, date, desc = _tag("PatientSex"), _tag("StudyDate"), _tag("StudyDescription")
-    assert policy.action_for(sex, "CS", ALL_ON) == policy.KEEP
-    assert policy.action_for(sex, "CS", ALL_OFF) != policy.KEEP
-    assert policy.action_for(date, "DA", ALL_ON) == policy.SHIFT
-    assert policy.action_for(date, "DA", ALL_OFF) != policy.SHIFT
-    assert policy.action_for(desc, "LO", ALL_ON) == policy.KEEP
-    assert policy.action_for(desc, "LO", DeidOptions(kept_descriptors=frozenset())) == policy.REMOVE
+    assert policy.action_for(sex, ALL_ON) == policy.KEEP
+    assert policy.action_for(sex, ALL_OFF) != policy.KEEP
+    assert policy.action_for(date, ALL_ON) == policy.SHIFT
+    assert policy.action_for(date, ALL_OFF) != policy.SHIFT
+    assert policy.action_for(desc, ALL_ON) == policy.DESCRIPTOR
+    assert policy.action_for(desc, ALL_OFF) == policy.REMOVE
 
 
 def test_unlisted_attributes_follow_vr_defaults():
@@ -73,13 +73,13 @@ def test_unlisted_attributes_follow_vr_defaults():
     text = next(t for t, e in DicomDictionary.items() if e[4] == "TextValue")
     rows = next(t for t, e in DicomDictionary.items() if e[4] == "Rows")
     assert lookup(kernel) is None and lookup(text) is None and lookup(rows) is None
-    assert policy.action_for(kernel, "SH", ALL_ON) == policy.KEEP  # safe technical text
-    assert policy.action_for(text, "UT", ALL_ON) == policy.REMOVE
-    assert policy.action_for(rows, "US", ALL_ON) == policy.KEEP
+    assert policy.action_for(kernel, ALL_ON) == policy.KEEP  # safe technical text
+    assert policy.action_for(text, ALL_ON) == policy.REMOVE
+    assert policy.action_for(rows, ALL_ON) == policy.KEEP
 
 
 def test_identity_attributes_get_pseudonyms():
-    assert policy.action_for(_tag("PatientName"), "PN", ALL_ON) == policy.PSEUDO
-    assert policy.action_for(_tag("PatientID"), "LO", ALL_ON) == policy.PSEUDO
-    assert policy.action_for(_tag("AccessionNumber"), "SH", ALL_ON) == policy.ACCESSION
-    assert policy.action_for(_tag("StudyInstanceUID"), "UI", ALL_ON) == policy.UID
+    assert policy.action_for(_tag("PatientName"), ALL_ON) == policy.PSEUDO
+    assert policy.action_for(_tag("PatientID"), ALL_ON) == policy.PSEUDO
+    assert policy.action_for(_tag("AccessionNumber"), ALL_ON) == policy.ACCESSION
+    assert policy.action_for(_tag("StudyInstanceUID"), ALL_ON) == policy.UID

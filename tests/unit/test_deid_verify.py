@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 from pydicom.data.data_manager import DATA_ROOT
 
 from deid import DeidKeys, deidentify, patient_pseudonym, pseudonymise_accession
-from deid.options import DEFAULT_KEPT_DESCRIPTORS, DEFAULT_SAFE_PRIVATE, METHOD_CODES, DeidOptions
+from deid.options import DEFAULT_SAFE_PRIVATE, METHOD_CODES, OPTIONS, DeidOptions
 from deid.verify import (
     ACCEPTED_OPTIONS,
     ACCESSION_HASH,
@@ -74,7 +74,7 @@ def test_our_formats_are_the_verified_formats():
 def test_rules_agree_with_the_deidentifier_data():
     from deid.deidentify import FILE_META_DROP
     assert set(FILE_META_REMOVED) == set(FILE_META_DROP)
-    assert ACCEPTED_OPTIONS["113105"].clean_keywords == DEFAULT_KEPT_DESCRIPTORS
+    assert {o.code: o.column for o in OPTIONS if o.column} == ACCEPTED_OPTIONS
     assert not DEFAULT_SAFE_PRIVATE
     declared = {code for code, _ in DeidOptions().method_codes()}
     assert declared - {"113100"} <= set(ACCEPTED_OPTIONS)
@@ -89,7 +89,7 @@ def test_verify_imports_nothing_hospital_side():
     deid_modules = {m for m in modules if m.split(".")[0] == "deid"}
     assert deid_modules == {"deid.profile_table"}
     assert {m.split(".")[0] for m in modules} <= {"__future__", "re", "dataclasses", "functools",
-                                                  "pydicom", "deid"}
+                                                  "pathlib", "unicodedata", "pydicom", "deid"}
 
 
 def test_uid_form():
@@ -208,9 +208,12 @@ def test_safelisted_private_pair_verifies():
 def test_declared_options_keep_what_they_keep():
     ds = _deidentified()
     ds.PatientAge = "042Y"          # 113108 declared by our de-identifier
-    ds.StudyDescription = "CT HEAD"  # 113105, one of the accepted descriptors
-    ds.ImageComments = "free text"   # 113105 'C' but free text: not accepted
-    assert verify_deidentified(ds) == ["ImageComments present: the Basic Profile removes it"]
+    ds.StudyDescription = "CT HEAD"  # 113105: a descriptor of vocabulary words
+    ds.ImageComments = "AXIAL 5MM"   # 113105 'C': any descriptor, if its words are vocabulary
+    assert verify_deidentified(ds) == []
+    ds.ImageComments = "Jan Kowalski"
+    assert verify_deidentified(ds) == [
+        "ImageComments is not a clean descriptor (words outside the vocabulary)"]
 
 
 def test_problems_are_capped():
