@@ -5,6 +5,7 @@ HL7 routes accept any certificate our CA signed, STOW-RS only edge identities.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import ssl
@@ -63,6 +64,7 @@ def serve(settings: Settings, certs: CertPaths, host: str = "127.0.0.1", port: i
           limits: ParserLimits = ParserLimits(), log_file: Path | None = None) -> None:
     """Run the gateway in the foreground until interrupted."""
     configure_logging(log_file or settings.path("logs", "gateway.log"))
+    limits = dataclasses.replace(limits, screen_text=settings.hl7_gateway_text_screen)
     app = create_app(VisitStore(settings), limits, stow_routes(settings))
     config = uvicorn_config(app, certs, host, port or settings.gateway_port)
     logging.getLogger("hl7_gateway").info("gateway listening on https://%s:%d (mTLS; HL7 v3, "

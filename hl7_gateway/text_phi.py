@@ -154,6 +154,9 @@ def _masculine_noun_forms(name: str) -> set[str]:
             forms.add(_soften(stem) + "e")
         if stem.endswith("ec"):               # Niemiec -> Niemca
             forms |= {stem[:-2] + "c" + e for e in ("a", "owi", "em", "u")}
+    # the traditional wife's and daughter's forms: Nowakowa, Kowalczykowej; Nowakówna
+    forms |= {name + e for e in ("owa", "owej", "ową", "ówna", "ówny", "ównie", "ównę",
+                                 "ówną")}
     return forms
 
 

@@ -135,8 +135,10 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.common import record
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--note", default="", help="what changed, for the RESULTS.md row")
+    parser.add_argument("--set", choices=("all", "dev", "heldout"), default="all",
+                        help="score the development lines, the held-out lines or both")
     args = parser.parse_args(argv)
-    lines = load_lines()
+    lines = [line for line in load_lines() if args.set in ("all", line["set"])]
     screen = default_screen()
     result = score(lines, screen)
     result["us_per_line"] = timing(lines, screen)
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     result["per_category_text"] = "; ".join(
         f"{c} {v['recall']}/{v['precision']}" for c, v in result["per_category"].items())
     result["note"] = args.note
-    record(BENCH_DIR, result, ["lines", "gold_spans", "recall", "precision", "line_recall",
+    result["set"] = args.set
+    record(BENCH_DIR, result, ["set", "lines", "gold_spans", "recall", "precision", "line_recall",
                                "line_precision", "clean_lines_flagged",
                                "icd10_descriptions_flagged", "us_per_line", "per_category_text",
                                "note"])

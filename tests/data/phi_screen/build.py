@@ -1,6 +1,7 @@
 """Build ``exam_lines.jsonl`` (the PHI screen's labelled test set) from the marked-up sources.
 
-The sources ``lines_pl.txt`` and ``lines_en.txt`` hold one exam-text line per entry as
+The sources ``lines_pl.txt``, ``lines_en.txt`` (the development set) and ``lines_heldout.txt``
+(written after the screen was tuned, id prefix ``ho-``) hold one exam-text line per entry as
 ``KIND| text`` with every PHI span marked ``[[CATEGORY:text]]``; writing spans inline keeps the
 offsets right by construction. Run ``python tests/data/phi_screen/build.py`` after editing a
 source; ``tests/unit/test_phi_screen.py`` checks that the JSONL is up to date.
@@ -12,7 +13,8 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SOURCES = {"pl": HERE / "lines_pl.txt", "en": HERE / "lines_en.txt"}
+SOURCES = {"pl": HERE / "lines_pl.txt", "en": HERE / "lines_en.txt",
+           "ho": HERE / "lines_heldout.txt"}
 OUTPUT = HERE / "exam_lines.jsonl"
 KINDS = {"R": "radiology", "L": "lab", "D": "clinical note", "N": "nursing/other"}
 CATEGORIES = ("NAME", "NATIONAL_ID", "ID", "PHONE", "EMAIL", "POSTAL_CODE", "DATE", "ADDRESS",
@@ -51,6 +53,7 @@ def records() -> list[dict]:
             number += 1
             text, spans = parse_line(marked)
             out.append({"id": f"{lang}-{number:03d}", "lang": lang, "kind": KINDS[kind],
+                        "set": "heldout" if lang == "ho" else "dev",
                         "text": text, "spans": spans})
     return out
 
