@@ -5,6 +5,9 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 PACS    := .venv/bin/pacs
 JARS    := .cache/jars
+DEID_VERSION := 0.4.13
+DEID_SHA256  := c8679a5ee7e985bdeef4f3bf9838f048cbd7d59d7084c145287b5d28a33184a8
+DEID_RULES   := .cache/pydicom-deid/$(DEID_VERSION)
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PACS_HOME ?= $(CURDIR)/.pacs
 
@@ -25,11 +28,22 @@ system:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-venv: .venv/.installed
+venv: .venv/.installed $(DEID_RULES)/.extracted
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q -e '.[test]'
+	touch $@
+
+# pydicom deid's burned-in pixel rules (deid/pixel_rules.py reads them): only the recipe files and
+# the licence of the pinned wheel, checked by its sha256. Not pip-installed: its top-level package
+# is also named `deid` and would shadow ours.
+$(DEID_RULES)/.extracted: | .venv/.installed
+	rm -rf $(DEID_RULES) && mkdir -p $(DEID_RULES)/wheel
+	$(PIP) download -q --no-deps --only-binary=:all: -d $(DEID_RULES)/wheel deid==$(DEID_VERSION)
+	echo "$(DEID_SHA256)  $(DEID_RULES)/wheel/deid-$(DEID_VERSION)-py3-none-any.whl" | sha256sum -c --quiet
+	$(PY) -c 'import sys, zipfile, pathlib; z = zipfile.ZipFile(sys.argv[1]); [pathlib.Path(sys.argv[2], pathlib.Path(n).name).write_bytes(z.read(n)) for n in z.namelist() if n.startswith("deid/data/deid.dicom") or n.endswith("/licenses/LICENSE")]' $(DEID_RULES)/wheel/deid-$(DEID_VERSION)-py3-none-any.whl $(DEID_RULES)
+	rm -rf $(DEID_RULES)/wheel
 	touch $@
 
 jars: $(JARS)/.hadoop $(JARS)/.hbase
