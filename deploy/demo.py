@@ -88,16 +88,22 @@ def wait_forwarded(settings, expected: int, timeout: float = 300) -> int:
                for _k, r in rows)
 
 
+def demo_export(settings, patients: int = 40, visits: int = 200) -> Path:
+    """The demo's synthetic HIS export (with PHI) in the hospital folder: created 0600 in the
+    0700 folder before `pacs has generate` fills it."""
+    from pacs_hdfs.hardening import private_dir, touch_private
+    export = touch_private(private_dir(settings.path("hospital")) / "demo-his-export.jsonl")
+    pacs("has", "generate", "--patients", str(patients), "--visits", str(visits),
+         "--out", str(export))
+    return export
+
+
 def load_demo_data(settings) -> None:
     from analytics_jobs.icd10.generator import generate_visits
     from analytics_jobs.icd10.upload import upload_dataset
     from pacs_hdfs import clients
 
-    from pacs_hdfs.hardening import private_dir, touch_private
-    hospital = private_dir(settings.path("hospital"))
-    # the export holds (synthetic) PHI: created 0600 here, so the generator only fills it
-    export = touch_private(hospital / "demo-his-export.jsonl")
-    pacs("has", "generate", "--patients", "40", "--visits", "200", "--out", str(export))
+    export = demo_export(settings)
     pacs("has", "sync", str(export))
     sent = send_demo_studies(export, settings)
     console.log(f"C-STORE demo studies to the edge: {sent} images acknowledged")

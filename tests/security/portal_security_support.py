@@ -1,8 +1,9 @@
 """Helpers for the portal rows of the hostile tester's table (`test_portal_*.py` here).
 
-- `portal_stack`: a real `pacs portal` subprocess on a free loopback port, in a scratch
-  namespace of the running cluster (own HBase table prefix, HDFS root and `$PACS_HOME`), so
-  the throttle's counters and the users start empty; yields its URL, pid and environment.
+- `namespace`: a scratch namespace of the running cluster (own HBase table prefix, HDFS root
+  and `$PACS_HOME`) that the test's environment names while it runs.
+- `portal_stack`: a real `pacs portal` subprocess on a free loopback port in such a namespace,
+  so the throttle's counters and the users start empty; yields its URL, pid and environment.
 - `source`: a loopback source address per test (127.0.0.0/8 is all loopback on Linux), so
   each test has its own per-address throttle counts, as separate attackers would.
 - `burst`: N requests sent at once over N connections (httpx, asyncio), their statuses.
@@ -43,18 +44,26 @@ def _listener_pid(port: int) -> int:
 
 
 @contextmanager
-def portal_stack(name: str, home: Path):
-    """A `pacs portal` of its own namespace; the test process's environment names that
-    namespace meanwhile (so `pacs` commands and helpers the test starts use it too)."""
+def namespace(name: str, home: Path):
+    """A scratch namespace (tests/namespace_support.py) that the test process's environment
+    names meanwhile, so the `pacs` processes and helpers a test starts use it too; yields its
+    Settings."""
     from tests.namespace_support import scratch_namespace
-    from tests.portal_support import free_port, portal_process
     with scratch_namespace(name, home) as (settings, env):
         with mock.patch.dict(os.environ, {k: env[k] for k in (
                 "PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX", "PACS_HOME")}):
-            port = free_port()
-            with portal_process(port) as portal:
-                yield SimpleNamespace(url=portal.url, log=portal.log, pid=_listener_pid(port),
-                                      settings=settings, env=dict(os.environ), home=home)
+            yield settings
+
+
+@contextmanager
+def portal_stack(name: str, home: Path):
+    """A `pacs portal` of its own namespace."""
+    from tests.portal_support import free_port, portal_process
+    with namespace(name, home) as settings:
+        port = free_port()
+        with portal_process(port) as portal:
+            yield SimpleNamespace(url=portal.url, log=portal.log, pid=_listener_pid(port),
+                                  settings=settings, env=dict(os.environ), home=home)
 
 
 def pacs(stack, *args: str, password: str | None = None) -> subprocess.CompletedProcess:
