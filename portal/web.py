@@ -6,12 +6,14 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
+from hl7_gateway.models import age_label
 from portal.deps import current
 from portal.roles import allows
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["allows"] = allows
+templates.env.filters["age"] = age_label   # stored ages are top-coded: 90 is shown "90+"
 
 
 def render(request: Request, name: str, status_code: int = 200, **ctx):

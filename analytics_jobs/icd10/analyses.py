@@ -85,9 +85,7 @@ def _age_bin(age: Column, bins: list[int]) -> Column:
 def age_groups(df: DataFrame, date_from: DateLike, date_to: DateLike,
                bins: list[int] | tuple[int, ...] = DEFAULT_BINS) -> dict:
     """(a) Patients treated in the period by age group (age at their first visit in the period)."""
-    period, bins = Period.of(date_from, date_to), list(bins)
-    if bins != sorted(bins) or len(bins) < 2:
-        raise ValueError(f"bins must be ascending with at least two edges: {bins}")
+    period, bins = Period.of(date_from, date_to), report.check_age_bins(list(bins))
     rows = (_on_first_visit(df, period, "age", _age_bin(F.col("age"), bins))
             .groupBy("first").count().collect())
     return report.age_groups_result(period, bins, [(r["first"], r["count"]) for r in rows])

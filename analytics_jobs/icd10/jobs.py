@@ -39,15 +39,14 @@ class PeriodParams(BaseModel):
 
 
 class AgeParams(PeriodParams):
-    bins: list[int] = Field([0, 18, 40, 65, 200], description="age interval edges, ascending")
+    bins: list[int] = Field([0, 18, 40, 65, 200], description="age interval edges, ascending; "
+                            "ages are top-coded at 90 ('90 or more'), no inner edge above 90")
 
     @field_validator("bins", mode="before")
     @classmethod
     def _bins(cls, v):
-        v = [int(x) for x in _split(v)]
-        if len(v) < 2 or v != sorted(set(v)):
-            raise ValueError("bins must be at least two ascending, distinct edges")
-        return v
+        from analytics_jobs.icd10.report import check_age_bins
+        return check_age_bins([int(x) for x in _split(v)])
 
 
 class CodesParams(PeriodParams):

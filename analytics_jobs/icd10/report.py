@@ -15,6 +15,10 @@ from .hierarchy import CodeSelection
 from .period import Period
 
 MICROS_PER_HOUR = 3_600_000_000
+AGE_TOP = 90   # hl7_gateway.models.AGE_TOP: an age of 90 means "90 or more"
+# deid.pseudonyms.MAX_SHIFT_DAYS (the data center may not import deid; a unit test keeps the
+# two equal): the largest per-patient date shift of the default date policy.
+MAX_SHIFT_DAYS = 3650
 SEXES = ("F", "M", "UN")   # HL7 AdministrativeGender; anything else or null counts as UN
 
 PERIOD_RULE = ("A visit is in the period when its admission is in [date_from 00:00, date_to+1 day 00:00): "
@@ -25,12 +29,24 @@ FIRST_VISIT_RULE = ("Each patient is counted once, with the age/sex recorded on 
                     "period (earliest admission; two visits of one patient admitted in the same microsecond, "
                     "i.e. a duplicate record, resolve to either). Visits without patient_id are ignored.")
 
+DATE_RULE = (
+    "Admission and discharge are the dates the hospital sent. Under the default date policy 'shift' "
+    "(pacs.toml deid_date_policy) every date of a patient, in visits and in DICOM studies alike, is "
+    "moved earlier by one secret per-patient offset of 1 to %d days (deid.pseudonyms.MAX_SHIFT_DAYS), "
+    "so period boundaries apply to shifted dates: a visit counted in [date_from, date_to] was truly "
+    "admitted between date_from + 1 day and date_to + %d days, and calendar sub-periods, months and "
+    "seasons are not true calendar periods (each patient's visits move together, different "
+    "patients by different offsets). Durations, intervals between one patient's visits and ages "
+    "are exact. Under 'retain' the dates are true." % (MAX_SHIFT_DAYS, MAX_SHIFT_DAYS))
+
 DEFINITIONS = {
     "age_groups": {
         "unit": "patients",
         "period": PERIOD_RULE,
         "patient": FIRST_VISIT_RULE,
-        "age": "Whole years at admission (column age) of that first visit.",
+        "age": ("Whole years at admission (column age) of that first visit, top-coded: 90 means "
+                "'90 or more' (an exact age above 89 identifies), so the group holding 90 holds everyone "
+                "aged 90 or more and is labelled '<from>+'; inner bin edges above 90 are refused."),
         "groups": "Half-open intervals [bins[i], bins[i+1]); ages outside all bins or null count as unknown_age.",
         "missing_discharge": "Irrelevant: visits without discharge are counted.",
     },
@@ -72,6 +88,10 @@ DEFINITIONS = {
 }
 
 
+for _definition in DEFINITIONS.values():
+    _definition["dates"] = DATE_RULE
+
+
 def _base(name: str, period: Period, codes: CodeSelection | None = None) -> dict:
     out = {"analysis": name, "period": period.as_dict(), "definitions": DEFINITIONS[name]}
     if codes is not None:
@@ -81,8 +101,21 @@ def _base(name: str, period: Period, codes: CodeSelection | None = None) -> dict
 
 
 def age_group_labels(bins: list[int]) -> list[str]:
-    """``[0, 18, 40]`` -> ``['0-17', '18-39']`` (whole-year ages)."""
-    return [f"{lo}-{hi - 1}" for lo, hi in zip(bins[:-1], bins[1:])]
+    """``[0, 18, 40]`` -> ``['0-17', '18-39']`` (whole-year ages); the group holding the top code
+    90 ("90 or more") is open-ended: ``[65, 200]`` -> ``['65+']``."""
+    return [f"{lo}+" if lo <= AGE_TOP < hi else f"{lo}-{hi - 1}"
+            for lo, hi in zip(bins[:-1], bins[1:])]
+
+
+def check_age_bins(bins: list[int]) -> list[int]:
+    """Ascending distinct edges, at least two, no inner edge above 90: ages are stored top-coded
+    at 90 ("90 or more"), so a group cannot start or end between 90 and the oldest patient."""
+    if len(bins) < 2 or bins != sorted(set(bins)):
+        raise ValueError(f"bins must be at least two ascending, distinct edges: {bins}")
+    if any(edge > AGE_TOP for edge in bins[1:-1]):
+        raise ValueError(f"inner age bin edges above {AGE_TOP} cannot be resolved: ages are "
+                         f"stored top-coded, {AGE_TOP} meaning '{AGE_TOP} or more'")
+    return bins
 
 
 def age_groups_result(period: Period, bins: list[int], counts: Iterable[tuple[int | None, int]]) -> dict:

