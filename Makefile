@@ -11,7 +11,7 @@ DEID_RULES   := .cache/pydicom-deid/$(DEID_VERSION)
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PACS_HOME ?= $(CURDIR)/.pacs
 
-.PHONY: install system venv jars demo test test-unit test-integration bench clean-state down
+.PHONY: install system venv jars demo test test-unit test-integration audit bench clean-state down
 
 install: system venv jars
 
@@ -29,10 +29,10 @@ system:
 	fi
 
 venv: .venv/.installed $(DEID_RULES)/.extracted
-.venv/.installed: pyproject.toml
+.venv/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e '.[test]'
 	touch $@
 
 # pydicom deid's burned-in pixel rules (deid/pixel_rules.py reads them): only the recipe files and
@@ -64,13 +64,17 @@ demo: install
 test: install
 	.venv/bin/lint-imports
 	$(PY) -m pytest tests/unit -q
-	$(PY) -m pytest tests/integration tests/e2e -q
+	$(PY) -m pytest tests/integration tests/e2e tests/security -q
 
 test-unit: venv
 	$(PY) -m pytest tests/unit -q
 
 test-integration: install
 	$(PY) -m pytest tests/integration -q
+
+# pip-audit of the pinned set (also part of `make test`: tests/security/test_dependencies.py)
+audit: venv
+	$(PY) -m pip_audit -r constraints.txt --no-deps --disable-pip -s pypi --progress-spinner off
 
 bench: install
 	@command -v Orthanc >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq orthanc; }
