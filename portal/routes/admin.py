@@ -37,37 +37,37 @@ def users_page(request: Request, state=Depends(portal)):
     return _users_page(request, state)
 
 
+def _apply(request: Request, state, p: Principal, change, audited: str, name: str,
+           notice: str, **details):
+    """Run one user change; 400 with its message if refused, else audit it and say so."""
+    try:
+        change(state.users)
+    except UserError as e:
+        return _users_page(request, state, 400, error=str(e))
+    state.audit(p.user.name, audited, name, **details)
+    return _users_page(request, state, notice=notice)
+
+
 @router.post("/admin/users")
 def user_add(request: Request, name: str = Form(""), role: str = Form(""),
              password: str = Form(""), p: Principal = Depends(admin), state=Depends(portal)):
-    try:
-        state.users.add(name.strip(), role, password)
-    except UserError as e:
-        return _users_page(request, state, 400, error=str(e))
-    state.audit(p.user.name, "user-add", name.strip(), role=role)
-    return _users_page(request, state, notice=f"added {name.strip()} ({role})")
+    name = name.strip()
+    return _apply(request, state, p, lambda users: users.add(name, role, password), "user-add",
+                  name, f"added {name} ({role})", role=role)
 
 
 @router.post("/admin/users/{name}/role")
 def user_role(request: Request, name: str, role: str = Form(""),
               p: Principal = Depends(admin), state=Depends(portal)):
-    try:
-        state.users.set_role(name, role)
-    except UserError as e:
-        return _users_page(request, state, 400, error=str(e))
-    state.audit(p.user.name, "user-role", name, role=role)
-    return _users_page(request, state, notice=f"{name} is now {role}")
+    return _apply(request, state, p, lambda users: users.set_role(name, role), "user-role",
+                  name, f"{name} is now {role}", role=role)
 
 
 @router.post("/admin/users/{name}/password")
 def user_password(request: Request, name: str, password: str = Form(""),
                   p: Principal = Depends(admin), state=Depends(portal)):
-    try:
-        state.users.set_password(name, password)
-    except UserError as e:
-        return _users_page(request, state, 400, error=str(e))
-    state.audit(p.user.name, "user-password", name)
-    return _users_page(request, state, notice=f"new password for {name}; their sessions ended")
+    return _apply(request, state, p, lambda users: users.set_password(name, password),
+                  "user-password", name, f"new password for {name}; their sessions ended")
 
 
 #: action in the URL -> (UserStore call, audit action, notice)
@@ -88,12 +88,8 @@ def user_lifecycle(request: Request, name: str, action: str, p: Principal = Depe
     change, audited, notice = LIFECYCLE[action]
     if name == p.user.name and action != "enable":
         return _users_page(request, state, 400, error="you cannot disable or delete yourself")
-    try:
-        change(state.users, name)
-    except UserError as e:
-        return _users_page(request, state, 400, error=str(e))
-    state.audit(p.user.name, audited, name)
-    return _users_page(request, state, notice=notice.format(name=name))
+    return _apply(request, state, p, lambda users: change(users, name), audited, name,
+                  notice.format(name=name))
 
 
 def _events(state, user, action, since, until):

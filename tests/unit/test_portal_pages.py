@@ -215,6 +215,36 @@ def test_admin_adds_user_and_changes_role(app):
     assert "<td>newbie</td>" in c.get("/admin/users").text
 
 
+def test_admin_page_mirrors_the_user_commands(app):
+    """Disable, enable, set password, delete from the admin page; each ends the user's live
+    session where it should, is audited, and an admin cannot disable or delete themselves."""
+    c = _client(app, "adm")
+    t = csrf_token(c)
+    c.post("/admin/users", data={"csrf_token": t, "name": "kim", "role": "teacher",
+                                 "password": "long-enough"})
+    kim = TestClient(app)
+    assert login(kim, "kim", "long-enough").status_code == 303
+    r = c.post("/admin/users/kim/disable", data={"csrf_token": t})
+    assert r.status_code == 200 and "kim is disabled" in r.text and "disabled</td>" in r.text
+    assert kim.get("/api/me").status_code == 401
+    assert login(TestClient(app), "kim", "long-enough").status_code == 401
+    assert c.post("/admin/users/kim/enable", data={"csrf_token": t}).status_code == 200
+    assert login(kim, "kim", "long-enough").status_code == 303
+    r = c.post("/admin/users/kim/password", data={"csrf_token": t, "password": "another-one"})
+    assert r.status_code == 200 and kim.get("/api/me").status_code == 401
+    assert c.post("/admin/users/kim/password",
+                  data={"csrf_token": t, "password": "short"}).status_code == 400
+    assert login(kim, "kim", "another-one").status_code == 303
+    assert c.post("/admin/users/kim/delete", data={"csrf_token": t}).status_code == 200
+    assert kim.get("/api/me").status_code == 401 and app.state.portal.users.get("kim") is None
+    assert c.post("/admin/users/kim/shout", data={"csrf_token": t}).status_code == 404
+    for action in ("disable", "delete"):
+        r = c.post(f"/admin/users/adm/{action}", data={"csrf_token": t})
+        assert r.status_code == 400 and app.state.portal.users.get("adm").disabled is False
+    assert [e.action for e in _events(app, user="adm")][:5] == [
+        "user-delete", "user-password", "user-enable", "user-disable", "user-add"]
+
+
 def test_audit_page_filters(app):
     store = app.state.portal.store
     audit.record(None, "zed", "view-case", "case-1", store=store)
