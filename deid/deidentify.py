@@ -72,8 +72,6 @@ class _Context:
     uid_map: dict[str, str] = field(default_factory=dict)  # new -> original
 
     def uid(self, value: str) -> str:
-        if self.options.retain_uids:
-            return value.strip("\x00 ")
         new = remap_uid(self.keys.uid, value)
         if new != value:
             self.uid_map[new] = value.strip("\x00 ")

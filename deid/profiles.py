@@ -40,6 +40,7 @@ DATE_POLICIES: dict[str, dict[str, bool]] = {
     "retain": {MODIFIED_DATES: False, FULL_DATES: True},
 }
 PROFILE_KEYS: frozenset[str] = frozenset(o.name for o in OPTIONS)
+_DEFAULTS: dict[str, object] = {name: getattr(DeidOptions(), name) for name in PROFILE_KEYS}
 
 
 class ProfileError(ValueError):
@@ -68,7 +69,7 @@ def options_from(profile: Mapping, date_policy: str = "shift", where: str = "dei
     if date_policy not in DATE_POLICIES:
         raise ProfileError(f"deid_date_policy must be one of {sorted(DATE_POLICIES)}")
     policy_dates = DATE_POLICIES[date_policy]
-    values: dict[str, object] = dict(policy_dates)
+    values: dict[str, object] = {**_DEFAULTS, **policy_dates}
     for key, value in profile.items():
         if key not in PROFILE_KEYS:
             raise ProfileError(f"{where}.{key}: unknown option; known: {', '.join(sorted(PROFILE_KEYS))}")

@@ -33,10 +33,12 @@ Verified means (each rule is data below):
   formed and at most 90 years (older ages are top-coded to ``090Y``);
 * ``PatientID`` and ``PatientName`` are pseudonyms ('RS' + 16 base32 characters), an
   ``AccessionNumber`` is empty or a keyed hash ('AC' + 14 base32 characters);
-* Study, Series and SOP Instance UIDs are present and, unless Retain UIDs (113110) is declared,
-  every UID value in the data set (and the file meta's MediaStorageSOPInstanceUID) is either a
-  well-known DICOM UID (pydicom's UID dictionary: SOP classes, transfer syntaxes, coding
-  schemes...) or ``2.25.<digits>`` - the form the de-identifier's keyed remapping produces.
+* Study, Series and SOP Instance UIDs are present and every UID value in the data set (and the
+  file meta's MediaStorageSOPInstanceUID) is either a well-known DICOM UID (pydicom's UID
+  dictionary: SOP classes, transfer syntaxes, coding schemes...) or ``2.25.<digits>`` - the
+  form the de-identifier's keyed remapping produces -, unless a declared option keeps that
+  attribute ('K' in its column: Retain UIDs 113110, Retain Device Identity 113109 for device
+  UIDs).
 
 The rules match what ``deid.deidentify`` produces under every option (tests check every pydicom
 test file and every option), so an object de-identified by our own edge always verifies.
@@ -376,6 +378,7 @@ class _Rule:
 
     vrs: tuple[str, ...]  # dictionary VRs (first = the one the rules use); () = unknown
     removed: bool         # Basic Profile X and no declared option keeps it
+    kept: bool            # a declared option's 'K' keeps its value as it was (UIDs unchecked)
     vocabulary: bool      # a declared option cleans it against the vocabulary
     read: bool            # its value is checked (sequences, UIDs, dates, ages, vocabulary)
 
@@ -390,10 +393,11 @@ def _rule(tag: int, options: frozenset[str]) -> _Rule:
     row = lookup(tag)
     columns = [ACCEPTED_OPTIONS[code] for code in options]
     removed = row is not None and row.basic == "X" and not _kept_by_option(row, vr, columns)
+    kept = row is not None and any(row.action(c) == "K" for c in columns)
     vocabulary = row is not None and any(
         row.action(c) == "C" and CLEAN_CELLS.get(c, {}).get(vr) == VOCABULARY for c in columns)
     read = vocabulary or vr in _READ_VRS or tag == PATIENT_BIRTH_DATE
-    return _Rule(vrs, removed, vocabulary, read)
+    return _Rule(vrs, removed, kept, vocabulary, read)
 
 
 def _kept_by_option(row: ProfileRow, vr: str, columns: list[str]) -> bool:
@@ -474,7 +478,7 @@ def _check_value(tag: int, rule: _Rule, value, where: str, options: frozenset[st
     vr = rule.vrs[0] if rule.vrs else "UN"
     values = [v for v in _values(value) if v]
     if vr == "UI":
-        if RETAIN_UIDS_CODE not in options:
+        if not rule.kept:
             _check_uids(values, where, problems)
     elif vr in DATE_GRAMMARS and not all(is_date_value(vr, v) for v in values):
         problems.append(f"{where} is not a well-formed {vr} value")
@@ -504,6 +508,7 @@ def _check_file_meta(ds: Dataset, options: frozenset[str], problems: list[str]) 
     for tag, keyword in FILE_META_REMOVED.items():
         if tag in meta:
             problems.append(f"file meta {keyword} present")
-    if MEDIA_STORAGE_SOP_INSTANCE_UID in meta and RETAIN_UIDS_CODE not in options:
+    if MEDIA_STORAGE_SOP_INSTANCE_UID in meta and \
+            not _rule(MEDIA_STORAGE_SOP_INSTANCE_UID, options).kept:
         _check_uids([v for v in _values(meta[MEDIA_STORAGE_SOP_INSTANCE_UID].value) if v],
                     "file meta MediaStorageSOPInstanceUID", problems)
