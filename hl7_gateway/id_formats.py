@@ -27,6 +27,7 @@ from lxml import etree
 
 from deid.verify import ACCESSION_HASH, PATIENT_PSEUDONYM
 from hl7_gateway.codes import ACCESSION_ROOT, HL7_NS, PSEUDONYM_ROOT, VISIT_ID_ROOT
+from hl7_gateway.phi_rules import PhiHit
 from hl7_gateway.xml_location import location
 
 SIV_TAG_BYTES = 16
@@ -74,16 +75,9 @@ _COMPILED = tuple((rule, etree.XPath(rule.xpath, namespaces={"v3": HL7_NS}))
                   for rule in ID_FORMATS)
 
 
-@dataclass(frozen=True)
-class IdFormatHit:
-    code: str
-    reason: str
-    location: str
-
-
-def find_bad_ids(message: etree._Element) -> list[IdFormatHit]:
+def find_bad_ids(message: etree._Element) -> list[PhiHit]:
     """Every identifier of the message whose extension has the wrong shape (a missing
     extension is left to the parser's MISSING_ELEMENT)."""
-    return [IdFormatHit(rule.code, rule.reason, location(node, "@extension"))
+    return [PhiHit(rule.code, rule.reason, location(node, "@extension"))
             for rule, xpath in _COMPILED for node in xpath(message)
             if node.get("extension") and not rule.valid(node.get("extension"))]

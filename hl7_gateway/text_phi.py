@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from hl7_gateway.codes import HL7_NS
+from hl7_gateway.phi_rules import PhiHit
 from hl7_gateway.xml_location import location
 
 DATA_DIR = Path(__file__).resolve().parent / "phi_data"
@@ -629,13 +630,6 @@ def find_phi_spans(text: str) -> list[Finding]:
 
 # --- the gateway's defence in depth ---------------------------------------------------------
 
-@dataclass(frozen=True)
-class TextPhiHit:
-    code: str
-    reason: str
-    location: str
-
-
 @lru_cache(maxsize=1)
 def _exam_texts():
     from lxml import etree
@@ -643,7 +637,7 @@ def _exam_texts():
                        namespaces={"v3": HL7_NS})
 
 
-def find_text_phi(message) -> list[TextPhiHit]:
+def find_text_phi(message) -> list[PhiHit]:
     """Exam texts of one visit message in which the screen finds anything: one hit per text and
     category, code ``PHI_TEXT_<CATEGORY>``, giving character offsets, never the text itself."""
     hits = []
@@ -655,7 +649,7 @@ def find_text_phi(message) -> list[TextPhiHit]:
             by_category.setdefault(f.category, []).append(f)
         for category, group in by_category.items():
             where = ", ".join(f"{f.start}-{f.end}" for f in group[:5])
-            hits.append(TextPhiHit(
+            hits.append(PhiHit(
                 f"PHI_TEXT_{category}",
                 f"exam text holds what looks like {category.lower().replace('_', ' ')} "
                 f"(characters {where}); redact it at the hospital (pacs has sync does)",

@@ -4,12 +4,13 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import socket
 import sqlite3
 import ssl
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,8 +22,8 @@ from hl7_gateway import visit_parquet
 from hl7_gateway.ack import parse_ack
 from hl7_gateway.builder import build_batch_element, to_bytes
 from hl7_gateway.codes import HL7_NS
-from hl7_gateway.hospital.his_export import generate_records
-from hl7_gateway.hospital.samples import sample_visit
+from hl7_gateway.hospital.his_export import generate_records, pesel
+from hl7_gateway.hospital.samples import sample_visit, visit_token
 from hl7_gateway.store import ARCHIVE_ROOT
 from pacs_hdfs import clients
 from tests.integration.hl7_support import Gateway, has_popen, run_has
@@ -93,6 +94,14 @@ def _with_name(enc):
     etree.SubElement(name, f"{{{HL7_NS}}}family").text = "Nowak"
 
 
+def _text_phi(enc):
+    enc.find(".//v3:observation/v3:text", NS).text = "Wynik omówiono z Anną Nowak, tel. 601 234 567."
+
+
+def _clear_patient_id(enc):
+    enc.find("v3:subject/v3:patient/v3:id", NS).set("extension", "57030412345")
+
+
 HOSTILE = {  # name -> (body builder, ack code expected, detail code expected, HTTP status)
     "xxe": (lambda vid: XXE % vid.encode(), "AR", "DOCTYPE_FORBIDDEN", 400),
     "billion-laughs": (lambda vid: LAUGHS % vid.encode(), "AR", "DOCTYPE_FORBIDDEN", 400),
@@ -106,13 +115,16 @@ HOSTILE = {  # name -> (body builder, ack code expected, detail code expected, H
     "discharge-before-admission": (lambda vid: _batch(vid, _discharge_first), "AE",
                                    "DISCHARGE_BEFORE_ADMISSION", 200),
     "phi-name": (lambda vid: _batch(vid, _with_name), "AE", "PHI_NAME", 200),
+    "phi-in-exam-text": (lambda vid: _batch(vid, _text_phi), "AE", "PHI_TEXT_NAME", 200),
+    "national-id-as-patient-id": (lambda vid: _batch(vid, _clear_patient_id), "AE",
+                                  "PSEUDONYM_FORMAT", 200),
 }
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_hostile_input_is_refused_and_nothing_stored(gateway, stores, case):
     build, ack_code, detail_code, status = HOSTILE[case]
-    visit_id = f"hostile-{case}-{uuid.uuid4().hex}"
+    visit_id = visit_token(f"hostile-{case}-{uuid.uuid4().hex}")
     http_status, ack = post(gateway, build(visit_id))
     assert (http_status, ack.type_code) == (status, ack_code)
     assert detail_code in {d.code for m in ack.messages for d in m.details}
@@ -121,7 +133,7 @@ def test_hostile_input_is_refused_and_nothing_stored(gateway, stores, case):
 
 
 def test_bad_visit_in_batch_does_not_block_good_one(gateway, stores):
-    good, bad = (f"mixed-{uuid.uuid4().hex}" for _ in range(2))
+    good, bad = (visit_token(f"mixed-{uuid.uuid4().hex}") for _ in range(2))
     root = build_batch_element([sample_visit(visit_id=good), sample_visit(visit_id=bad)])
     _with_name(root.findall(".//v3:encounterEvent", NS)[1])
     status, ack = post(gateway, to_bytes(root))
@@ -135,7 +147,7 @@ def test_bad_visit_in_batch_does_not_block_good_one(gateway, stores):
 
 
 def test_resend_updates_without_duplicates(gateway, stores):
-    visit_id = f"resend-{uuid.uuid4().hex}"
+    visit_id = visit_token(f"resend-{uuid.uuid4().hex}")
     first = sample_visit(visit_id=visit_id)
     second = sample_visit(visit_id=visit_id, city="Gdańsk")
     for v in (first, second):
@@ -168,9 +180,21 @@ def test_plain_http_and_old_tls_are_refused(gateway):
 PHI_FIELDS = ("first_name", "last_name", "mrn", "street", "postal_code", "phone")
 
 
+def free_text_markers(tag: str) -> dict[str, str]:
+    """PHI that is not the patient's own record: a relative's PESEL (valid checksum), an
+    inflected name, a relative's name and a phone number, unique to this test run."""
+    number = int(tag, 16)
+    relative_pesel = pesel(date(1950 + number % 50, 1 + number % 12, 1 + number % 28),
+                           female=True, serial=number % 1000)
+    return {"pesel": relative_pesel, "inflected": "Genowefie Brzozowskiej",
+            "relative": "wnuczka Michalina", "phone": f"698 {number % 1000:03d} 457"}
+
+
 def marked_export(path, tag: str, patients: int, visits: int, seed: int) -> list[str]:
-    """A HIS export whose every PHI field carries a unique marker; returns the markers."""
+    """A HIS export whose every PHI field carries a unique marker, and whose exam texts name
+    the patient and other people (free_text_markers); returns the markers."""
     markers = set()
+    free = free_text_markers(tag)
     with open(path, "w", encoding="utf-8") as out:
         for record in generate_records(patients, visits, seed):
             record = copy.deepcopy(record)
@@ -182,11 +206,14 @@ def marked_export(path, tag: str, patients: int, visits: int, seed: int) -> list
             record["his_visit_id"] = f"ZQ{tag}visit{record['his_visit_id']}"
             for exam in record["exams"]:
                 exam["text"] = (f"Patient {p['first_name']} {p['last_name']}, "
-                                f"{p['street']}, tel. {p['phone']}: " + exam["text"])
+                                f"{p['street']}, tel. {p['phone']}: " + exam["text"]
+                                + f" Wynik przekazano {free['inflected']} (PESEL {free['pesel']}),"
+                                  f" {free['relative']}, tel. {free['phone']}.")
             markers.update(p[f] for f in PHI_FIELDS)
             markers.update((p["national_id"], record["his_visit_id"]))
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return sorted(markers)
+    return sorted(markers | {free["pesel"], "Genowefie", "Brzozowskiej", "Michalina",
+                             free["phone"]})
 
 
 def links(home) -> list[tuple]:
@@ -239,9 +266,18 @@ def test_has_sync_end_to_end_without_phi(gateway, stores, tmp_path, settings):
         d = visit_parquet.partition_dir(m)
         blobs += [hdfs.read(f"{d}/{n}") for n in hdfs.list(d)
                   if (visit_parquet.file_stamp(n) or started) >= started]
-    everything = b"\n".join(blobs + cells) + gateway.logs().encode()
+    # the portal's case-search feed rows written since the test started
+    feed = hbase.scan("search", row_start=b"feed\x00" + str(int(started.timestamp() * 1000)
+                                                           ).zfill(13).encode(),
+                      row_stop=b"feed\x01")
+    cells += [v for _, row in feed for v in row.values()]
+    parquet_rows = json.dumps(list(rows_by_id.values()), default=str, ensure_ascii=False)
+    everything = b"\n".join(blobs + cells + [parquet_rows.encode()]) + gateway.logs().encode()
     leaked = [m for m in markers if m.encode() in everything]
     assert not leaked, f"PHI markers reached the data center: {leaked[:5]}"
+    digits = re.sub(rb"\D", b"", everything)
+    assert free_text_markers(tag)["pesel"].encode() not in digits
+    assert b"[NAME]" in everything and b"[NATIONAL_ID]" in everything
     assert ids[0].encode() in b"".join(blobs[:len(archive_paths)])
 
     # the hospital can look the visit up again, with personal data re-attached locally
@@ -290,3 +326,56 @@ def test_sync_resumes_after_kill_without_duplicates(gateway, stores, tmp_path):
                                  columns=["visit_id"])["visit_id"].to_pylist()
     mine = [v for v in raw if v in ids]
     assert len(mine) == 240 and set(mine) == ids, "exactly one Parquet row per visit"
+
+
+# --- linkage: one date shift for a patient's visits and studies (issue 14) --------------------
+
+def _study_of(national_id: str, study_date: date):
+    """A minimal CT object of this patient (PatientID = the HIS national id, as at the edge)."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+    ds = Dataset()
+    ds.PatientID, ds.PatientName = national_id, "Nowak^Anna"
+    ds.StudyDate, ds.StudyTime = study_date.strftime("%Y%m%d"), "101500"
+    ds.Modality, ds.SOPClassUID = "CT", "1.2.840.10008.5.1.4.1.1.2"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (generate_uid()
+                                                                   for _ in range(3))
+    return ds
+
+
+def test_visit_and_study_of_a_patient_keep_their_true_distance(gateway, stores, tmp_path):
+    """Date policy shift: the HAS shifts a visit by the offset the DICOM de-identifier gives the
+    same patient's studies (same vault key, identity = national id = PatientID), so the stored
+    visit and the stored study are as far apart as in reality and their difference reveals
+    nothing; the stored dates themselves are shifted."""
+    from deid.deidentify import deidentify
+    from deid.keys import DATE_SHIFT_KEY, DeidKeys
+    from deid.pseudonyms import MAX_SHIFT_DAYS, date_shift_days
+    from deid.vault import Vault
+    hbase = stores[1]
+    export = tmp_path / "export.jsonl"
+    records = list(generate_records(patients=4, visits=8, seed=21))
+    export.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                      encoding="utf-8")
+    home = tmp_path / "has"
+    run_has(home, "sync", str(export), "--url", gateway.url,
+            "--certs", str(gateway.certs.directory))
+    vault = Vault.open(home / "hospital" / "vault.bin",
+                       master_key_file=home / "hospital" / "master.key")
+    keys = DeidKeys.from_vault(vault)
+    encrypted = {row[0]: row[1] for row in links(home)}
+    for record in records:
+        national_id = record["patient"]["national_id"]
+        admission = datetime.fromisoformat(record["admission"])
+        stored = json.loads(hbase.get("visit", encrypted[record["his_visit_id"]].encode())
+                            [b"v:json"])
+        stored_admission = datetime.fromisoformat(stored["admission"])
+        offset = date_shift_days(vault.key(DATE_SHIFT_KEY), national_id, "")
+        assert -MAX_SHIFT_DAYS <= offset <= -1
+        assert stored_admission == admission + timedelta(days=offset)
+        assert "birth_year" not in stored and stored["age"] <= 90
+        study = deidentify(_study_of(national_id, admission.date() + timedelta(days=2)),
+                           keys).dataset
+        study_date = datetime.strptime(study.StudyDate, "%Y%m%d").date()
+        assert study_date != admission.date() + timedelta(days=2)      # shifted ...
+        assert study_date - stored_admission.date() == timedelta(days=2)  # ... by the same offset
