@@ -63,3 +63,41 @@ def test_rejected_visit_is_not_resent(tmp_path):
         assert [r.encrypted_visit_id for r in table.by_state("rejected")] == [bad_id]
         assert "patient" in table.by_encrypted_id(bad_id).last_error
         assert list(next_batches(table, visits)) == []
+
+
+def test_refuse_policy_holds_visits_with_phi_and_releases_them_once_clean(tmp_path):
+    """hl7_phi_policy = refuse: a record whose exam text holds PHI is not sent; the link table
+    keeps it as rejected with the categories (no values); once its text is clean it is sent."""
+    from hl7_gateway.hospital.phi_screen import PhiScreen
+    records = list(generate_records(patients=6, visits=20, seed=8))
+    clean_text = "Chest X-ray PA: lungs clear."
+    for record in records:    # the generator puts the patient's own PHI into some texts
+        for exam in record["exams"]:
+            exam["text"] = clean_text
+    dirty = next(r for r in records if r["exams"])
+    dirty["exams"][0]["text"] = "Wynik przekazano córce Ewie, tel. 601 234 567."
+    with LinkTable(tmp_path / "links.db") as table:
+        visits = record_export(records, KEYS, table, PhiScreen("refuse"))
+        held = table.held()
+        assert [r.his_visit_id for r in held] == [dirty["his_visit_id"]]
+        assert held[0].last_error.startswith("HOSPITAL_PHI_SCREEN: exam 1 text holds NAME, PHONE")
+        assert "601" not in held[0].last_error and "Ew" not in held[0].last_error
+        assert held[0].encrypted_visit_id not in visits
+        assert all(r.his_visit_id != dirty["his_visit_id"] for r in table.unacknowledged())
+        dirty["exams"][0]["text"] = clean_text        # corrected in the HIS
+        visits = record_export(records, KEYS, table, PhiScreen("refuse"))
+        assert table.held() == [] and held[0].encrypted_visit_id in visits
+        assert table.by_his_visit_id(dirty["his_visit_id"]).state == "pending"
+
+
+def test_has_visit_restores_true_dates_for_hospital_staff():
+    from datetime import datetime, timedelta
+    from hl7_gateway.hospital.deidentify_visit import his_record_to_visit, shift_days
+    from hl7_gateway.hospital.has_visit import restore_dates
+    record = next(r for r in generate_records(patients=2, visits=4, seed=8) if r["discharge"])
+    stored = his_record_to_visit(record, KEYS).model_dump(mode="json")
+    shown = restore_dates(stored, shift_days(KEYS, record["patient"]["national_id"]))
+    assert datetime.fromisoformat(shown["admission"]) == datetime.fromisoformat(record["admission"])
+    assert datetime.fromisoformat(shown["discharge"]) == datetime.fromisoformat(record["discharge"])
+    assert datetime.fromisoformat(stored["admission"]) <= datetime.fromisoformat(
+        record["admission"]) - timedelta(days=1)
