@@ -320,11 +320,10 @@ def attribute_strings(ds: Dataset, tag: int) -> Strings:
     elem = source._dict.get(tag)  # the stored element, raw or converted, without conversion
     if elem is None:
         return None
-    if isinstance(elem, RawDataElement):
-        values = _raw_strings(elem)
-        if values is not None:
-            return values
-    return _as_strings(source[tag].value)
+    if not isinstance(elem, RawDataElement):
+        return _as_strings(elem.value)
+    values = _raw_strings(elem)
+    return values if values is not None else _as_strings(source[tag].value)
 
 
 class Fields:
