@@ -27,7 +27,6 @@ redacted text screens clean. Speed: pure ``re`` and set look-ups, tens of micros
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 from dataclasses import dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from deid.pseudonyms import date_shift_days
-from hl7_gateway.hospital.phi_screen import PhiScreen, scrub_text  # noqa: F401 (re-exported)
+from hl7_gateway.hospital.phi_screen import PhiScreen
 from hl7_gateway.hospital.pseudonym_shim import accession_for, pseudonym_for
 from hl7_gateway.hospital.visit_crypto import encrypt_visit_id
 from hl7_gateway.models import Diagnosis, Exam, Lab, Visit, top_coded_age

