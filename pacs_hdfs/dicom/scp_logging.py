@@ -16,7 +16,9 @@ them). `on_requested` (EVT_REQUESTED) gives the association a short id and recor
 title and the peer address; `operation()` wraps each service handler to add which operation is
 running. `AssociationFilter` (on the handlers) appends ` [assoc=… ae=… peer=… op=…]` to
 each such line; pynetdicom's DUL threads and a C-MOVE's sub-association (linked at its
-EVT_CONN_OPEN) are looked up by thread. Lines outside an association carry nothing.
+EVT_CONN_OPEN) are looked up by thread. Lines outside an association carry nothing. A rejected
+association's line gives the A-ASSOCIATE-RJ sent (result, source, reason and its meaning); the
+association id (`association_id`) is also what the audit trail records.
 
 No PHI: only de-identified UIDs, AE titles, addresses and exception types are logged by us.
 pynetdicom's own lines are kept from WARNING up (association aborts, failed sub-operations,
@@ -92,6 +94,11 @@ def _new_info(assoc) -> AssocInfo:
     return AssocInfo(_new_id(), str(ae or "?").strip() or "?", peer)
 
 
+def association_id(assoc) -> str:
+    """The association's short id, as in its log lines (the audit trail records it too)."""
+    return _describe(assoc).id
+
+
 def _enter(event, op: str = "") -> None:
     assoc = getattr(event, "assoc", None)
     if assoc is None:
@@ -109,8 +116,16 @@ def on_requested(event) -> None:
 
 
 def on_rejected(event) -> None:
+    """The A-ASSOCIATE-RJ as sent (ours, `config.REJECTIONS`, or pynetdicom's own)."""
+    from pacs_hdfs.dicom.config import rejection_text
     _enter(event)
-    log.warning("association rejected")
+    rj = getattr(event.assoc.acceptor, "primitive", None)
+    source, reason = getattr(rj, "result_source", None), getattr(rj, "diagnostic", None)
+    if source is None or reason is None:
+        log.warning("association rejected")
+        return
+    log.warning("association rejected (result 0x%02X, source 0x%02X, reason 0x%02X: %s)",
+                getattr(rj, "result", 0) or 0, source, reason, rejection_text(source, reason))
 
 
 def on_accepted(event) -> None:

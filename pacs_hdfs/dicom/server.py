@@ -1,8 +1,13 @@
 """`pacs scp`: the MDC's DICOM service - Verification, Query/Retrieve, and Storage of objects
 that are already de-identified (`ingest.py`).
 
-Who may do what is `config.DimsePolicy`: a calling AE must be listed for Q/R or for C-STORE,
-anything else is answered 0x0124 "Refused: Not Authorized" (PS3.7 C.5) with a log line.
+Who may associate is decided at the A-ASSOCIATE-RQ (`Handlers.admit`, EVT_REQUESTED) by
+`config.DimsePolicy.refusal`: the called AE must be ours, the calling AE allow-listed for the
+peer's source address, and a peer off loopback must come over TLS with a verified client
+certificate; a refusal is an A-ASSOCIATE-RJ with its PS3.8 reason (`config.REJECTIONS`), sent
+before any presentation context is negotiated. Within an association, an AE listed only for
+the other service is answered 0x0124 "Refused: Not Authorized" (PS3.7 C.5) with a log line.
+Every association, C-FIND, C-GET and C-MOVE is audited (`dimse_audit`).
 Handlers are thin: storage goes to `ingest.Ingestor`, queries and retrieves to `query`.
 Every failure becomes a DICOM status here, with a log line naming what failed (no PHI: only
 de-identified UIDs, AE titles and exception types are logged); each line carries the
@@ -42,7 +47,8 @@ from pynetdicom.sop_class import (
 )
 
 from pacs_hdfs.dicom import query
-from pacs_hdfs.dicom.config import DimsePolicy
+from pacs_hdfs.dicom.config import REJECTIONS, DimsePolicy, Peer
+from pacs_hdfs.dicom.dimse_audit import DimseAudit, Operation, association_peer
 from pacs_hdfs.dicom.commit import STATUS
 from pacs_hdfs.dicom.ingest import Ingestor
 from pacs_hdfs.dicom.scp_logging import (notification_handlers, operation,
@@ -93,6 +99,21 @@ def _calling_ae(event) -> str:
     return str(event.assoc.requestor.ae_title).strip()
 
 
+def _peer_address(event) -> str:
+    return str(event.assoc.requestor.address)
+
+
+def reject(assoc, key: str) -> None:
+    """Answer an A-ASSOCIATE-RQ with the A-ASSOCIATE-RJ of `config.REJECTIONS[key]`, from an
+    EVT_REQUESTED handler, the way pynetdicom rejects on its own (send, EVT_REJECTED, kill);
+    pynetdicom then skips its negotiation and closes the connection."""
+    r = REJECTIONS[key]
+    assoc.acse.send_reject(r.result, r.source, r.diagnostic)
+    assoc.is_rejected = True
+    evt.trigger(assoc, evt.EVT_REJECTED, {})
+    assoc.kill()
+
+
 def _level(event) -> str:
     try:
         return query.level_of(event.identifier)
@@ -106,10 +127,40 @@ class Handlers:
     hbase: object
     hdfs: object
     policy: DimsePolicy
+    audit: DimseAudit | None = None
 
     @property
     def destinations(self) -> dict[str, tuple[str, int]]:
         return self.policy.destinations
+
+    def admit(self, event) -> None:
+        """EVT_REQUESTED: refuse the association here unless the policy admits it. Fails
+        closed: an error while checking is a refusal too."""
+        assoc = event.assoc
+        peer = None
+        try:
+            peer = association_peer(assoc)
+            key = self.policy.refusal(peer, str(assoc.acceptor.ae_title))
+        except Exception as e:  # noqa: BLE001 - never admit on a bug
+            log.error("association check failed, refusing: %s", type(e).__name__)
+            key = "error"
+        if peer is None:
+            peer = Peer("?", "?", str(getattr(assoc.requestor, "address", "?")))
+        if self.audit is not None:
+            self.audit.requested(assoc, peer, key)
+        if key is None:
+            return
+        log.warning("association refused: %s (called AE %r, from %s, %s)", REJECTIONS[key].text,
+                    peer.called_ae, peer.address,
+                    f"TLS client {peer.tls_subject}" if peer.tls_subject
+                    else "TLS without client certificate" if peer.tls else "no TLS")
+        reject(assoc, key)
+
+    def _begin(self, event, op: str) -> Operation:
+        """The audit record of this Q/R request (registered when auditing)."""
+        if self.audit is not None:
+            return self.audit.begin(event, op, _level(event))
+        return Operation(op, 0, "", b"", "", _level(event))
 
     def echo(self, event) -> int:
         return 0x0000
@@ -139,7 +190,7 @@ class Handlers:
         answer = query.find if what == "find" else query.instance_locations
         op = f"C-{what.upper()}"
         calling = _calling_ae(event)
-        if not self.policy.may_query(calling):
+        if not self.policy.may_query(calling, _peer_address(event)):
             log.warning("%s refused (0x%04X): calling AE %r may not query or retrieve", op,
                         QR_STATUS["not_authorized"], calling)
             return None, QR_STATUS["not_authorized"]
@@ -157,6 +208,7 @@ class Handlers:
             return None, QR_STATUS["cannot_process"]
 
     def find(self, event):
+        audited = self._begin(event, "C-FIND")
         results, status = self._matches(event, "find")
         if status is not None:
             yield status, None
@@ -166,6 +218,9 @@ class Handlers:
                 log.info("C-FIND cancelled by the peer")
                 yield 0xFE00, None
                 return
+            audited.matches += 1
+            audited.add(str(ds.get("StudyInstanceUID", "") or ""), "",
+                        str(ds.get("PatientID", "") or ""), str(ds.get("PatientName", "") or ""))
             yield 0xFF00, ds
         log.info("C-FIND %s: %d matches", _level(event), len(results))
 
@@ -217,8 +272,12 @@ class Handlers:
                  _level(event), len(stored), len(stored) - unreadable, unreadable)
 
     def move(self, event):
+        audited = self._begin(event, "C-MOVE")
         stored, status = self._matches(event, "move")
         destination = self.destinations.get(event.move_destination.strip())
+        audited.destination = (event.move_destination.strip(), *destination) \
+            if destination else None
+        _retrieved(audited, stored)
         if destination is None:
             log.warning("C-MOVE refused (0x%04X): unknown destination AE %r",
                         QR_STATUS["unknown_destination"], event.move_destination.strip())
@@ -236,13 +295,25 @@ class Handlers:
         yield from self._send(event, "C-MOVE", stored)
 
     def get(self, event):
+        audited = self._begin(event, "C-GET")
         stored, status = self._matches(event, "get")
+        _retrieved(audited, stored)
         if status is not None:
             yield 1
             yield status, None
             return
         yield len(stored)
         yield from self._send(event, "C-GET", stored)
+
+
+def _retrieved(audited: Operation, stored: list[query.Stored] | None) -> None:
+    """What a C-GET / C-MOVE matched, for its audit record: studies (from the instance row
+    keys, study\0series\0SOP), SOP classes, and the (pseudonymous) patients."""
+    for item in stored or ():
+        audited.matches += 1
+        audited.add(item.key.split(b"\x00", 1)[0].decode(errors="replace"), item.sop_class,
+                    item.row.get(b"a:PatientID", b"").decode(errors="replace"),
+                    item.row.get(b"a:PatientName", b"").decode(errors="replace"))
 
 
 def move_contexts(stored: list[query.Stored]) -> list:
@@ -259,7 +330,9 @@ def move_contexts(stored: list[query.Stored]) -> list:
 def build_ae(ae_title: str, policy: DimsePolicy) -> AE:
     ae = AE(ae_title=ae_title)
     ae.maximum_pdu_size = 0  # unlimited: fewer, larger PDUs on the store path
+    # second line of defence behind Handlers.admit (which has already answered by then)
     ae.require_calling_aet = policy.calling_aes()
+    ae.require_called_aet = True
     ae.add_supported_context(Verification, TRANSFER_SYNTAXES)
     for cx in AllStoragePresentationContexts:  # Storage SCP, and the C-GET SCP's sub-ops
         ae.add_supported_context(cx.abstract_syntax, TRANSFER_SYNTAXES,
@@ -273,10 +346,20 @@ def build_ae(ae_title: str, policy: DimsePolicy) -> AE:
 
 
 def event_handlers(h: Handlers) -> list:
-    """The service handlers, each run with its operation in the log context, plus the
-    association notifications that give every log line its association id."""
-    return [(evt.EVT_C_ECHO, operation("C-ECHO", h.echo)),
-            (evt.EVT_C_STORE, operation("C-STORE", h.store)),
-            (evt.EVT_C_FIND, operation("C-FIND", h.find)),
-            (evt.EVT_C_MOVE, operation("C-MOVE", h.move)),
-            (evt.EVT_C_GET, operation("C-GET", h.get))] + notification_handlers()
+    """The service handlers, each run with its operation in the log context; the association
+    notifications that give every log line its association id; then the association check
+    (after the "requested" line, so a refusal is logged under its association) and the
+    audit's notifications."""
+    handlers = [(evt.EVT_C_ECHO, operation("C-ECHO", h.echo)),
+                (evt.EVT_C_STORE, operation("C-STORE", h.store)),
+                (evt.EVT_C_FIND, operation("C-FIND", h.find)),
+                (evt.EVT_C_MOVE, operation("C-MOVE", h.move)),
+                (evt.EVT_C_GET, operation("C-GET", h.get))] + notification_handlers()
+    handlers.append((evt.EVT_REQUESTED, h.admit))
+    if h.audit is not None:
+        a = h.audit
+        handlers += [(evt.EVT_ACCEPTED, a.accepted), (evt.EVT_REJECTED, a.rejected),
+                     (evt.EVT_RELEASED, lambda e: a.ended(e, aborted=False)),
+                     (evt.EVT_ABORTED, lambda e: a.ended(e, aborted=True)),
+                     (evt.EVT_DIMSE_SENT, a.sent)]
+    return handlers
