@@ -257,3 +257,18 @@ def test_patient_id_keys_the_shift_that_visits_use():
     from deid import date_shift_days
     result = deidentify(_received(hostile(patient_id=PESEL)), KEYS)
     assert result.reid_record.date_shift_days == date_shift_days(KEYS.date_shift, PESEL, "")
+
+
+def test_the_edge_logs_and_warns_no_marker(tmp_path, caplog, recwarn):
+    """pydicom quotes an invalid value when it warns (a name typed into a date): on the edge it
+    must not, so nothing the receive path logs or warns carries the object's PHI."""
+    import warnings
+
+    from tests.edge_support import edge_in
+    edge = edge_in(tmp_path)
+    caplog.set_level(logging.DEBUG)
+    warnings.simplefilter("always")
+    receipt = edge.receiver.store(_bytes(hostile()))
+    assert receipt.accepted
+    assert MARKER not in caplog.text and PESEL not in caplog.text
+    assert not any(MARKER in str(w.message) for w in recwarn)

@@ -111,6 +111,51 @@ def test_each_option_changes_exactly_its_table_column(option, full):
     assert _changed(out_off, out_on) - marks == planned & {e.keyword for e in full}
 
 
+#: Table E.1-1 basic action class -> what it does here (combined actions: their resolution).
+CLASS_EFFECT = {"X": "X", "Z": "Z", "D": "D", "U": "U", "X/Z": "Z", "X/D": "D", "Z/D": "D",
+                "X/Z/D": "D", "X/Z/U*": "U"}
+
+
+def _effect_seen(elem, source) -> str:
+    """What happened to one attribute: removed, emptied, dummy, remapped UID or kept."""
+    if elem is None:
+        return "X"
+    if elem.VR == "SQ":
+        return "Z" if len(elem.value) == 0 else "K"
+    value = elem.value
+    if value in ("", None, b"") or (isinstance(value, (list, pydicom.multival.MultiValue))
+                                    and not value):
+        return "Z"
+    if elem.VR == "UI":
+        return "U" if str(value).startswith("2.25.") and value != source.value else "K"
+    return "K" if value == source.value else "D"
+
+
+@pytest.mark.parametrize("action_class", list(CLASS_EFFECT))
+def test_each_basic_action_class_is_applied(action_class, full):
+    """Under the Basic Profile alone, every attribute of a class gets that class's action
+    (a D of a VR without a dummy value is emptied; a D of a UID is remapped; a U or D sequence
+    keeps or empties its items as the class says)."""
+    out = deidentify(full, KEYS, BASIC).dataset
+    rows = [r for r in load_rows() if r.basic == action_class and "X" not in r.tag
+            and r.keyword not in SPECIAL_ACTIONS and r.keyword in full]
+    assert rows
+    expected = CLASS_EFFECT[action_class]
+    for row in rows:
+        tag = int(row.tag, 16)
+        seen = _effect_seen(out[tag] if tag in out else None, full[tag])
+        vr = row_vr(row)
+        allowed = {expected}
+        if expected == "D":
+            allowed |= {"Z"} if vr not in ("PN", "LO", "SH", "LT", "ST", "UT", "UC", "CS", "AE",
+                                           "DA", "TM", "DT", "AS", "IS", "DS") else set()
+            allowed |= {"U"} if vr == "UI" else set()
+            allowed |= {"Z"} if vr == "SQ" else set()
+        if expected == "U" and vr == "SQ":
+            allowed = {"K"}  # a U sequence: items kept, cleaned
+        assert seen in allowed, (row.keyword, vr, seen)
+
+
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
 def test_method_codes_list_exactly_the_options_applied(option, full):
     out = deidentify(full, KEYS, _with(option)).dataset
