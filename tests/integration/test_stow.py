@@ -215,7 +215,7 @@ def test_identical_resend_is_200_without_a_second_copy_and_changed_content_confl
     assert {k: hbase.get("instance", k) for k in rows} == rows
 
     changed = copy.deepcopy(objs[0])
-    changed.SeriesDescription = "changed after the first send"
+    changed.SeriesDescription = "CT CHEST AXIAL"  # changed after the first send (vocabulary words)
     conflict = post(edge_session(gateway), gateway, [changed])
     assert conflict.status_code == 409
     assert failures(conflict) == [(changed.SOPInstanceUID, 0xC001)]
