@@ -18,6 +18,7 @@ from hl7_gateway.certs import CertPaths
 from hl7_gateway.parser import ParserLimits
 from hl7_gateway.store import VisitStore
 from hl7_gateway.tls_scope import PeerCertProtocol
+from pacs_hdfs.hardening import harden
 from pacs_hdfs.settings import Settings
 
 
@@ -32,13 +33,14 @@ def configure_logging(log_file: Path) -> None:
 
 
 def uvicorn_config(app, certs: CertPaths, host: str, port: int) -> uvicorn.Config:
-    """uvicorn with mutual TLS; the SSL context is then pinned to TLS 1.2 or newer."""
+    """uvicorn with mutual TLS; the SSL context is then hardened: TLS 1.2 or newer, AEAD
+    suites only (`pacs_hdfs.hardening`)."""
     config = uvicorn.Config(app, host=host, port=port, ssl_certfile=str(certs.server_cert),
                             ssl_keyfile=str(certs.server_key), ssl_ca_certs=str(certs.ca_cert),
                             ssl_cert_reqs=ssl.CERT_REQUIRED, log_level="warning",
                             access_log=False, timeout_keep_alive=30, http=PeerCertProtocol)
     config.load()
-    config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    harden(config.ssl)
     return config
 
 
