@@ -29,6 +29,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from pacs_hdfs.hardening import harden
 from pacs_hdfs.settings import Settings
 
 #: The only member of pynetdicom's calling-AE list when nobody is allowed (an empty list would
@@ -215,10 +216,6 @@ def log_path(s: Settings) -> Path:
     return s.mdc_dimse_log or s.path("logs", "scp.log")
 
 
-#: TLS 1.2 suites: forward-secret AEAD only (TLS 1.3's are all AEAD)
-AEAD_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
-
-
 class LazyHandshakeContext(ssl.SSLContext):
     """A server context whose sockets do their handshake on first read, in the association's
     own thread. pynetdicom wraps each accepted socket in the accept loop; with the default
@@ -233,13 +230,12 @@ class LazyHandshakeContext(ssl.SSLContext):
 
 
 def ssl_context(s: Settings) -> ssl.SSLContext | None:
-    """Server TLS context of the TLS listener, or None when no certificate is configured.
-    With `mdc_dimse_tls_ca`, a client certificate it signed is required for the handshake."""
+    """Server TLS context of the TLS listener, or None when no certificate is configured:
+    the project's TLS policy (`pacs_hdfs.hardening.harden`: TLS 1.2+, AEAD suites only); with
+    `mdc_dimse_tls_ca`, a client certificate it signed is required for the handshake."""
     if not s.mdc_dimse_tls_cert:
         return None
-    ctx = LazyHandshakeContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(AEAD_CIPHERS)
+    ctx = harden(LazyHandshakeContext(ssl.PROTOCOL_TLS_SERVER))
     ctx.load_cert_chain(s.mdc_dimse_tls_cert, s.mdc_dimse_tls_key)
     if s.mdc_dimse_tls_ca:
         ctx.load_verify_locations(s.mdc_dimse_tls_ca)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 from lxml import etree
@@ -134,9 +135,17 @@ def test_allow_listed_ae_only_from_its_source(mdc, calling, source, expected):
             assoc.release()
 
 
-def _events(mdc, action, association=None):
-    return [e for e in mdc.trail(action=action, limit=1000)
-            if association is None or e.details["association"] == association]
+def _events(mdc, action, association=None, wait: float = 5.0):
+    """The trail's events of this action (and association). The service records an
+    association's end after answering the release, so a test may look first: wait a little
+    for at least one."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = [e for e in mdc.trail(action=action, limit=1000)
+                 if association is None or e.details["association"] == association]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def _xml(event) -> etree._Element:
