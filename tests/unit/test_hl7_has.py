@@ -2,6 +2,7 @@
 import base64
 import json
 import re
+import stat
 from collections import Counter
 from datetime import date, datetime, timedelta
 
@@ -88,6 +89,17 @@ def test_export_is_deterministic_and_round_trips(tmp_path):
     assert records == json.loads(json.dumps(list(generate_records(20, 60, seed=5))))
     assert len({r["his_visit_id"] for r in records}) == 60
     assert {r["patient_index"] for r in records} == set(range(20))
+
+
+def test_export_file_is_private_even_over_a_wider_existing_file(tmp_path):
+    """The export holds PHI: `pacs has generate --out` creates it 0600 wherever it goes."""
+    fresh, wider = tmp_path / "fresh.jsonl", tmp_path / "wider.jsonl"
+    wider.write_text("old")
+    wider.chmod(0o644)
+    for path in (fresh, wider):
+        generate_export(path, patients=3, visits=4, seed=1)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert wider.read_bytes() == fresh.read_bytes()
 
 
 def test_export_content_is_realistic():
