@@ -96,6 +96,16 @@ def _values(value) -> list[str]:
     return [str(value)]
 
 
+def _strings(ds: Dataset, tag, elem: Element) -> list[str]:
+    """The values of a DA/DT/TM/AS element as text. A raw element is read straight from its
+    bytes (these VRs are ASCII, backslash-separated): faster than pydicom's conversion, which
+    would also log and warn an invalid value with the value quoted."""
+    if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+        text = elem.value.decode("latin-1").rstrip(" \x00")
+        return text.split("\\") if text else []
+    return _values(_value(ds, tag, elem))
+
+
 def _with(tag, vr: str, values: list) -> DataElement:
     """New element holding ``values`` (one value unwrapped, none -> empty)."""
     if not values:
@@ -137,7 +147,7 @@ _DATE_REWRITERS = {"DA": shift_da, "DT": shift_dt, "TM": clean_tm}
 
 def _shift(ds, tag, elem, rule, ctx):
     rewrite = _DATE_REWRITERS[rule.vr]
-    rewritten = [rewrite(v, ctx.shift_days) for v in _values(_value(ds, tag, elem))]
+    rewritten = [rewrite(v, ctx.shift_days) for v in _strings(ds, tag, elem)]
     return _with(tag, rule.vr, [v for v in rewritten if v])
 
 
@@ -161,7 +171,7 @@ def _descriptor(ds, tag, elem, rule, ctx):
 def _age(ds, tag, elem, rule, ctx):
     """Ages kept when well formed, top-coded: 90 years or more are stored as 090Y."""
     kept = []
-    for value in _values(_value(ds, tag, elem)):
+    for value in _strings(ds, tag, elem):
         years = age_years(value)
         if years is not None:
             kept.append(TOP_CODED_AGE if years >= AGE_TOP_YEARS else value.strip())

@@ -46,12 +46,14 @@ def _b32(data: bytes, length: int) -> str:
     return base64.b32encode(data).decode("ascii")[:length]
 
 
+@lru_cache(maxsize=8192)
 def patient_pseudonym(key: bytes, patient_id: str, issuer: str = "") -> str:
     """Stable pseudonym for a patient: 'RS' + 16 base32 chars of HMAC(issuer, patient id)."""
     return PATIENT_PREFIX + _b32(_digest(key, "patient", issuer.strip(), patient_id.strip()),
                                  PATIENT_PSEUDONYM_CHARS)
 
 
+@lru_cache(maxsize=8192)
 def pseudonymise_accession(key: bytes, accession: str) -> str:
     """Replacement AccessionNumber (16 chars, fits SH) shared by the DICOM and HL7 sides.
 
@@ -60,6 +62,7 @@ def pseudonymise_accession(key: bytes, accession: str) -> str:
     return ACCESSION_PREFIX + _b32(_digest(key, "accession", accession.strip()), ACCESSION_CHARS)
 
 
+@lru_cache(maxsize=8192)
 def date_shift_days(key: bytes, patient_id: str, issuer: str = "") -> int:
     """Per-patient date offset in days, in -MAX_SHIFT_DAYS..-1, from HMAC of the patient id."""
     digest = _digest(key, "date-shift", issuer.strip(), patient_id.strip())
