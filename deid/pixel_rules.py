@@ -52,6 +52,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
@@ -183,39 +184,26 @@ class Rule:
     lines: tuple[Line, ...]
     regions: tuple[Region, ...]
     line_no: int
+    _match: Callable = field(init=False, repr=False, compare=False)
+    _conditions: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        match, conditions = _compile(self.lines)
+        object.__setattr__(self, "_match", match)
+        object.__setattr__(self, "_conditions", conditions)
 
     @property
     def name(self) -> str:
         return f"{self.recipe}:{self.label}"
 
-    def fields(self) -> frozenset[int]:
-        """Tags of every attribute this rule's conditions read (unknown keywords excluded)."""
-        return frozenset(c.tag for line in self.lines for _, c in line.terms if c.tag is not None)
-
     def matches(self, values: "Fields") -> bool:
         """Whether the rule holds; ``values.test(condition)`` answers one condition (``Fields``).
 
-        Lines, and conditions within a line, fold left to right without precedence; a term
-        is evaluated only when it can change the result. A rule without conditions always
-        holds (deid: "no filters but coordinates").
+        Lines, and conditions within a line, fold left to right without precedence, a term
+        evaluated only when it can change the result (``_compile``). A rule without conditions
+        always holds (deid: "no filters but coordinates").
         """
-        tests, test = values._tests, values.test
-        result = True
-        first_line = True
-        for line in self.lines:
-            if not first_line and (line.op == AND) != result:
-                continue  # False and ... / True or ...: settled
-            first_line = False
-            result = True
-            first = True
-            for op, condition in line.terms:
-                if not first and (op == AND) != result:
-                    continue
-                first = False
-                result = tests.get(condition)
-                if result is None:
-                    result = test(condition)
-        return result
+        return self._match(values.test, self._conditions)
 
     def may_match(self, known: dict[int, Strings], results: dict[Condition, bool]) -> bool:
         """False only if the rule cannot hold whatever the attributes not in ``known`` are
@@ -238,11 +226,32 @@ class Recipe:
     rules: tuple[Rule, ...]
     warnings: tuple[str, ...] = ()
 
-    def section(self, name: str) -> tuple[Rule, ...]:
-        return tuple(r for r in self.rules if r.section == name)
-
     def labels(self) -> tuple[str, ...]:
         return tuple(r.label for r in self.rules)
+
+
+def _compile(lines: tuple[Line, ...]) -> tuple[Callable, tuple[Condition, ...]]:
+    """A rule's lines as one Python boolean expression over its conditions, built from the
+    parsed structure only (operators and indexes, no rule text): ``a + b || c`` becomes
+    ``((t(C[0]) and t(C[1])) or t(C[2]))``. Python's ``and``/``or`` short-circuit exactly as
+    the left-to-right fold does, at a fraction of the cost of interpreting the lines per object.
+    """
+    conditions: list[Condition] = []
+
+    def term(condition: Condition) -> str:
+        conditions.append(condition)
+        return f"t(C[{len(conditions) - 1}])"
+
+    expression = None
+    for line in lines:
+        group = None
+        for op, condition in line.terms:
+            group = term(condition) if group is None else f"({group} {op} {term(condition)})"
+        if group is not None:
+            expression = group if expression is None else f"({expression} {line.op} {group})"
+    source = f"lambda t, C: bool({expression or 'True'})"
+    return eval(compile(source, "<pixel rule>", "eval"), {"__builtins__": {"bool": bool}}), \
+        tuple(conditions)
 
 
 def _fold3(items, test):
@@ -425,8 +434,8 @@ def _parse_region(text: str, keep: bool, ctp: bool, where: str) -> Region:
     return Region(keep, box=(a, b, a + c, b + d) if ctp else (a, b, c, d))
 
 
-def _parse_conditions(text: str, where: str,
-                      shared: dict[tuple[str, str, str], Condition]) -> tuple[tuple[str, Condition], ...]:
+def _parse_conditions(text: str, where: str, shared: dict[tuple[str, str, str], Condition]
+                      ) -> tuple[tuple[str, Condition], ...]:
     def condition(action: str, name: str, value: str = "") -> Condition:
         key = (action, name, value)
         if key not in shared:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pydicom import Dataset, dcmread, dcmwrite
 from pydicom.data import get_testdata_file
-from pydicom.pixels import get_decoder
+from pydicom.pixels import get_decoder, pack_bits
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -202,7 +202,8 @@ def test_a_keep_in_one_recipe_never_restores_another_recipes_blank():
 
 
 @pytest.mark.parametrize("name", ["ExplVR_BigEnd.dcm", "MR_small_bigendian.dcm",
-                                  "SC_rgb_rle_16bit_2frame.dcm", "SC_ybr_full_422_uncompressed.dcm"])
+                                  "SC_rgb_rle_16bit_2frame.dcm",
+                                  "SC_ybr_full_422_uncompressed.dcm"])
 def test_native_big_endian_rle_and_ybr_sources(name):
     """Byte order is kept for native data; RLE becomes Explicit VR Little Endian; YBR -> RGB."""
     original = _read(name)
@@ -220,12 +221,12 @@ def test_native_big_endian_rle_and_ybr_sources(name):
 def test_single_bit_pixels_are_repacked():
     ds = _read("CT_small.dcm")
     bits = (np.arange(16 * 24) % 3 == 0).astype(np.uint8).reshape(16, 24)
-    from pydicom.pixels import pack_bits
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
     ds.Rows, ds.Columns = 16, 24
     ds.PixelData = pack_bits(bits)
     out = deidentify(ds, KEYS).dataset
-    assert screen(ds, out, rules=_custom("%filter graylist\nLABEL c\n coordinates 0,0,8,4\n")).cleaned
+    corner = _custom("%filter graylist\nLABEL c\n coordinates 0,0,8,4\n")
+    assert screen(ds, out, rules=corner).cleaned
     _expect_blanked(bits, _pixels(_reread(out)), _mask(16, 24, (0, 0, 8, 4)))
 
 
@@ -316,7 +317,8 @@ def test_not_applied_rules_name_real_rules_and_are_skipped():
 def test_a_stale_not_applied_entry_is_an_error():
     use = RecipeUse("t.dicom", "test", None, "")
     with pytest.raises(ValueError, match="exactly one rule"):
-        RuleSet([(use, parse("%filter g\nLABEL a\n", "t.dicom"))], not_applied={("t.dicom", "b"): ""})
+        RuleSet([(use, parse("%filter g\nLABEL a\n", "t.dicom"))],
+                not_applied={("t.dicom", "b"): ""})
 
 
 def test_assess_never_touches_pixels():
