@@ -48,8 +48,11 @@ log = logging.getLogger("pacs.scp")
 #: total is always given
 MAX_STUDIES = 500
 
-#: trail action per operation
-OPERATION_ACTIONS = {"C-FIND": "dicom-find", "C-GET": "dicom-get", "C-MOVE": "dicom-move"}
+#: the audit trail's action names, per event (the module's table)
+TRAIL_ACTIONS = {"start": "dicom-service-start", "stop": "dicom-service-stop",
+                 "accepted": "dicom-association", "rejected": "dicom-association-rejected",
+                 "ended": "dicom-association-end",
+                 "C-FIND": "dicom-find", "C-GET": "dicom-get", "C-MOVE": "dicom-move"}
 #: final DIMSE status class -> EventOutcomeIndicator (PS3.7 C.4 status classes)
 STATUS_OUTCOMES = (
     (lambda s: s == 0x0000, "success"),
@@ -158,7 +161,7 @@ class DimseAudit:
 
     def accepted(self, event) -> None:
         a = self._get(event.assoc)
-        self._emit(a, "dicom-association", f"association {a.id}",
+        self._emit(a, TRAIL_ACTIONS["accepted"], f"association {a.id}",
                    am.Event("user_authentication", "execute", "success", ("login",)),
                    self._participants(a), [],
                    {"contexts": len(event.assoc.accepted_contexts)})
@@ -173,7 +176,7 @@ class DimseAudit:
         kind = ours.audit if ours else "user"
         event_id, event_type = REJECTION_EVENTS[kind]
         node = [am.ParticipantObject(a.peer.address or "?", "node_id")] if kind == "node" else []
-        self._emit(a, "dicom-association-rejected", f"association {a.id}",
+        self._emit(a, TRAIL_ACTIONS["rejected"], f"association {a.id}",
                    am.Event(event_id, "execute", "minor_failure", (event_type,), reason),
                    self._participants(a), node,
                    {"reason": reason, "rule": a.rejection or "pynetdicom",
@@ -185,7 +188,7 @@ class DimseAudit:
             self._operation(a, operation, None, {})
         a.open.clear()
         how = "aborted" if aborted else "released"
-        self._emit(a, "dicom-association-end", f"association {a.id}",
+        self._emit(a, TRAIL_ACTIONS["ended"], f"association {a.id}",
                    am.Event("user_authentication", "execute",
                             "minor_failure" if aborted else "success", ("logout",),
                             how if aborted else ""),
@@ -250,7 +253,7 @@ class DimseAudit:
             participants = self._transfer_participants(a, operation)
             if operation.destination:
                 details["destination"] = "%s=%s:%d" % operation.destination
-        self._emit(a, OPERATION_ACTIONS[operation.op], _target(operation), event,
+        self._emit(a, TRAIL_ACTIONS[operation.op], _target(operation), event,
                    participants, objects, details)
 
     # --- service ------------------------------------------------------------------------------
@@ -262,7 +265,7 @@ class DimseAudit:
         kind = "start" if started else "stop"
         msg = am.message(am.Event("application_activity", "execute", "success",
                                   (f"application_{kind}",)), [me, launcher], self.source_id)
-        self._record("-", f"dicom-service-{kind}", self.ae_title, msg, {"pid": os.getpid()})
+        self._record("-", TRAIL_ACTIONS[kind], self.ae_title, msg, {"pid": os.getpid()})
 
     # --- building and recording ---------------------------------------------------------------
     def _participants(self, a: _Association, peer_role: str | None = None,

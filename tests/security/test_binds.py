@@ -254,6 +254,30 @@ def violations(s: Settings, found: list[Listener]) -> list[str]:
     return bad
 
 
+@pytest.mark.parametrize("hex_addr,text", [
+    ("0100007F", "127.0.0.1"), ("00000000", "0.0.0.0"),
+    ("00000000000000000000000001000000", "::1"), ("00000000000000000000000000000000", "::"),
+    ("0000000000000000FFFF00000100007F", "127.0.0.1"),
+])
+def test_proc_net_addresses(hex_addr, text):
+    assert _address(hex_addr) == text
+
+
+def test_violations_are_wildcards_and_addresses_no_setting_names():
+    s = Settings()
+    found = [Listener("tcp", "0.0.0.0", 8080, 1, "spark-master"),
+             Listener("tcp6", "::", 8000, 2, "portal"),
+             Listener("tcp", "192.0.2.2", 8443, 3, "gateway"),
+             Listener("tcp", "127.0.0.1", 9870, 4, "namenode"),
+             Listener("tcp", "127.0.0.2", 11114, 5, "scp")]
+    assert [v.split(" -> ")[1].split()[0] for v in violations(s, found)] == \
+        ["spark-master", "portal", "gateway"]
+    asked = Settings(edge_bind="0.0.0.0", mdc_dimse_bind="192.0.2.2")
+    assert not violations(asked, [Listener("tcp", "0.0.0.0", 11112, 1, "edge"),
+                                  Listener("tcp", "192.0.2.2", 11114, 2, "scp")])
+    assert violations(asked, [Listener("tcp", "0.0.0.0", 11114, 2, "scp")])
+
+
 @pytest.mark.cluster
 def test_running_stack_listens_only_where_the_settings_say(cluster, settings):
     found = listeners(stack_processes(settings))
