@@ -264,11 +264,15 @@ def test_the_edge_logs_and_warns_no_marker(tmp_path, caplog, recwarn):
     must not, so nothing the receive path logs or warns carries the object's PHI."""
     import warnings
 
-    from tests.edge_support import edge_in
-    edge = edge_in(tmp_path)
+    from deid.edge.layout import EdgePaths
+    from deid.edge.receive import Receiver
+    from deid.edge.spool import Spool
+    from deid.vault import Vault, generate_master_key
+    vault = Vault.open(tmp_path / "vault.bin", master_key=generate_master_key())
+    receiver = Receiver(vault.deid_keys(), vault, Spool(EdgePaths(tmp_path / "edge")))
     caplog.set_level(logging.DEBUG)
     warnings.simplefilter("always")
-    receipt = edge.receiver.store(_bytes(hostile()))
+    receipt = receiver.store(_bytes(hostile()))
     assert receipt.accepted
     assert MARKER not in caplog.text and PESEL not in caplog.text
     assert not any(MARKER in str(w.message) for w in recwarn)

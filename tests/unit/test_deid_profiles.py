@@ -13,15 +13,24 @@ from pydicom import dcmread
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE
 
+from deid.edge.layout import EdgePaths
 from deid.edge.receive import Receiver
 from deid.edge.scp import Handlers
+from deid.edge.spool import Spool
 from deid.options import DeidOptions
 from deid.profiles import DeidProfiles, ProfileError, build, from_settings, options_from
 from pacs_hdfs.dicom.synthetic import ct_series
+from deid.vault import Vault, generate_master_key
 from pacs_hdfs.settings import Settings
-from tests.edge_support import edge_in
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def receiver_in(tmp_path, profiles: DeidProfiles | None = None) -> Receiver:
+    """A receiver with its own vault and spool under ``tmp_path``."""
+    vault = Vault.open(tmp_path / "vault.bin", master_key=generate_master_key())
+    return Receiver(vault.deid_keys(), vault, Spool(EdgePaths(tmp_path / "edge")),
+                    profiles=profiles)
 
 
 def _codes(path) -> list[str]:
@@ -74,8 +83,7 @@ def test_equal_profiles_share_one_options_object():
 
 
 def test_receiver_applies_the_calling_aes_options(tmp_path):
-    edge = edge_in(tmp_path)
-    edge.receiver.profiles = build({}, {"CT1": {"retain_device_identity": True}})
+    receiver = receiver_in(tmp_path, build({}, {"CT1": {"retain_device_identity": True}}))
     ds = ct_series(2, patient_id="PID-AE", patient_name="Ae^Pat", size=8)
     for item in ds:
         item.DeviceSerialNumber = "SN-4711"
@@ -84,11 +92,11 @@ def test_receiver_applies_the_calling_aes_options(tmp_path):
         buf = BytesIO()
         item.save_as(buf, enforce_file_format=True)
         raws.append(buf.getvalue())
-    from_ct1 = edge.receiver.store(raws[0], "CT1")
-    from_other = edge.receiver.store(raws[1], "MR7")
+    from_ct1 = receiver.store(raws[0], "CT1")
+    from_other = receiver.store(raws[1], "MR7")
     assert from_ct1.kind == from_other.kind == "stored"
-    ct1_path = edge.paths.spool / f"{from_ct1.sop_uid}.dcm"
-    other_path = edge.paths.spool / f"{from_other.sop_uid}.dcm"
+    ct1_path = receiver.spool.paths.spool / f"{from_ct1.sop_uid}.dcm"
+    other_path = receiver.spool.paths.spool / f"{from_other.sop_uid}.dcm"
     assert "113109" in _codes(ct1_path) and "113109" not in _codes(other_path)
     assert dcmread(ct1_path).DeviceSerialNumber == "SN-4711"
     assert dcmread(other_path).DeviceSerialNumber == "ANONYMIZED"  # X/Z/D without the option
