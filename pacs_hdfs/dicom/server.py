@@ -168,7 +168,7 @@ class Handlers:
     def store(self, event):
         try:
             calling = _calling_ae(event)
-            if not self.policy.may_store(calling):
+            if not self.policy.may_store(calling, _peer_address(event)):
                 log.warning("C-STORE refused (0x%04X): calling AE %r may not store",
                             QR_STATUS["not_authorized"], calling)
                 return _failure(QR_STATUS["not_authorized"], "Refused: not authorized")

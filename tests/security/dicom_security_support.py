@@ -34,6 +34,8 @@ from pynetdicom.sop_class import (CTImageStorage, StudyRootQueryRetrieveInformat
                                   StudyRootQueryRetrieveInformationModelGet,
                                   StudyRootQueryRetrieveInformationModelMove, Verification)
 
+from tests.integration.dicom_support import _stop as stop_process  # noqa: F401 - re-exported
+
 HOST = "127.0.0.1"
 MDC_AE = "MDC"
 VENV_BIN = Path(sys.executable).parent
@@ -44,6 +46,10 @@ TESTER_CALLING, TESTER_CALLED = "ZZ_NOBODY", "WRONGCALLED"
 CALLING_NOT_RECOGNIZED = (0x01, 0x01, 0x03)
 CALLED_NOT_RECOGNIZED = (0x01, 0x01, 0x07)
 NO_REASON = (0x01, 0x01, 0x01)
+#: (calling AE, called AE, the A-ASSOCIATE-RJ it gets) for an MDC allow-listing FINDSCU
+TESTER_ROWS = [(TESTER_CALLING, TESTER_CALLED, CALLED_NOT_RECOGNIZED),
+               (TESTER_CALLING, MDC_AE, CALLING_NOT_RECOGNIZED),
+               ("FINDSCU", TESTER_CALLED, CALLED_NOT_RECOGNIZED)]
 QR_CONTEXTS = (Verification, StudyRootQueryRetrieveInformationModelFind,
                StudyRootQueryRetrieveInformationModelGet,
                StudyRootQueryRetrieveInformationModelMove)
@@ -213,6 +219,7 @@ def in_process_mdc(qr_aes: str, bind: str = HOST, tls: ssl.SSLContext | None = N
 
 def wait_listening(host: str, port: int, proc: subprocess.Popen, log: Path,
                    timeout: float = 90) -> None:
+    """Until `proc` (a service started by a test) accepts connections on host:port."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -220,8 +227,9 @@ def wait_listening(host: str, port: int, proc: subprocess.Popen, log: Path,
             return
         except OSError:
             pass
-        assert proc.poll() is None, f"pacs scp exited:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"pacs scp did not listen:\n{log.read_text()[-3000:]}"
+        assert proc.poll() is None, f"{proc.args} exited:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"{proc.args} did not listen:\n" \
+            f"{log.read_text()[-3000:]}"
         time.sleep(0.3)
 
 
@@ -244,13 +252,7 @@ def mdc_scp_process(directory: Path, namespace_env: dict, qr_aes: str, **setting
                            int(env["PACS_MDC_DIMSE_TLS_PORT"]), proc, log)
         yield SimpleNamespace(port=port, log=log, proc=proc, env=env)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 def store_studies(port: int, studies: list) -> None:

@@ -22,7 +22,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,8 @@ from deploy.configs import SPARK_DAEMON_CONF, hbase_site, hdfs_site, write_conf_
 from deploy.daemons import daemon_table
 from pacs_hdfs.settings import Settings
 from tests.security.dicom_security_support import (can_make_interfaces, free_port,
-                                                   non_loopback_address, tls_pki)
+                                                   non_loopback_address, stop_process, tls_pki,
+                                                   wait_listening)
 
 #: settings naming the listen addresses of each process (by pid-file name); processes not
 #: listed here (gateway, portal, watchdog) have no bind setting and must stay on loopback
@@ -301,7 +301,8 @@ def test_spark_uis_are_loopback_only_and_do_not_kill(cluster, settings):
                 socket.create_connection((outside, port), timeout=3).close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", 6066), timeout=3).close()
-    assert requests.get(f"http://127.0.0.1:{master_ui}/json/", timeout=5).json()["aliveworkers"] >= 1
+    status = requests.get(f"http://127.0.0.1:{master_ui}/json/", timeout=5).json()
+    assert status["aliveworkers"] >= 1
     kill = requests.post(f"http://127.0.0.1:{master_ui}/app/kill/",
                          data={"id": "app-none", "terminate": "true"}, timeout=5,
                          allow_redirects=False)
@@ -309,18 +310,6 @@ def test_spark_uis_are_loopback_only_and_do_not_kill(cluster, settings):
 
 
 # --- our services ----------------------------------------------------------------------------
-
-def _wait_port(host: str, port: int, proc: subprocess.Popen, log: Path, timeout=90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection((host, port), timeout=1).close()
-            return
-        except OSError:
-            assert proc.poll() is None, f"{proc.args} exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"{proc.args} did not listen"
-            time.sleep(0.3)
-
 
 @pytest.mark.cluster
 def test_services_listen_only_where_the_settings_say(cluster, settings, tmp_path):
@@ -358,7 +347,7 @@ def test_services_listen_only_where_the_settings_say(cluster, settings, tmp_path
                     stdout=open(log, "ab"), stderr=subprocess.STDOUT)
             for name, (_, wanted) in commands.items():
                 for port in wanted:
-                    _wait_port("127.0.0.1", port, procs[name], tmp_path / f"{name}.log")
+                    wait_listening("127.0.0.1", port, procs[name], tmp_path / f"{name}.log")
             job = subprocess.run([str(Path(sys.executable).parent / "pacs"), "job", "submit",
                                   "spark-selftest", "--wait"], env=env, capture_output=True,
                                  text=True, timeout=300)
@@ -379,8 +368,4 @@ def test_services_listen_only_where_the_settings_say(cluster, settings, tmp_path
             for p in procs.values():
                 p.terminate()
             for p in procs.values():
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+                stop_process(p)

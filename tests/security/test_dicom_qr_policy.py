@@ -24,11 +24,10 @@ from pacs_hdfs import audit_messages, audit_syslog
 from pacs_hdfs.dicom.config import (CHECKS, REJECTIONS, DimsePolicy, Grant, Peer, grants,
                                     ssl_context)
 from pacs_hdfs.settings import Settings
-from tests.security.dicom_security_support import (CALLED_NOT_RECOGNIZED, CALLING_NOT_RECOGNIZED,
-                                                   HOST, MDC_AE, NO_REASON, TESTER_CALLED,
-                                                   TESTER_CALLING, associate, can_make_interfaces,
-                                                   find, get, in_process_mdc,
-                                                   non_loopback_address, rejection, tls_pki)
+from tests.security.dicom_security_support import (
+    CALLING_NOT_RECOGNIZED, HOST, MDC_AE, NO_REASON, TESTER_CALLED, TESTER_CALLING, TESTER_ROWS,
+    associate, can_make_interfaces, find, get, in_process_mdc, non_loopback_address, rejection,
+    tls_pki)
 
 ALLOWED = "FINDSCU,GETSCU,MOVESCU,SRC@127.0.0.1,NET@127.0.0.0/30"
 
@@ -79,6 +78,14 @@ def test_association_policy(peer, expected):
         assert (r.result, r.source) == (0x01, 0x01)  # rejected-permanent, service user
 
 
+def test_each_service_checks_the_source_too():
+    """Q/R and C-STORE grants are separate, each with its source."""
+    policy = DimsePolicy(grants("WS1@10.0.0.5"), grants("HOSP@10.0.0.9,LOCAL"), {})
+    assert policy.may_query("WS1", "10.0.0.5") and not policy.may_store("WS1", "10.0.0.5")
+    assert policy.may_store("HOSP", "10.0.0.9") and not policy.may_store("HOSP", "10.0.0.5")
+    assert policy.may_store("LOCAL", "127.0.0.1") and not policy.may_query("LOCAL", "127.0.0.1")
+
+
 def test_rejection_reasons_are_ps38_values():
     assert {k for k, _ in CHECKS} <= set(REJECTIONS)
     assert REJECTIONS["called_ae"].diagnostic == 0x07
@@ -105,11 +112,7 @@ def mdc():
         yield running
 
 
-@pytest.mark.parametrize("calling,called,expected", [
-    (TESTER_CALLING, TESTER_CALLED, CALLED_NOT_RECOGNIZED),
-    (TESTER_CALLING, MDC_AE, CALLING_NOT_RECOGNIZED),
-    ("FINDSCU", TESTER_CALLED, CALLED_NOT_RECOGNIZED),
-])
+@pytest.mark.parametrize("calling,called,expected", TESTER_ROWS)
 def test_unknown_aes_are_rejected_with_their_reason(mdc, calling, called, expected):
     assoc = associate(calling, mdc.port, called)
     assert not assoc.is_established
@@ -188,7 +191,8 @@ def test_query_and_retrieve_are_audited(mdc):
     assert root.find("EventIdentification").get("EventActionCode") == "E"
     requestor = root.find("ActiveParticipant[@UserIsRequestor='true']")
     assert requestor.get("UserID") == "FINDSCU" and requestor.get("NetworkAccessPointID") == HOST
-    objects = {o.get("ParticipantObjectID"): o for o in root.iter("ParticipantObjectIdentification")}
+    objects = {o.get("ParticipantObjectID"): o
+               for o in root.iter("ParticipantObjectIdentification")}
     assert study_uids <= set(objects)
     query_object = objects["1.2.840.10008.5.1.4.1.2.2.1"]  # Study Root FIND
     assert query_object.find("ParticipantObjectQuery") is not None
@@ -347,7 +351,8 @@ def test_audit_messages_go_to_syslog_as_rfc5424():
         data = receiver.recv(65536)
     header, _, body = data.partition(audit_syslog.BOM)
     fields = header.decode().split(" ")
-    assert fields[0] == "<85>1" and fields[3] == f"pacs-scp-{MDC_AE}" and fields[5] == "IHE+RFC-3881"
+    assert fields[0] == "<85>1" and fields[3] == f"pacs-scp-{MDC_AE}"
+    assert fields[5] == "IHE+RFC-3881"
     assert fields[6] == "-" and audit_messages.validate(body) == []
     assert etree.fromstring(body).find("EventIdentification/EventID").get("csd-code") == "110114"
 

@@ -23,12 +23,10 @@ import uuid
 import pytest
 
 from pacs_hdfs import audit, audit_messages
-from tests.security.dicom_security_support import (CALLED_NOT_RECOGNIZED, CALLING_NOT_RECOGNIZED,
-                                                   HOST, MDC_AE, NO_REASON, TESTER_CALLED,
-                                                   TESTER_CALLING, associate, can_make_interfaces,
-                                                   deidentified_series, find, free_port, get,
-                                                   mdc_scp_process, non_loopback_address,
-                                                   rejection, store_studies, tls_pki)
+from tests.security.dicom_security_support import (
+    CALLING_NOT_RECOGNIZED, HOST, MDC_AE, NO_REASON, TESTER_CALLED, TESTER_CALLING, TESTER_ROWS,
+    associate, can_make_interfaces, deidentified_series, find, free_port, get, mdc_scp_process,
+    non_loopback_address, rejection, store_studies, tls_pki)
 
 pytestmark = pytest.mark.cluster
 DCMTK = shutil.which("findscu")
@@ -85,11 +83,7 @@ def test_tester_rows_with_dcmtk_are_rejected(mdc, tool, extra):
         assert tool == "getscu" or reason in res.stderr, res.stderr[-1500:]
 
 
-@pytest.mark.parametrize("calling,called,expected", [
-    (TESTER_CALLING, TESTER_CALLED, CALLED_NOT_RECOGNIZED),
-    (TESTER_CALLING, MDC_AE, CALLING_NOT_RECOGNIZED),
-    ("FINDSCU", TESTER_CALLED, CALLED_NOT_RECOGNIZED),
-])
+@pytest.mark.parametrize("calling,called,expected", TESTER_ROWS)
 def test_tester_rows_are_rejected_with_their_reason(mdc, calling, called, expected):
     assoc = associate(calling, mdc.port, called)
     assert not assoc.is_established and rejection(assoc) == expected
