@@ -147,7 +147,10 @@ class Handlers:
         if peer is None:
             peer = Peer("?", "?", str(getattr(assoc.requestor, "address", "?")))
         if self.audit is not None:
-            self.audit.requested(assoc, peer, key)
+            try:
+                self.audit.requested(assoc, peer, key)
+            except Exception as e:  # noqa: BLE001 - the verdict stands whatever the audit does
+                log.error("association audit failed: %s", type(e).__name__)
         if key is None:
             return
         log.warning("association refused: %s (called AE %r, from %s, %s)", REJECTIONS[key].text,

@@ -138,6 +138,14 @@ def test_allow_listed_ae_only_from_its_source(mdc, calling, source, expected):
             assoc.release()
 
 
+def test_a_failing_check_refuses(mdc, monkeypatch):
+    """Fail closed: an error in the association check is a refusal, never an acceptance."""
+    def broken(*_a):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(DimsePolicy, "refusal", broken)
+    assert rejection(associate("FINDSCU", mdc.port)) == NO_REASON
+
+
 def _events(mdc, action, association=None, wait: float = 5.0):
     """The trail's events of this action (and association). The service records an
     association's end after answering the release, so a test may look first: wait a little
