@@ -103,6 +103,56 @@ def add_phi_markers(ds: Dataset, marker: str) -> Dataset:
     return ds
 
 
+#: Original dates `add_hard_phi_markers` writes; none of them may be stored unshifted. The year
+#: 1973 cannot come out of shifting this object's other dates (2024, birth 1960: removed).
+HARD_MARKER_DATES = ("19730405", "19730406", "19730407", "19730408", "19730409")
+
+
+def add_hard_phi_markers(ds: Dataset, marker: str) -> Dataset:
+    """PHI in the places a naive de-identifier misses (issue 14), each carrying `marker` or
+    one of `HARD_MARKER_DATES`:
+
+    - free-text descriptors with a name and a national id (StudyDescription, SeriesDescription,
+      ProtocolName);
+    - a DT range and a multi-valued DA whose second values are easy to skip;
+    - EncryptedAttributesSequence with PHI in its (unencrypted, for the test) content;
+    - person names sent with the wrong VR (CS, OB, UN), judged wrongly by the received VR;
+    - an SR-style content tree: TEXT, PNAME, DATETIME and DATE items two levels deep.
+    """
+    from pydicom.dataelem import DataElement
+    d1, d2, d3, d4, d5 = HARD_MARKER_DATES
+    ds.StudyDescription = f"CT KLATKI {marker} KOWALSKA 73040512345"
+    ds.SeriesDescription = f"AXIAL {marker}"
+    ds.ProtocolName = f"Chest {marker}"
+    ds.AcquisitionDateTime = f"{d1}101010-{d2}111111"
+    ds.add_new(0x00181200, "DA", [d1, d3])  # DateOfLastCalibration, two values
+    enc = Dataset()
+    enc.EncryptedContentTransferSyntaxUID = "1.2.840.10008.1.2.1"
+    enc.EncryptedContent = f"{marker}Encrypted".encode()
+    ds.EncryptedAttributesSequence = Sequence([enc])
+    ds[0x00081060] = DataElement(0x00081060, "CS", f"{marker}CS")  # NameOfPhysiciansReading..
+    ds[0x00081048] = DataElement(0x00081048, "OB", f"{marker}OB".encode())  # PhysiciansOfRecord
+    ds[0x00101001] = DataElement(0x00101001, "UN", f"{marker}UN".encode())  # OtherPatientNames
+    text = Dataset()
+    text.RelationshipType, text.ValueType = "CONTAINS", "TEXT"
+    text.TextValue = f"Findings for {marker} Anna Kowalska"
+    name = Dataset()
+    name.RelationshipType, name.ValueType = "HAS OBS CONTEXT", "PNAME"
+    name.PersonName = f"{marker}^Observer"
+    when = Dataset()
+    when.RelationshipType, when.ValueType = "HAS OBS CONTEXT", "DATETIME"
+    when.DateTime = f"{d3}080000"
+    day = Dataset()
+    day.RelationshipType, day.ValueType = "CONTAINS", "DATE"
+    day.Date = d4
+    container = Dataset()
+    container.RelationshipType, container.ValueType = "CONTAINS", "CONTAINER"
+    container.ContentSequence = Sequence([text, name, day])
+    ds.ContentSequence = Sequence([when, container])
+    ds.InstanceCreationDate = d5
+    return ds
+
+
 def _private_item(marker: str) -> Dataset:
     d = Dataset()
     d.PatientName = f"{marker}PrivSeq"

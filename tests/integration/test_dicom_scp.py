@@ -211,6 +211,61 @@ def test_phi_markers_never_stored_or_logged(scp, stores, settings, tmp_path):
         assert needle not in log.read_bytes(), log
 
 
+def test_hard_phi_never_stored_or_logged_and_every_date_shifted(scp, stores, tmp_path):
+    """Issue 14's leaks, sent through edge -> STOW -> MDC: descriptors with a name and a PESEL,
+    DT ranges and multi-valued dates, EncryptedAttributesSequence, names sent with the wrong
+    VR, an SR content tree. No marker and no original date is stored or logged; the dates that
+    are kept moved by the patient's one offset (both ends of the range)."""
+    from datetime import date, timedelta
+
+    from deid.pseudonyms import date_shift_days
+    from pacs_hdfs.dicom.synthetic import (
+        HARD_MARKER_DATES,
+        add_hard_phi_markers,
+        add_phi_markers,
+        write_files,
+    )
+    marker = f"ZQH{uuid.uuid4().hex[:8].upper()}"
+    pid = f"HARD-{uuid.uuid4().hex[:8]}"
+    series, _ = synthetic_series(tmp_path / "x", 2, patient_id=pid)
+    datasets = [add_hard_phi_markers(add_phi_markers(ds, marker), marker) for ds in series]
+    files = write_files(datasets, tmp_path / "in")
+    raw = files[0].read_bytes()
+    assert marker.encode() in raw and all(d.encode() in raw for d in HARD_MARKER_DATES)
+    store(files)
+
+    needles = [marker.encode(), *(d.encode() for d in HARD_MARKER_DATES)]
+    study = deid_uid(scp, series[0].StudyInstanceUID)
+    paths = list(stores.hdfs.walk_files(f"dicom/containers/{study}"))
+    assert paths
+    for p in paths:
+        data = stores.hdfs.read(p)
+        assert not [n for n in needles if n in data], p
+    from pacs_hdfs.schema import TABLES
+    for t in TABLES:
+        for key, row in stores.hbase.scan(t.name, batch_size=50):
+            blob = key + b"".join(k + v for k, v in row.items())
+            assert marker.encode() not in blob, t.name
+    for log in scp.logs:
+        assert marker.encode() not in log.read_bytes(), log
+
+    out = dcmread(BytesIO(stored_bytes(stores, scp, datasets[0])))
+    assert "EncryptedAttributesSequence" not in out
+    for gone in ("NameOfPhysiciansReadingStudy", "PhysiciansOfRecord", "OtherPatientNames",
+                 "PatientBirthDate"):
+        assert not str(out.get(gone, "") or ""), gone
+    # (add_phi_markers gave the patient a marker PatientID: the shift is keyed on that)
+    offset = timedelta(days=date_shift_days(scp.keys.date_shift, str(datasets[0].PatientID)))
+
+    def moved(day: str) -> str:
+        return (date(int(day[:4]), int(day[4:6]), int(day[6:])) + offset).strftime("%Y%m%d")
+
+    d1, d2 = HARD_MARKER_DATES[:2]
+    assert out.AcquisitionDateTime == f"{moved(d1)}101010-{moved(d2)}111111"
+    assert out.StudyDate == moved("20240312")
+    assert "ZQH" not in str(out.get("StudyDescription", ""))
+
+
 def test_two_studies_of_one_patient_share_pseudonym_and_shift(scp, stores, tmp_path):
     pid = f"SAME-{uuid.uuid4().hex[:8]}"
     a, fa = synthetic_series(tmp_path / "a", 2, patient_id=pid, study_date="20240312")
