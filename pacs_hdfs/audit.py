@@ -24,7 +24,11 @@ ACTIONS = ("login", "login-failed", "login-throttled", "login-busy", "logout",
            "search", "view-case", "view-study", "view-series", "qido", "wado", "download-study",
            "download", "launch-job", "cancel-job",
            "user-add", "user-role", "user-password", "user-disable", "user-enable",
-           "user-delete")
+           "user-delete",
+           # the MDC's DIMSE service (pacs_hdfs/dicom/dimse_audit.TRAIL_ACTIONS)
+           "dicom-service-start", "dicom-service-stop", "dicom-association",
+           "dicom-association-rejected", "dicom-association-end", "dicom-find", "dicom-get",
+           "dicom-move")
 
 log = logging.getLogger("pacs.audit")
 

@@ -72,3 +72,9 @@ def test_stop_node_knows_our_services_as_well_as_the_daemons():
     assert _service_args("job-runner") == ("job", "runner")
     assert _service_args("portal") == ("portal",)
     assert _service_args("datanode-2") is None
+
+
+def test_every_dicom_audit_action_is_listed_for_the_admin_filter():
+    from pacs_hdfs import audit
+    from pacs_hdfs.dicom.dimse_audit import TRAIL_ACTIONS
+    assert set(TRAIL_ACTIONS.values()) <= set(audit.ACTIONS)
