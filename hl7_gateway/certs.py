@@ -13,6 +13,21 @@ created 0700 (`pacs_hdfs.hardening`). Production replaces these with the hospita
 certificate (CN=NAME, OU=``pacs_hdfs.dicom.edge_identity.EDGE_ORG_UNIT``, clientAuth), signed by
 the same CA. Only such certificates may store images over STOW-RS; one per edge, so the MDC
 records which edge sent each object.
+
+**Hospitals.** Every client certificate acts for one hospital: its id is written into the
+certificate as the subjectAltName URI ``urn:pacs-mdc:hospital:<id>``
+(`pacs_hdfs.dicom.edge_identity.HOSPITAL_URI`), which the gateway reads
+(`hl7_gateway.identity`). ``pacs certs init`` issues the HAS client for `DEFAULT_HOSPITAL` (or
+``--hospital``); ``pacs certs client NAME --hospital ID`` issues another hospital's HAS client
+into ``clients/NAME/`` (``client.pem``, ``client.key`` and ``ca.pem``: the folder that hospital's
+``pacs has --certs`` uses); ``pacs certs edge NAME --hospital ID`` an edge of that hospital. A
+name, once issued, keeps its hospital: re-issuing it for another hospital needs ``--force``
+(edge names are what instance rows record, so one name must never serve two hospitals).
+Certificates issued before hospitals existed are re-issued for `DEFAULT_HOSPITAL` the next time
+their command runs (e.g. ``pacs up``), when the CA key is at hand.
+
+**Revocation.** ``pacs certs revoke NAME`` adds the certificate's serial to ``revoked.crl``
+(PEM, signed by the CA, next to ``ca.pem``), which the gateway re-reads when it changes.
 """
 from __future__ import annotations
 
@@ -27,11 +42,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pacs_hdfs.dicom.edge_identity import EDGE_NAME, EDGE_ORG_UNIT
+from pacs_hdfs.dicom.edge_identity import (DEFAULT_HOSPITAL, EDGE_NAME, EDGE_ORG_UNIT,
+                                           HOSPITAL_ID, HOSPITAL_URI, certificate_hospital)
 from pacs_hdfs.hardening import private_dir, write_private
 
 VALID_DAYS = 825
 EDGES_DIR = "edges"
+CLIENTS_DIR = "clients"
+CRL_FILE = "revoked.crl"
 CA_OFFLINE_SUFFIX = "-ca-offline"
 
 
@@ -58,6 +76,7 @@ class CertPaths:
     server_key = property(lambda self: self._p("server.key"))
     client_cert = property(lambda self: self._p("client.pem"))
     client_key = property(lambda self: self._p("client.key"))
+    crl = property(lambda self: self._p(CRL_FILE))
 
     def complete(self) -> bool:
         return all(p.exists() for p in (self.ca_cert, self.server_cert, self.server_key,
@@ -78,6 +97,13 @@ def _builder(subject: str, issuer: x509.Name, public_key,
             .public_key(public_key).serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=VALID_DAYS)))
+
+
+def hospital_san(hospital: str) -> list[x509.GeneralName]:
+    """The subjectAltName entry naming ``hospital``; ValueError for a malformed id."""
+    if not HOSPITAL_ID.match(hospital):
+        raise ValueError(f"hospital id must match {HOSPITAL_ID.pattern[:-2]}")
+    return [x509.UniformResourceIdentifier(HOSPITAL_URI + hospital)]
 
 
 def _leaf(common_name: str, usage, ca_key, ca_cert: x509.Certificate,
@@ -113,13 +139,58 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _load_cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _ca(paths: CertPaths):
+    """(CA certificate, CA key) of ``paths``; FileNotFoundError when there is no CA or its key
+    is not here (kept offline)."""
+    _move_old_ca_key(paths)
+    if not paths.ca_cert.exists():
+        raise FileNotFoundError(f"no CA in {paths.directory}: run `pacs certs init` first")
+    if not paths.ca_key.exists():
+        raise FileNotFoundError(f"the CA key is not at {paths.ca_key} (kept offline?): issue "
+                                "the certificate where the CA key is, with --ca-dir "
+                                "(deploy/cluster/README.md, \"The offline CA\")")
+    return (_load_cert(paths.ca_cert),
+            serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None))
+
+
+def _keep(cert_path: Path, key_path: Path, hospital: str | None, force: bool,
+          what: str) -> bool:
+    """Whether an issued certificate stays as it is. It does when it names a hospital and
+    ``hospital`` is None or that one; one that names none (issued before hospitals) is
+    re-issued; another hospital than asked is a ValueError unless ``force``."""
+    if force or not (cert_path.exists() and key_path.exists()):
+        return False
+    issued = certificate_hospital(_load_cert(cert_path))
+    if issued is None:
+        return False
+    if hospital is not None and issued != hospital:
+        raise ValueError(f"{what} is issued for hospital {issued}, not {hospital}: --force "
+                         "re-issues it (revoke the old one: `pacs certs revoke`)")
+    return True
+
+
 def create_dev_pki(directory: str | Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
-                   force: bool = False, ca_directory: str | Path | None = None) -> CertPaths:
+                   force: bool = False, ca_directory: str | Path | None = None,
+                   hospital: str | None = None) -> CertPaths:
     """Create CA, server and client certificates in ``directory`` and the CA key in
-    ``ca_directory`` (default `offline_ca_dir`); a complete set is kept unless ``force``."""
+    ``ca_directory`` (default `offline_ca_dir`); a complete set is kept unless ``force``. The
+    client certificate acts for ``hospital`` (default `DEFAULT_HOSPITAL`); a kept one that names
+    no hospital yet is re-issued when the CA key is here."""
     paths = CertPaths(Path(directory), Path(ca_directory) if ca_directory else None)
     _move_old_ca_key(paths)
     if paths.complete() and not force:
+        issued = certificate_hospital(_load_cert(paths.client_cert))
+        if issued is None and paths.ca_key.exists():
+            _write_leaf(paths.client_cert, paths.client_key, *_ca(paths), "pacs-mdc HAS client",
+                        hospital or DEFAULT_HOSPITAL)
+        elif hospital is not None and issued not in (None, hospital):
+            raise ValueError(f"the HAS client of {paths.directory} acts for hospital {issued}; "
+                             f"issue one for {hospital} with `pacs certs client NAME "
+                             f"--hospital {hospital}`")
         return paths
     private_dir(paths.directory)
     private_dir(paths.ca_key.parent)
@@ -139,16 +210,26 @@ def create_dev_pki(directory: str | Path, hosts: tuple[str, ...] = ("127.0.0.1",
            for h in hosts]
     server_key, server_cert = _leaf("pacs-mdc gateway", ExtendedKeyUsageOID.SERVER_AUTH,
                                     ca_key, ca_cert, san)
-    client_key, client_cert = _leaf("pacs-mdc HAS client", ExtendedKeyUsageOID.CLIENT_AUTH,
-                                    ca_key, ca_cert)
     write_private(paths.ca_key, _key_pem(ca_key))
     for path, pem in ((paths.ca_cert, _cert_pem(ca_cert)),
                       (paths.server_key, _key_pem(server_key)),
-                      (paths.server_cert, _cert_pem(server_cert)),
-                      (paths.client_key, _key_pem(client_key)),
-                      (paths.client_cert, _cert_pem(client_cert))):
+                      (paths.server_cert, _cert_pem(server_cert))):
         write_private(path, pem)
+    _write_leaf(paths.client_cert, paths.client_key, ca_cert, ca_key, "pacs-mdc HAS client",
+                hospital or DEFAULT_HOSPITAL)
+    if paths.crl.exists():
+        paths.crl.unlink()  # the old CA's list; nothing of the new CA is revoked yet
     return paths
+
+
+def _write_leaf(cert_path: Path, key_path: Path, ca_cert: x509.Certificate, ca_key,
+                common_name: str, hospital: str, unit: str | None = None) -> None:
+    """Issue a clientAuth certificate for ``hospital`` and write it and its key (0600)."""
+    key, cert = _leaf(common_name, ExtendedKeyUsageOID.CLIENT_AUTH, ca_key, ca_cert,
+                      hospital_san(hospital), unit)
+    private_dir(cert_path.parent)
+    write_private(key_path, _key_pem(key))
+    write_private(cert_path, _cert_pem(cert))
 
 
 @dataclass(frozen=True)
@@ -166,32 +247,131 @@ def edge_cert_paths(directory: str | Path, name: str) -> EdgeCert:
                     CertPaths(base).ca_cert)
 
 
-def issue_edge_cert(directory: str | Path, name: str, force: bool = False,
-                    ca_directory: str | Path | None = None) -> EdgeCert:
-    """A client certificate for the edge ``name``, signed by the CA of ``directory`` (created
-    by `create_dev_pki`; its key in ``ca_directory``, default `offline_ca_dir`); an existing one
-    is kept unless ``force``. Raises ValueError for a name that is not an edge name,
-    FileNotFoundError when there is no CA or its key is not here (kept offline)."""
+def client_cert_paths(directory: str | Path, name: str) -> CertPaths:
+    """The folder of the HAS client ``name`` (`issue_client_cert`), as `pacs has --certs` reads
+    it (``client.pem``, ``client.key``, ``ca.pem``)."""
+    return CertPaths(Path(directory) / CLIENTS_DIR / name)
+
+
+def _check_name(directory: Path, name: str, kind: str) -> None:
+    """ValueError unless ``name`` is a valid certificate name not issued as the other kind
+    (`pacs certs revoke NAME` and `gateway_hospitals` name certificates by it)."""
     if not EDGE_NAME.match(name):
-        raise ValueError(f"edge name must match {EDGE_NAME.pattern[:-2]}")
+        raise ValueError(f"{kind} name must match {EDGE_NAME.pattern[:-2]}")
+    other = (client_cert_paths(directory, name).client_cert if kind == "edge"
+             else edge_cert_paths(directory, name).cert)
+    if other.exists():
+        raise ValueError(f"{name!r} is already issued as {'a HAS client' if kind == 'edge' else 'an edge'}")
+
+
+def issue_edge_cert(directory: str | Path, name: str, force: bool = False,
+                    ca_directory: str | Path | None = None,
+                    hospital: str | None = None) -> EdgeCert:
+    """A client certificate for the edge ``name`` of ``hospital`` (default `DEFAULT_HOSPITAL`),
+    signed by the CA of ``directory`` (created by `create_dev_pki`; its key in
+    ``ca_directory``, default `offline_ca_dir`). An existing one is kept unless ``force`` or it
+    names no hospital yet (`_keep`). Raises ValueError for a name that is not an edge name or a
+    hospital that differs from the issued one, FileNotFoundError when there is no CA or its key
+    is not here (kept offline)."""
+    _check_name(Path(directory), name, "edge")
     out = edge_cert_paths(directory, name)
-    if out.cert.exists() and out.key.exists() and not force:
+    if _keep(out.cert, out.key, hospital, force, f"edge {name}"):
         return out
     paths = CertPaths(Path(directory), Path(ca_directory) if ca_directory else None)
-    _move_old_ca_key(paths)
-    if not paths.ca_cert.exists():
-        raise FileNotFoundError(f"no CA in {paths.directory}: run `pacs certs init` first")
-    if not paths.ca_key.exists():
-        raise FileNotFoundError(f"the CA key is not at {paths.ca_key} (kept offline?): issue "
-                                "the certificate where the CA key is, with --ca-dir "
-                                "(deploy/cluster/README.md, \"The offline CA\")")
-    ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
-    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
-    key, cert = _leaf(name, ExtendedKeyUsageOID.CLIENT_AUTH, ca_key, ca_cert, unit=EDGE_ORG_UNIT)
-    private_dir(out.cert.parent)
-    write_private(out.key, _key_pem(key))
-    write_private(out.cert, _cert_pem(cert))
+    _write_leaf(out.cert, out.key, *_ca(paths), name, hospital or DEFAULT_HOSPITAL,
+                EDGE_ORG_UNIT)
     return out
+
+
+def issue_client_cert(directory: str | Path, name: str, hospital: str, force: bool = False,
+                      ca_directory: str | Path | None = None) -> CertPaths:
+    """A HAS client certificate (CN=``name``) for ``hospital`` in ``clients/NAME/``, with a copy
+    of ``ca.pem``: the folder to carry to that hospital (`pacs has sync --certs`). Kept when it
+    exists for that hospital, unless ``force``."""
+    _check_name(Path(directory), name, "client")
+    out = client_cert_paths(directory, name)
+    if _keep(out.client_cert, out.client_key, hospital, force, f"client {name}"):
+        return out
+    paths = CertPaths(Path(directory), Path(ca_directory) if ca_directory else None)
+    ca_cert, ca_key = _ca(paths)
+    _write_leaf(out.client_cert, out.client_key, ca_cert, ca_key, name, hospital)
+    write_private(out.ca_cert, _cert_pem(ca_cert))
+    return out
+
+
+# --- revocation --------------------------------------------------------------------------------
+
+def issued_certificate(directory: str | Path, name: str) -> Path:
+    """The certificate file `pacs certs revoke NAME` means: ``client`` (the HAS client of
+    `pacs certs init`), an edge, a client of `issue_client_cert`, or a path to a PEM file.
+    FileNotFoundError when none matches."""
+    directory = Path(directory)
+    candidates = [p for p in (
+        CertPaths(directory).client_cert if name == "client" else None,
+        edge_cert_paths(directory, name).cert if EDGE_NAME.match(name) else None,
+        client_cert_paths(directory, name).client_cert if EDGE_NAME.match(name) else None,
+        Path(name)) if p is not None and p.is_file()]
+    if not candidates:
+        raise FileNotFoundError(f"no certificate named {name!r} in {directory} (an edge, a "
+                                "client, `client`, or a PEM file)")
+    return candidates[0]
+
+
+def read_crl(path: Path, ca_cert: x509.Certificate) -> x509.CertificateRevocationList | None:
+    """The CRL at ``path`` (None when there is none); ValueError when it is unreadable, from
+    another issuer or its signature does not verify against ``ca_cert``."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        crl = x509.load_pem_x509_crl(data)
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a PEM CRL") from exc
+    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+        raise ValueError(f"{path} is not signed by our CA ({ca_cert.subject.rfc4514_string()})")
+    return crl
+
+
+@dataclass(frozen=True)
+class Revoked:
+    serial: int
+    revoked: datetime
+
+
+def revoked_serials(paths: CertPaths) -> list[Revoked]:
+    """What the CRL of ``paths`` lists (verified, `read_crl`)."""
+    crl = read_crl(paths.crl, _load_cert(paths.ca_cert))
+    return [Revoked(r.serial_number, r.revocation_date_utc) for r in (crl or [])]
+
+
+def revoke(directory: str | Path, serials: list[int],
+           ca_directory: str | Path | None = None) -> list[Revoked]:
+    """Add ``serials`` to the CRL ``revoked.crl`` of ``directory`` (created when missing),
+    re-signed by the CA with the next CRL number; returns every revoked serial. The gateway
+    re-reads the file when it changes; on a gateway host without the CA key, copy it there."""
+    paths = CertPaths(Path(directory), Path(ca_directory) if ca_directory else None)
+    ca_cert, ca_key = _ca(paths)
+    old = read_crl(paths.crl, ca_cert)
+    now = datetime.now(timezone.utc)
+    entries = {r.serial_number: r.revocation_date_utc for r in (old or [])}
+    for serial in serials:
+        entries.setdefault(serial, now)
+    number = 1
+    if old is not None:
+        try:
+            number = old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+        except x509.ExtensionNotFound:
+            pass
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+               .last_update(now).next_update(now + timedelta(days=VALID_DAYS))
+               .add_extension(x509.CRLNumber(number), critical=False))
+    for serial, when in sorted(entries.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
+    write_private(paths.crl, builder.sign(ca_key, hashes.SHA256()).public_bytes(
+        serialization.Encoding.PEM))
+    return [Revoked(serial, when) for serial, when in sorted(entries.items())]
 
 
 def _is_ip(host: str) -> bool:

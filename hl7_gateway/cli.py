@@ -1,4 +1,4 @@
-"""`pacs certs init|edge`, `pacs gateway [compact]`, `pacs has generate|sync|visit`."""
+"""`pacs certs init|edge|client|revoke`, `pacs gateway [compact]`."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -22,49 +22,125 @@ def _default_url() -> str:
     return f"https://127.0.0.1:{get_settings().gateway_port}"
 
 
+DIR_OPTION = typer.Option(None, "--dir", help="default $PACS_HOME/certs")
+CA_DIR_OPTION = typer.Option(None, "--ca-dir", help="where the CA key is; default: the "
+                             "sibling <dir>-ca-offline")
+HOSPITAL_HELP = "the hospital id it acts for (letters, digits, . _ -)"
+
+
+def _hospital_of(path: Path) -> str | None:
+    from cryptography import x509
+
+    from pacs_hdfs.dicom.edge_identity import certificate_hospital
+    return certificate_hospital(x509.load_pem_x509_certificate(path.read_bytes()))
+
+
 @certs_app.command("init")
-def certs_init(directory: Path = typer.Option(None, "--dir", help="default $PACS_HOME/certs"),
+def certs_init(directory: Path = DIR_OPTION,
                ca_dir: Path = typer.Option(None, "--ca-dir", help="where the CA key goes; "
                                            "default: the sibling <dir>-ca-offline"),
+               hospital: str = typer.Option(None, "--hospital", help="the HAS client's "
+                                            "hospital id; default hospital1"),
                force: bool = typer.Option(False, "--force", help="replace existing files"),
                json_out: bool = typer.Option(False, "--json")) -> None:
-    """Create a development CA, a server certificate (127.0.0.1, localhost) and a client one.
+    """Create a development CA, a server certificate (127.0.0.1, localhost) and a HAS client
+    certificate that acts for one hospital (--hospital).
 
     The CA key is written apart from the server material (--ca-dir); in production move that
     folder off the gateway host (deploy/cluster/README.md, "The offline CA")."""
     from hl7_gateway.certs import create_dev_pki
-    paths = create_dev_pki(_certs(directory).directory, force=force, ca_directory=ca_dir)
+    try:
+        paths = create_dev_pki(_certs(directory).directory, force=force, ca_directory=ca_dir,
+                               hospital=hospital)
+    except ValueError as exc:
+        fail(str(exc))
     files = {k: str(getattr(paths, k)) for k in ("ca_cert", "server_cert", "server_key",
                                                  "client_cert", "client_key", "ca_key")}
     if json_out:
-        emit_json(files)
+        emit_json({**files, "hospital": _hospital_of(paths.client_cert)})
     else:
-        console.print(f"certificates in {paths.directory}; the CA key is in "
+        console.print(f"certificates in {paths.directory} (HAS client of hospital "
+                      f"{_hospital_of(paths.client_cert)}); the CA key is in "
                       f"{paths.ca_key.parent}: keep it offline in production")
 
 
 @certs_app.command("edge")
 def certs_edge(name: str = typer.Argument(..., help="the edge's name (letters, digits, . _ -)"),
-               directory: Path = typer.Option(None, "--dir", help="default $PACS_HOME/certs"),
-               ca_dir: Path = typer.Option(None, "--ca-dir", help="where the CA key is; "
-                                           "default: the sibling <dir>-ca-offline"),
+               directory: Path = DIR_OPTION, ca_dir: Path = CA_DIR_OPTION,
+               hospital: str = typer.Option(None, "--hospital", help=HOSPITAL_HELP + "; "
+                                            "default: the issued one, else hospital1"),
                force: bool = typer.Option(False, "--force", help="replace an existing one"),
                json_out: bool = typer.Option(False, "--json")) -> None:
     """Issue a hospital edge's client certificate (edges/NAME.pem, .key), signed by the dev CA.
 
     Only edge certificates may store images at the MDC (STOW-RS); the MDC records the edge
-    name on every object it stores."""
+    name on every object it stores. An edge name serves one hospital for good."""
     from hl7_gateway.certs import issue_edge_cert
     try:
         edge = issue_edge_cert(_certs(directory).directory, name, force=force,
-                               ca_directory=ca_dir)
+                               ca_directory=ca_dir, hospital=hospital)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     if json_out:
         emit_json({"name": edge.name, "cert": str(edge.cert), "key": str(edge.key),
                    "ca_cert": str(edge.ca_cert)})
     else:
-        console.print(f"edge {edge.name}: {edge.cert} (key {edge.key})")
+        console.print(f"edge {edge.name} of hospital {_hospital_of(edge.cert)}: {edge.cert} "
+                      f"(key {edge.key})")
+
+
+@certs_app.command("client")
+def certs_client(name: str = typer.Argument(..., help="the client's name, its certificate CN"),
+                 hospital: str = typer.Option(..., "--hospital", help=HOSPITAL_HELP),
+                 directory: Path = DIR_OPTION, ca_dir: Path = CA_DIR_OPTION,
+                 force: bool = typer.Option(False, "--force", help="replace an existing one"),
+                 json_out: bool = typer.Option(False, "--json")) -> None:
+    """Issue a hospital's HAS client certificate into clients/NAME/ (client.pem, client.key,
+    ca.pem): carry that folder to the hospital and use it as `pacs has sync --certs`.
+
+    The gateway lets it send and read the visits of that hospital only."""
+    from hl7_gateway.certs import issue_client_cert
+    try:
+        paths = issue_client_cert(_certs(directory).directory, name, hospital, force=force,
+                                  ca_directory=ca_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    if json_out:
+        emit_json({"name": name, "hospital": hospital, "dir": str(paths.directory),
+                   "cert": str(paths.client_cert), "key": str(paths.client_key),
+                   "ca_cert": str(paths.ca_cert)})
+    else:
+        console.print(f"HAS client {name} of hospital {hospital}: {paths.directory}")
+
+
+@certs_app.command("revoke")
+def certs_revoke(names: list[str] = typer.Argument(None, help="`client`, an edge or client "
+                                                   "name, or a PEM file"),
+                 serial: list[str] = typer.Option(None, "--serial", help="a serial (hex)"),
+                 directory: Path = DIR_OPTION, ca_dir: Path = CA_DIR_OPTION,
+                 json_out: bool = typer.Option(False, "--json")) -> None:
+    """Revoke certificates: add their serials to revoked.crl (signed by the CA) in the certs
+    folder. A running gateway refuses them from its next request on (403); with the CA
+    offline, copy revoked.crl to the gateway's certs folder (or set gateway_crl)."""
+    from cryptography import x509
+
+    from hl7_gateway.certs import issued_certificate, revoke
+    base = _certs(directory).directory
+    try:
+        serials = [x509.load_pem_x509_certificate(issued_certificate(base, n).read_bytes())
+                   .serial_number for n in names or []]
+        serials += [int(s.replace(":", "").removeprefix("0x"), 16) for s in serial or []]
+        if not serials:
+            raise ValueError("name a certificate or give --serial")
+        listed = revoke(base, serials, ca_directory=ca_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    if json_out:
+        emit_json({"crl": str(_certs(directory).crl), "revoked": [
+            {"serial": format(r.serial, "x"), "since": r.revoked.isoformat()} for r in listed]})
+    else:
+        console.print(f"revoked {', '.join(format(s, 'x') for s in serials)}; "
+                      f"{len(listed)} serial(s) in {_certs(directory).crl}")
 
 
 @gateway_app.callback()
@@ -82,7 +158,10 @@ def gateway(ctx: typer.Context,
     paths = _certs(certs)
     if not paths.complete():
         fail(f"no certificates in {paths.directory}: run `pacs certs init` first")
-    serve(get_settings(), paths, host, port, ParserLimits(max_bytes=max_bytes), log_file)
+    try:
+        serve(get_settings(), paths, host, port, ParserLimits(max_bytes=max_bytes), log_file)
+    except ValueError as exc:  # gateway_hospitals / gateway_revoked malformed
+        fail(str(exc))
 
 
 @gateway_app.command("compact")

@@ -1,11 +1,13 @@
 """Serve the gateway with uvicorn over HTTPS only, TLS >= 1.2, client certificates required.
 
-The app gets each connection's verified client certificate (`tls_scope.PeerCertProtocol`): the
-HL7 routes accept any certificate our CA signed, STOW-RS only edge identities.
+The app gets each connection's verified client certificate (`tls_scope.PeerCertProtocol`); the
+identity gate (`identity.IdentityGate`) admits only unrevoked certificates that act for a
+hospital; the HL7 routes then serve HAS clients, STOW-RS and the edge WADO-RS edge identities.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import ssl
@@ -15,9 +17,11 @@ import uvicorn
 
 from hl7_gateway.app import create_app
 from hl7_gateway.certs import CertPaths
+from hl7_gateway.identity import Identities
 from hl7_gateway.parser import ParserLimits
 from hl7_gateway.store import VisitStore
 from hl7_gateway.tls_scope import PeerCertProtocol
+from pacs_hdfs import audit
 from pacs_hdfs.hardening import harden
 from pacs_hdfs.settings import Settings
 
@@ -67,8 +71,14 @@ def serve(settings: Settings, certs: CertPaths, host: str = "127.0.0.1", port: i
     """Run the gateway in the foreground until interrupted."""
     configure_logging(log_file or settings.path("logs", "gateway.log"))
     limits = dataclasses.replace(limits, screen_text=settings.hl7_gateway_text_screen)
-    app = create_app(VisitStore(settings), limits, stow_routes(settings))
+    identities = Identities.from_settings(settings, certs)
+    app = create_app(VisitStore(settings), identities, limits, stow_routes(settings),
+                     audit=functools.partial(audit.record, settings))
     config = uvicorn_config(app, certs, host, port or settings.gateway_port)
-    logging.getLogger("hl7_gateway").info("gateway listening on https://%s:%d (mTLS; HL7 v3, "
-                                          "STOW-RS)", host, config.port)
+    logging.getLogger("hl7_gateway").info(
+        "gateway listening on https://%s:%d (mTLS; HL7 v3, STOW-RS); %d certificate CN(s) "
+        "mapped to hospitals, certificate hospitals %s, revocation: %d deny-list entries, "
+        "CRL %s", host, config.port, len(identities.hospitals),
+        "accepted" if identities.from_certificate else "ignored",
+        len(settings.gateway_revoked), identities.revocations.crl_path)
     uvicorn.Server(config).run()

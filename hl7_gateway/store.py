@@ -17,9 +17,16 @@ received bytes: comments, unknown elements or rejected (e.g. PHI-carrying) messa
 reach HDFS. Any failure raises ``StorageError`` in every request of the commit; the gateway
 answers AE and the HAS resends, which is idempotent (HBase rows are keyed by the encrypted visit
 id; Parquet duplicates are resolved by readers and compaction).
+
+Before a request joins a commit, its visits are checked against the hospitals that own their
+visit and subject rows (`ownership.Owners.claim`): a visit whose rows belong to another
+hospital is left out of every write and answered AE (`StoreReport.refused`). The visit row
+records its hospital (``v:hospital``), the subject row too (``a:hospital``), and a read answers
+only the owning hospital (`get_visit_json`).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -30,7 +37,8 @@ from datetime import datetime, timezone
 
 from hl7_gateway import store_rows, visit_parquet
 from hl7_gateway.builder import build_batch
-from hl7_gateway.models import Visit
+from hl7_gateway.models import AckDetail, Visit
+from hl7_gateway.ownership import VISIT_OWNER, Owners
 from pacs_hdfs import clients
 from pacs_hdfs.containers import ContainerWriter, Location
 from pacs_hdfs.hdfs_store import StorageError
@@ -47,12 +55,14 @@ class StoreReport:
     visits: int
     archive: Location | None
     parquet: list[str]
+    refused: dict[str, AckDetail] = field(default_factory=dict)  # visit id -> why not stored
 
 
 @dataclass
 class _Request:
     visits: list[Visit]
     request_id: str | None
+    hospital: str | None = None
     future: Future = field(default_factory=Future)
 
 
@@ -74,6 +84,7 @@ class VisitStore:
         self._cond = threading.Condition()
         self._queue: list[_Request] = []
         self._active = 0  # commits in flight
+        self.owners = Owners(settings.gateway_unowned_rows_hospital)
 
     @property
     def hbase(self):
@@ -85,11 +96,22 @@ class VisitStore:
         except Exception as exc:  # noqa: BLE001 - happybase connects in the pool constructor
             raise StorageError(f"HBase unreachable: {type(exc).__name__}") from exc
 
-    def store(self, visits: list[Visit], request_id: str | None = None) -> StoreReport:
-        """Make these visits durable everywhere (group commit); raises StorageError."""
+    def store(self, visits: list[Visit], request_id: str | None = None,
+              hospital: str | None = None) -> StoreReport:
+        """Make these visits durable everywhere (group commit), recorded as ``hospital``'s;
+        those whose rows another hospital owns are left out (`StoreReport.refused`). ``None``
+        (in-process callers, not the gateway) skips the ownership check and records no owner.
+        Raises StorageError."""
+        refused = self.owners.claim(self.hbase, visits, hospital) if (
+            hospital is not None and visits) else {}
+        visits = [v for v in visits if v.visit_id not in refused]
         if not visits:
-            return StoreReport(0, None, [])
-        mine = _Request(list(visits), request_id)
+            return StoreReport(0, None, [], refused)
+        report = self._enqueue(_Request(list(visits), request_id, hospital))
+        return dataclasses.replace(report, refused=refused) if refused else report
+
+    def _enqueue(self, mine: _Request) -> StoreReport:
+        """Queue one request for a group commit and wait until the commit carrying it ended."""
         with self._cond:
             self._queue.append(mine)
             # wait while mine is queued but all commit slots are busy, or another commit has it
@@ -141,26 +163,28 @@ class VisitStore:
         parquet = [path for path, done in writes if done.result() is None]  # re-raises errors
         archives = sub_locations(whole, xmls)
         t1 = time.perf_counter()
-        self._put_rows([(v, loc) for r, loc in zip(group, archives) for v in r.visits],
-                       received, earlier.result())
+        self._put_rows([(v, loc, r.hospital) for r, loc in zip(group, archives)
+                        for v in r.visits], received, earlier.result())
         log.info("stored %d visits of %d requests: HDFS %.0f ms (%d Parquet files), "
                  "HBase %.0f ms", len(visits), len(group), (t1 - t0) * 1000, len(parquet),
                  (time.perf_counter() - t1) * 1000)
         return [StoreReport(len(r.visits), loc, parquet) for r, loc in zip(group, archives)]
 
-    def _put_rows(self, visits: list[tuple[Visit, Location]], when: datetime,
+    def _put_rows(self, visits: list[tuple[Visit, Location, str | None]], when: datetime,
                   old: dict[bytes, dict[bytes, bytes]]) -> None:
         received = when.isoformat(timespec="milliseconds")
-        latest = {v.visit_id: (v, loc) for v, loc in visits}  # a visit sent twice: last wins
+        # a visit sent twice: last wins (`Owners.claim` let only one hospital send it)
+        latest = {v.visit_id: (v, loc, h) for v, loc, h in visits}
         search, subject, rows, owned = {}, {}, [], {}
-        for visit, archive in latest.values():
+        for visit, archive, hospital in latest.values():
             index = store_rows.search_rows(visit)
             search.update(index)
-            key, cols = store_rows.subject_column(visit)
+            key, cols = store_rows.subject_column(visit, hospital)
             subject.setdefault(key, {}).update(cols)
             row_key = visit.visit_id.encode()
             owned[row_key] = list(index)
-            rows.append((row_key, store_rows.visit_row(visit, archive, received, owned[row_key])))
+            rows.append((row_key, store_rows.visit_row(visit, archive, received, owned[row_key],
+                                                       hospital)))
         hbase = self.hbase
         for row_key, keys in owned.items():
             for stale in store_rows.stale_index_keys(old.get(row_key, {}), keys):
@@ -175,8 +199,13 @@ class VisitStore:
         # the case-search feed comes last: a feed row means the visit is readable everywhere;
         # keyed by the time of this write, so readers need only a short overlap to miss none
         now_ms = int(time.time() * 1000)
-        hbase.put_many("search", [store_rows.feed_row(v, now_ms) for v, _ in latest.values()])
+        hbase.put_many("search", [store_rows.feed_row(v, now_ms)
+                                  for v, _, _ in latest.values()])
 
-    def get_visit_json(self, visit_id: str) -> bytes | None:
-        row = self.hbase.get("visit", visit_id.encode(), columns=[b"v:json"])
-        return row.get(b"v:json") if row else None
+    def get_visit_json(self, visit_id: str, hospital: str | None = None) -> bytes | None:
+        """The stored visit, or None when there is none *or* ``hospital`` does not own it (the
+        two answers look the same to the caller)."""
+        row = self.hbase.get("visit", visit_id.encode(), columns=[b"v:json", VISIT_OWNER])
+        if not row or not self.owners.readable(row, hospital):
+            return None
+        return row.get(b"v:json")

@@ -3,12 +3,15 @@
 ``visit`` row (key = encrypted visit id), family ``v``: ``json`` (the whole Visit), flat columns
 the portal lists without parsing JSON (patient_id, sex, age (90 = "90 or more"), city, admission,
 discharge, visit_month, icd10, primary, accessions), ``archive`` (path offset length sha256 of the
-archived XML), ``received`` and ``index`` (the search keys it owns, so a re-send that changes the
-diagnoses can drop its stale index rows).
-``subject`` row (key = pseudonym): ``v:<visit id>`` = admission (ISO).
+archived XML), ``received``, ``index`` (the search keys it owns, so a re-send that changes the
+diagnoses can drop its stale index rows) and ``hospital`` (the hospital that sent it, the only
+one that may overwrite or read it: `ownership`).
+``subject`` row (key = pseudonym): ``v:<visit id>`` = admission (ISO), ``a:hospital`` = the
+hospital whose patient it is.
 ``search`` rows: ``icd10 \\0 <category> \\0 <pseudonym> \\0 <visit id>`` and
 ``accession \\0 <accession> \\0 <pseudonym> \\0 <visit id>``, columns ``i:code``,
-``i:admission``, ``i:sex``, ``i:age``. No column holds anything the Visit does not hold.
+``i:admission``, ``i:sex``, ``i:age``. No column holds anything the Visit does not hold, but
+the sending hospital's id.
 ``search`` feed rows: ``feed \\0 <written, ms since epoch, 13 digits> \\0 <visit id>``, column
 ``i:doc`` = the visit's case-search document (JSON); the portal's case index tails them in order.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 
 from hl7_gateway.models import Visit
+from hl7_gateway.ownership import SUBJECT_OWNER, VISIT_OWNER
 from pacs_hdfs.containers import Location
 from pacs_hdfs.schema import row_key
 
@@ -69,7 +73,8 @@ def feed_row(visit: Visit, written_ms: int) -> tuple[bytes, Row]:
     return feed_key(written_ms, visit.visit_id), {b"i:doc": doc.encode()}
 
 
-def visit_row(visit: Visit, archive: Location, received: str, index_keys: list[bytes]) -> Row:
+def visit_row(visit: Visit, archive: Location, received: str, index_keys: list[bytes],
+              hospital: str | None = None) -> Row:
     primary = next((d.code for d in visit.diagnoses if d.primary), "")
     flat = {
         "patient_id": visit.patient_id, "sex": visit.sex, "age": str(visit.age),
@@ -85,12 +90,16 @@ def visit_row(visit: Visit, archive: Location, received: str, index_keys: list[b
     }
     row = {f"v:{k}".encode(): v.encode() for k, v in flat.items()}
     row[b"v:json"] = visit.model_dump_json().encode()
+    if hospital is not None:
+        row[VISIT_OWNER] = hospital.encode()
     return row
 
 
-def subject_column(visit: Visit) -> tuple[bytes, Row]:
-    return visit.patient_id.encode(), {f"v:{visit.visit_id}".encode():
-                                       visit.admission.isoformat().encode()}
+def subject_column(visit: Visit, hospital: str | None = None) -> tuple[bytes, Row]:
+    cols = {f"v:{visit.visit_id}".encode(): visit.admission.isoformat().encode()}
+    if hospital is not None:
+        cols[SUBJECT_OWNER] = hospital.encode()
+    return visit.patient_id.encode(), cols
 
 
 def stale_index_keys(old_visit_row: Row, new_keys: list[bytes]) -> list[bytes]:

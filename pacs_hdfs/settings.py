@@ -176,6 +176,35 @@ class Settings(BaseSettings):
     hl7_gateway_text_screen: bool = Field(
         True, description="MDC gateway: refuse visits whose exam text the PHI screen flags")
     # --- end of HL7 de-identification --------------------------------------------------------
+    # --- gateway identity (hl7_gateway/identity.py, hl7_gateway/README.md "Who may call") ---
+    # Every gateway client (a hospital's HAS, a hospital edge) acts for one hospital id: its
+    # certificate's CN in gateway_hospitals, else the id `pacs certs --hospital` wrote into the
+    # certificate (subjectAltName URI urn:pacs-mdc:hospital:<id>) unless
+    # gateway_certificate_hospitals is false. A certificate with neither is refused (403), as is
+    # a revoked one: serial (hex) or SHA-256 fingerprint (64 hex digits) in gateway_revoked, or
+    # listed by the CRL (gateway_crl, default <certs>/revoked.crl, which `pacs certs revoke`
+    # writes; re-read when it changes). A hospital writes and reads only its own visit and
+    # subject rows; rows written before rows recorded an owner belong to
+    # gateway_unowned_rows_hospital ("" = to nobody). Its default is DEFAULT_HOSPITAL
+    # (pacs_hdfs/dicom/edge_identity.py), the hospital `pacs certs init` issues for.
+    gateway_hospitals: dict[str, str] = Field(
+        default_factory=dict, description="client certificate CN -> hospital id")
+    gateway_certificate_hospitals: bool = Field(
+        True, description="accept the hospital id a certificate of our CA names")
+    gateway_revoked: list[str] = Field(
+        default_factory=list, description="refused client certificates: serials (hex) or "
+        "SHA-256 fingerprints")
+    gateway_crl: Path | None = Field(
+        None, description="CRL of refused certificates; default <certs dir>/revoked.crl")
+    gateway_unowned_rows_hospital: str = Field(
+        "hospital1", description="owner of visit/subject rows stored before owners were "
+        "recorded; empty = nobody")
+
+    @field_validator("gateway_crl", mode="before")
+    @classmethod
+    def _gateway_empty_path_is_none(cls, v):
+        return v or None
+    # --- end of gateway identity -------------------------------------------------------------
 
     # --- portal security (portal/README.md "Security decisions") ----------------------------
     # Login throttle: failed attempts per scope in a sliding window, counted atomically in the

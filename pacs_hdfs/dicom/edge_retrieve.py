@@ -4,7 +4,12 @@ What a hospital needs to re-attach identity to its own studies (`pacs has person
 edge): the study's objects exactly as stored, as ``multipart/related; type="application/dicom"``.
 Only an edge identity may call it (the client certificate of `pacs certs edge NAME`), and it
 gets only the objects that edge sent (`l:edge` on the instance row): one hospital never reads
-another's studies through this route. Every call logs one line (edge, study, counts).
+another's studies through this route. On the gateway the identity gate
+(`hl7_gateway.identity`) has already refused revoked certificates and those of no hospital.
+An edge name belongs to one hospital: `pacs certs edge` will not issue a name again for another
+hospital without ``--force`` (see hl7_gateway/README.md, "Who may call"), so the edge name on
+the instance row also names the hospital. Every call logs one line (edge, hospital, study,
+counts); a study that exists but is another edge's answers 404 exactly like an unknown one.
 
 Honest like the portal's WADO-RS: every object is read and verified (sha256) before its part is
 written; an object that cannot be read ends the body with a final ``application/json`` part
@@ -57,7 +62,8 @@ def retrieve_router(hbase, hdfs, identify: Callable[[dict], Peer] = peer_from_sc
             log.error("edge retrieve by %s of %s: index unavailable: %s", peer.edge, study, e)
             return JSONResponse({"detail": "storage unavailable, retry later"}, 503)
         if not items:
-            log.info("edge retrieve by %s of %s: nothing from this edge (404)", peer.edge, study)
+            log.info("edge retrieve by %s (hospital %s) of %s: nothing from this edge (404)",
+                     peer.edge, peer.hospital or "-", study)
             return JSONResponse({"detail": "no such study from this edge"}, 404)
         boundary = uuid.uuid4().hex
 
@@ -75,8 +81,9 @@ def retrieve_router(hbase, hdfs, identify: Callable[[dict], Peer] = peer_from_sc
             if failed:
                 yield part_bytes(boundary, "application/json", json.dumps(
                     {"error": "instances could not be read", "failed": failed}).encode())
-            log.info("edge retrieve by %s of %s: %d object(s), %d unreadable", peer.edge,
-                     study, len(items) - len(failed), len(failed))
+            log.info("edge retrieve by %s (hospital %s) of %s: %d object(s), %d unreadable",
+                     peer.edge, peer.hospital or "-", study, len(items) - len(failed),
+                     len(failed))
             yield close_bytes(boundary)
 
         return StreamingResponse(body(), media_type=(

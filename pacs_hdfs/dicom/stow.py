@@ -7,6 +7,8 @@ A request, in order:
 
 1. **Who**: the TLS client certificate must be an edge identity (`edge_identity`); anything
    else - the HAS client certificate, a request without the TLS extension - is answered 403.
+   On the gateway, the identity gate (`hl7_gateway.identity`) has already refused revoked
+   certificates and those that act for no hospital; the summary line names the edge's hospital.
 2. **What**: ``Content-Type: multipart/related; type="application/dicom"; boundary=...``, else
    415 (another media type or part type) or 400 (no boundary). Each part is one DICOM Part 10
    file; a part declaring another Content-Type -> 415.
@@ -189,9 +191,9 @@ def stow_router(committer: Committer, max_bytes: int,
         results, kinds = await run_in_threadpool(store, committer, parts, peer.edge, study)
         status = http_status(results)
         stored = sum(r.stored for r in results)
-        log.info("stow from edge %s: %d object(s), %d stored, %d refused, status %d, %.1f ms",
-                 peer.edge, len(results), stored, len(results) - stored, status,
-                 (time.perf_counter() - started) * 1000)
+        log.info("stow from edge %s (hospital %s): %d object(s), %d stored, %d refused, "
+                 "status %d, %.1f ms", peer.edge, peer.hospital or "-", len(results), stored,
+                 len(results) - stored, status, (time.perf_counter() - started) * 1000)
         response = JSONResponse(response_json(results), status_code=status, media_type=DICOM_JSON)
         for value in warning_headers(kinds):
             response.headers.append("Warning", value)
