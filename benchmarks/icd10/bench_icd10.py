@@ -62,7 +62,9 @@ def spark_session(master: str, shuffle_partitions: int):
     return (SparkSession.builder.master(master).appName("bench-icd10")
             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-            .config("spark.driver.memory", "2g").getOrCreate())
+            .config("spark.driver.memory", "2g")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", "127.0.0.1").getOrCreate())
 
 
 def run(visits: int, master: str, data: Path, repeat: int, seed: int, shuffle_partitions: int,

@@ -67,7 +67,9 @@ def spark():
     from pyspark.sql import SparkSession
     session = (SparkSession.builder.master("local[2]").appName("test-icd10")
                .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .config("spark.driver.memory", "1g").getOrCreate())
+               .config("spark.driver.memory", "1g")
+               .config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.driver.host", "127.0.0.1").getOrCreate())
     yield session
     session.stop()
 
