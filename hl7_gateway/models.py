@@ -3,7 +3,7 @@
 A ``Visit`` is what crosses the hospital/MDC boundary: no names, addresses, phone numbers,
 hospital identifiers or birth dates, only the encrypted visit id, the patient pseudonym, sex, age
 and city. Dates are as the hospital's date policy left them (shifted per patient by default, see
-``hospital/DEIDENTIFICATION-VISITS.md``). Validation here is semantic (ranges, formats,
+``docs/DEIDENTIFICATION.md``). Validation here is semantic (ranges, formats,
 ordering); the parser adds XML structure and the gateway's PHI and identifier-format rules.
 
 Age is top-coded: ``AGE_TOP`` (90) means "90 years or more" (HIPAA Safe Harbor: an exact age
