@@ -16,36 +16,16 @@ from pathlib import Path
 from typing import Callable
 
 from pydicom import Dataset
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
 from deid.edge.receive import Receipt
+from pacs_hdfs.dicom.part10 import TRANSFER_SYNTAXES
+from pacs_hdfs.hardening import harden
 from pacs_hdfs.dicom.scp_logging import notification_handlers, operation
 from pacs_hdfs.settings import Settings
 
 log = logging.getLogger("pacs.edge.scp")
-
-#: the same list as the MDC's `pacs_hdfs.dicom.server.TRANSFER_SYNTAXES`, kept here so the
-#: hospital side does not import the data center's DIMSE service
-TRANSFER_SYNTAXES = [
-    ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLossless, JPEGLosslessSV1,
-    JPEGLSLossless, JPEGLSNearLossless, JPEG2000Lossless, JPEG2000, RLELossless]
 
 #: C-STORE status when the handler itself fails (a bug must not kill the association)
 UNEXPECTED = (0xC002, "Cannot process: unexpected edge failure")
@@ -57,10 +37,10 @@ def allowed_aes(text: str) -> list[str]:
 
 def tls_context(cert: Path | None, key: Path | None, ca: Path | None) -> ssl.SSLContext | None:
     """Server TLS for DICOM, or None without a certificate; with `ca`, modalities must present
-    a certificate it signed."""
+    a certificate it signed. The project's TLS policy applies (TLS 1.2+, AEAD suites only)."""
     if not cert:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx = harden(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
     ctx.load_cert_chain(cert, key)
     if ca:
         ctx.load_verify_locations(ca)

@@ -6,8 +6,31 @@ from io import BytesIO
 
 from pydicom.dataelem import RawDataElement
 from pydicom.filewriter import dcmwrite
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
+
+#: Transfer syntaxes every DICOM listener of ours accepts (the edge for modalities, the MDC's
+#: DIMSE service): native first, then the compressed ones pydicom and pylibjpeg can decode.
+UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+TRANSFER_SYNTAXES = UNCOMPRESSED + [
+    DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, JPEGBaseline8Bit, JPEGExtended12Bit,
+    JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless, JPEG2000Lossless,
+    JPEG2000, RLELossless]
 
 
 def check_lengths(ds) -> None:

@@ -20,21 +20,6 @@ import logging
 from dataclasses import dataclass
 
 from pydicom import Dataset
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
 from pynetdicom import AE, AllStoragePresentationContexts, build_context, evt
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -51,17 +36,13 @@ from pacs_hdfs.dicom.config import REJECTIONS, DimsePolicy, Peer
 from pacs_hdfs.dicom.dimse_audit import DimseAudit, Operation, association_peer
 from pacs_hdfs.dicom.commit import STATUS
 from pacs_hdfs.dicom.ingest import Ingestor
+from pacs_hdfs.dicom.part10 import TRANSFER_SYNTAXES, UNCOMPRESSED
 from pacs_hdfs.dicom.scp_logging import (notification_handlers, operation,
                                          sub_association_handlers)
 from pacs_hdfs.hdfs_store import StorageError
 
 log = logging.getLogger("pacs.scp")
 
-UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
-TRANSFER_SYNTAXES = UNCOMPRESSED + [
-    DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, JPEGBaseline8Bit, JPEGExtended12Bit,
-    JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEGLSNearLossless, JPEG2000Lossless,
-    JPEG2000, RLELossless]
 QR_MODELS = (PatientRootQueryRetrieveInformationModelFind,
              StudyRootQueryRetrieveInformationModelFind,
              PatientRootQueryRetrieveInformationModelMove,
