@@ -16,11 +16,11 @@ The review page's users live next to the vault, in `$PACS_HOME/hospital/edge_use
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pacs_hdfs.hardening import private_dir
 from pacs_hdfs.settings import Settings
 
 SUFFIX = ".dcm"
@@ -36,13 +36,6 @@ def safe_uid(uid: str) -> str:
     if not (0 < len(uid) <= 64 and UID_RE.match(uid)):
         raise ValueError("not a valid SOP Instance UID")
     return uid
-
-
-def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) with mode 0700."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
 
 
 @dataclass(frozen=True)
