@@ -158,15 +158,16 @@ def _ca(paths: CertPaths):
 
 
 def _keep(cert_path: Path, key_path: Path, hospital: str | None, force: bool,
-          what: str) -> bool:
+          what: str, paths: CertPaths) -> bool:
     """Whether an issued certificate stays as it is. It does when it names a hospital and
     ``hospital`` is None or that one; one that names none (issued before hospitals) is
-    re-issued; another hospital than asked is a ValueError unless ``force``."""
+    re-issued when the CA key is here (else kept: map its CN in ``gateway_hospitals``);
+    another hospital than asked is a ValueError unless ``force``."""
     if force or not (cert_path.exists() and key_path.exists()):
         return False
     issued = certificate_hospital(_load_cert(cert_path))
     if issued is None:
-        return False
+        return hospital is None and not paths.ca_key.exists()
     if hospital is not None and issued != hospital:
         raise ValueError(f"{what} is issued for hospital {issued}, not {hospital}: --force "
                          "re-issues it (revoke the old one: `pacs certs revoke`)")
@@ -275,9 +276,10 @@ def issue_edge_cert(directory: str | Path, name: str, force: bool = False,
     is not here (kept offline)."""
     _check_name(Path(directory), name, "edge")
     out = edge_cert_paths(directory, name)
-    if _keep(out.cert, out.key, hospital, force, f"edge {name}"):
-        return out
     paths = CertPaths(Path(directory), Path(ca_directory) if ca_directory else None)
+    _move_old_ca_key(paths)
+    if _keep(out.cert, out.key, hospital, force, f"edge {name}", paths):
+        return out
     _write_leaf(out.cert, out.key, *_ca(paths), name, hospital or DEFAULT_HOSPITAL,
                 EDGE_ORG_UNIT)
     return out
@@ -290,9 +292,9 @@ def issue_client_cert(directory: str | Path, name: str, hospital: str, force: bo
     exists for that hospital, unless ``force``."""
     _check_name(Path(directory), name, "client")
     out = client_cert_paths(directory, name)
-    if _keep(out.client_cert, out.client_key, hospital, force, f"client {name}"):
-        return out
     paths = CertPaths(Path(directory), Path(ca_directory) if ca_directory else None)
+    if _keep(out.client_cert, out.client_key, hospital, force, f"client {name}", paths):
+        return out
     ca_cert, ca_key = _ca(paths)
     _write_leaf(out.client_cert, out.client_key, ca_cert, ca_key, name, hospital)
     write_private(out.ca_cert, _cert_pem(ca_cert))

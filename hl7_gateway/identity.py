@@ -60,6 +60,11 @@ REFUSALS = {
     "no-hospital": (403, "this client certificate acts for no hospital known to the gateway "
                          "(gateway_hospitals, or `pacs certs ... --hospital`)"),
 }
+#: path prefix -> what refusals log and audit as the target (ids in paths are not repeated;
+#: anything else is cut to MAX_TARGET characters: the path is the caller's to choose)
+ROUTES = (("/hl7/v3/visits/", "/hl7/v3/visits/{visit_id}"),
+          ("/dicomweb/studies/", "/dicomweb/studies/{study}"))
+MAX_TARGET = 100
 AUDIT_ACTION = "gateway-refused"
 AUDIT_INTERVAL = 60.0   # seconds between audit events of one certificate and reason
 AUDIT_MEMORY = 10_000   # (certificate, reason) pairs remembered for that
@@ -82,6 +87,14 @@ class Refusal:
     @property
     def detail(self) -> str:
         return REFUSALS[self.code][1]
+
+
+def route(path: str) -> str:
+    """The target a refusal names for ``path`` (`ROUTES`)."""
+    for prefix, label in ROUTES:
+        if path.startswith(prefix):
+            return label
+    return path[:MAX_TARGET]
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -224,12 +237,12 @@ class IdentityGate:
         if isinstance(verdict, Peer):
             await self.app({**scope, PEER_SCOPE_KEY: verdict}, receive, send)
             return
-        client = (scope.get("client") or ("-",))[0]
-        log.warning("refused %s %s from %s: certificate %s serial %s: %s (%s), %d", scope["method"],
-                    scope["path"], client, verdict.described, verdict.serial or "-",
+        client, target = (scope.get("client") or ("-",))[0], route(scope["path"])
+        log.warning("refused %s %s from %s: certificate %s serial %s: %s (%s), %d",
+                    scope["method"], target, client, verdict.described, verdict.serial or "-",
                     verdict.code, verdict.why or verdict.detail, verdict.status)
         if self._should_audit(verdict):
-            await run_in_threadpool(self._record, verdict, scope["path"], client)
+            await run_in_threadpool(self._record, verdict, target, client)
         response = JSONResponse({"detail": verdict.detail, "reason": verdict.code},
                                 status_code=verdict.status)
         await response(scope, receive, send)

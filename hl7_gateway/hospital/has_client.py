@@ -30,6 +30,22 @@ class GatewayError(RuntimeError):
     """The gateway could not be reached or answered nonsense, after all retries."""
 
 
+def refused(response: requests.Response) -> GatewayError | None:
+    """A 403 of the gateway's identity gate as an error naming its reason (a revoked
+    certificate, one that acts for no hospital, an edge certificate on the HL7 routes): not
+    worth retrying, and not an unreadable ack either."""
+    if response.status_code != 403:
+        return None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    reason = answer.get("reason") if isinstance(answer, dict) else None
+    detail = answer.get("detail") if isinstance(answer, dict) else None
+    return GatewayError(f"the gateway refused this client certificate (HTTP 403"
+                        f"{', ' + reason if reason else ''}): {detail or 'forbidden'}")
+
+
 class GatewayClient:
     def __init__(self, url: str, certs: CertPaths, attempts: int = 10, timeout: float = 120.0):
         self.url = url.rstrip("/")
@@ -65,6 +81,8 @@ class GatewayClient:
         response = self._retrying(lambda: self.session.post(
             f"{self.url}/hl7/v3", data=body, timeout=self.timeout,
             headers={"Content-Type": "application/xml"}))
+        if (error := refused(response)) is not None:
+            raise error
         try:
             return parse_ack(response.content)
         except Exception as exc:  # noqa: BLE001 - any unreadable answer
@@ -75,6 +93,8 @@ class GatewayClient:
             f"{self.url}/hl7/v3/visits/{visit_id}", timeout=self.timeout))
         if response.status_code == 404:
             return None
+        if (error := refused(response)) is not None:
+            raise error
         response.raise_for_status()
         return response.json()
 

@@ -191,9 +191,9 @@ def stow_router(committer: Committer, max_bytes: int,
         results, kinds = await run_in_threadpool(store, committer, parts, peer.edge, study)
         status = http_status(results)
         stored = sum(r.stored for r in results)
-        log.info("stow from edge %s (hospital %s): %d object(s), %d stored, %d refused, "
-                 "status %d, %.1f ms", peer.edge, peer.hospital or "-", len(results), stored,
-                 len(results) - stored, status, (time.perf_counter() - started) * 1000)
+        log.info("stow from edge %s: %d object(s), %d stored, %d refused, status %d, %.1f ms, "
+                 "hospital %s", peer.edge, len(results), stored, len(results) - stored, status,
+                 (time.perf_counter() - started) * 1000, peer.hospital or "-")
         response = JSONResponse(response_json(results), status_code=status, media_type=DICOM_JSON)
         for value in warning_headers(kinds):
             response.headers.append("Warning", value)

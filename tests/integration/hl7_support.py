@@ -1,4 +1,5 @@
-"""Helpers for the HL7 gateway integration tests: a gateway subprocess on a test port."""
+"""Helpers for the HL7 gateway integration tests: a gateway subprocess on a test port, and
+client certificates of several hospitals (or of none) from its CA."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,12 @@ from pathlib import Path
 
 import requests
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from hl7_gateway import certs as pki
 from hl7_gateway.certs import CertPaths, create_dev_pki
+from pacs_hdfs.hardening import private_dir, write_private
 
 REPO = Path(__file__).resolve().parents[2]
 PACS = str(REPO / ".venv" / "bin" / "pacs")
@@ -28,11 +34,26 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> Non
     raise TimeoutError(f"gateway did not listen on {port}")
 
 
-class Gateway:
-    """`pacs gateway` in a subprocess with its own certificates and log file."""
+def unmapped_client(certs: CertPaths, name: str) -> CertPaths:
+    """A clientAuth certificate (CN=``name``) that the CA of ``certs`` signed but that names no
+    hospital, in ``<certs>/unmapped/<name>/`` as a `pacs has --certs` folder: what an older
+    `pacs certs`, or someone with the CA key, could have made."""
+    out = CertPaths(certs.directory / "unmapped" / name)
+    ca_cert, ca_key = pki._ca(certs)
+    key, cert = pki._leaf(name, ExtendedKeyUsageOID.CLIENT_AUTH, ca_key, ca_cert)
+    private_dir(out.directory)
+    write_private(out.client_key, pki._key_pem(key))
+    write_private(out.client_cert, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(out.ca_cert, certs.ca_cert.read_bytes())
+    return out
 
-    def __init__(self, workdir: Path, port: int):
-        self.workdir, self.port = workdir, port
+
+class Gateway:
+    """`pacs gateway` in a subprocess with its own certificates and log file; ``env`` replaces
+    the environment it runs in (e.g. a scratch namespace's, plus `PACS_GATEWAY_*` settings)."""
+
+    def __init__(self, workdir: Path, port: int, env: dict | None = None):
+        self.workdir, self.port, self.env = workdir, port, env
         self.certs: CertPaths = create_dev_pki(workdir / "certs")
         self.log_file = workdir / "gateway.log"
         self.out_file = workdir / "gateway.out"
@@ -44,7 +65,7 @@ class Gateway:
         self.proc = subprocess.Popen(
             [PACS, "gateway", "--port", str(self.port), "--certs", str(self.certs.directory),
              "--log-file", str(self.log_file)], stdout=out, stderr=subprocess.STDOUT,
-            env=os.environ.copy())
+            env=dict(self.env) if self.env is not None else os.environ.copy())
         wait_for_port(self.port, self.proc)
         return self
 
@@ -57,12 +78,15 @@ class Gateway:
                 self.proc.kill()
                 self.proc.wait()
 
-    def session(self, with_cert: bool = True) -> requests.Session:
+    def session(self, with_cert: bool = True, client: CertPaths | None = None
+                ) -> requests.Session:
+        """A session with the HAS client certificate of `pacs certs init`, or ``client``'s."""
         s = requests.Session()
         s.trust_env = False
         s.verify = str(self.certs.ca_cert)
         if with_cert:
-            s.cert = (str(self.certs.client_cert), str(self.certs.client_key))
+            client = client or self.certs
+            s.cert = (str(client.client_cert), str(client.client_key))
         return s
 
     def logs(self) -> str:

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from fastapi.testclient import TestClient
 
 from hl7_gateway import certs as pki
@@ -20,7 +18,8 @@ from hl7_gateway.certs import (client_cert_paths, create_dev_pki, issue_client_c
                                issue_edge_cert, revoke)
 from hl7_gateway.hospital.samples import sample_visit, visit_token
 from hl7_gateway.identity import (AUDIT_ACTION, AUDIT_INTERVAL, Identities, IdentityGate,
-                                  Refusal, Revocations, fingerprint, parse_deny_list)
+                                  Refusal, Revocations, fingerprint, parse_deny_list,
+                                  route)
 from hl7_gateway.ownership import SUBJECT_OWNER, VISIT_OWNER, OWNED, Owners, row_owner
 from hl7_gateway.store import StoreReport, VisitStore
 from hl7_gateway.tls_scope import with_tls
@@ -28,6 +27,7 @@ from pacs_hdfs.containers import Location
 from pacs_hdfs.dicom.edge_identity import (DEFAULT_HOSPITAL, PEER_SCOPE_KEY, Peer,
                                            certificate_hospital, peer_from_scope)
 from pacs_hdfs.settings import Settings
+from tests.integration.hl7_support import unmapped_client
 
 PSEUDONYM_A, PSEUDONYM_B = "RSABCDEFGHIJKLMNOP", "RSQRSTUVWXYZ234567"
 
@@ -43,15 +43,8 @@ def scope_of(path: Path | None) -> dict:
 
 
 def unmapped_cert(directory: Path, name: str) -> Path:
-    """A clientAuth certificate our CA signed that names no hospital (an older `pacs certs`,
-    or a hand-made one)."""
-    paths = pki.CertPaths(directory)
-    ca_cert, ca_key = pki._ca(paths)
-    key, cert = pki._leaf(name, ExtendedKeyUsageOID.CLIENT_AUTH, ca_key, ca_cert)
-    out = directory / f"{name}.pem"
-    out.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / f"{name}.key").write_bytes(pki._key_pem(key))
-    return out
+    """A certificate our CA signed that names no hospital (`hl7_support.unmapped_client`)."""
+    return unmapped_client(pki.CertPaths(directory), name).client_cert
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +91,25 @@ def test_a_name_keeps_its_hospital_unless_forced(ca):
 
 def test_certificates_from_before_hospitals_are_reissued_for_the_default(tmp_path):
     paths = create_dev_pki(tmp_path)
-    old = unmapped_cert(tmp_path, "old-has")
-    old.replace(paths.client_cert)
-    (tmp_path / "old-has.key").replace(paths.client_key)
+    old = unmapped_client(paths, "old-has")
+    old.client_cert.replace(paths.client_cert)
+    old.client_key.replace(paths.client_key)
     ca_before = paths.ca_cert.read_bytes()
     create_dev_pki(tmp_path)  # what `pacs up` runs
     assert certificate_hospital(load(paths.client_cert)) == DEFAULT_HOSPITAL
     assert paths.ca_cert.read_bytes() == ca_before
     with pytest.raises(ValueError, match="pacs certs client"):
         create_dev_pki(tmp_path, hospital="hospZ")
+    edge = pki.edge_cert_paths(tmp_path, "old-edge")
+    old_edge = unmapped_client(paths, "old-edge")
+    edge.cert.parent.mkdir(exist_ok=True)
+    old_edge.client_cert.replace(edge.cert)
+    old_edge.client_key.replace(edge.key)
+    offline = paths.ca_key.rename(tmp_path / "elsewhere.key")  # the CA key kept offline
+    assert certificate_hospital(load(issue_edge_cert(tmp_path, "old-edge").cert)) is None
+    offline.rename(paths.ca_key)
+    assert certificate_hospital(load(issue_edge_cert(tmp_path, "old-edge").cert)) == \
+        DEFAULT_HOSPITAL
 
 
 def test_settings_default_owner_is_the_default_hospital():
@@ -328,6 +331,12 @@ def test_revoked_unmapped_and_edge_certificates_are_refused_and_audited(gateway,
         assert gateway["a"].get("/healthz").status_code == 200
     finally:
         paths.crl.unlink()
+
+
+def test_refusals_name_the_route_not_the_ids_in_it():
+    assert route("/hl7/v3/visits/SECRETISH") == "/hl7/v3/visits/{visit_id}"
+    assert route("/dicomweb/studies/1.2.3") == "/dicomweb/studies/{study}"
+    assert route("/healthz") == "/healthz" and len(route("/x" * 500)) == 100
 
 
 def test_audit_of_a_refusal_repeats_only_after_the_interval():
