@@ -259,10 +259,10 @@ def _check_name(directory: Path, name: str, kind: str) -> None:
     (`pacs certs revoke NAME` and `gateway_hospitals` name certificates by it)."""
     if not EDGE_NAME.match(name):
         raise ValueError(f"{kind} name must match {EDGE_NAME.pattern[:-2]}")
-    other = (client_cert_paths(directory, name).client_cert if kind == "edge"
-             else edge_cert_paths(directory, name).cert)
+    other, other_kind = ((client_cert_paths(directory, name).client_cert, "a HAS client")
+                         if kind == "edge" else (edge_cert_paths(directory, name).cert, "an edge"))
     if other.exists():
-        raise ValueError(f"{name!r} is already issued as {'a HAS client' if kind == 'edge' else 'an edge'}")
+        raise ValueError(f"{name!r} is already issued as {other_kind}")
 
 
 def issue_edge_cert(directory: str | Path, name: str, force: bool = False,

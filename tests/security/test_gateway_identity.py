@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import sqlite3
 import subprocess
 import uuid
@@ -42,16 +41,11 @@ from pacs_hdfs.dicom.multipart import close_bytes, part_bytes
 from pacs_hdfs.dicom.received import as_part10
 from tests.integration.hl7_support import PACS, Gateway, run_has, unmapped_client
 from tests.namespace_support import scratch_namespace
+from tests.portal_support import free_port
 
 pytestmark = pytest.mark.cluster
 PSEUDONYM_A, PSEUDONYM_B, PSEUDONYM_C = ("RSABCDEFGHIJKLMNOP", "RSQRSTUVWXYZ234567",
                                          "RSCCCCDDDDEEEEFFFF")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

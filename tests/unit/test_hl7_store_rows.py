@@ -44,6 +44,14 @@ def test_subject_column_links_visit():
                                      {f"v:{visit.visit_id}".encode(): b"2024-03-01T08:15:00"})
 
 
+def test_rows_of_a_hospital_record_it_and_no_hospital_records_nothing():
+    visit = sample_visit()
+    row = visit_row(visit, LOC, "2024-03-05T13:00:00.000+00:00", [], "hospA")
+    assert row[b"v:hospital"] == b"hospA"
+    assert b"v:hospital" not in visit_row(visit, LOC, "t", [])
+    assert subject_column(visit, "hospA")[1][b"a:hospital"] == b"hospA"
+
+
 def test_sub_locations_split_one_append_into_its_requests():
     from hl7_gateway.store import sub_locations
     parts = [b"<a/>", b"<bb/>"]
