@@ -28,7 +28,9 @@ ACTIONS = ("login", "login-failed", "login-throttled", "login-busy", "logout",
            # the MDC's DIMSE service (pacs_hdfs/dicom/dimse_audit.TRAIL_ACTIONS)
            "dicom-service-start", "dicom-service-stop", "dicom-association",
            "dicom-association-rejected", "dicom-association-end", "dicom-find", "dicom-get",
-           "dicom-move")
+           "dicom-move",
+           # the gateway (hl7_gateway/identity.py): a client certificate refused
+           "gateway-refused")
 
 log = logging.getLogger("pacs.audit")
 
