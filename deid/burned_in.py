@@ -20,16 +20,18 @@ tables ``RECIPES`` and ``NOT_APPLIED`` below. The risk of a class no rule covers
 Whitelist sections are not used: their rules clear objects by metadata (``BurnedInAnnotation
 NO``, one scanner model), which must not clear a risky class.
 
-Cost: the decision reads a few attributes and tests only the rules whose Modality /
-Manufacturer / ManufacturerModelName conditions can hold for that device (cached per device);
-pixels are decoded only to clean. Pure apart from reading the rule files once.
+Cost: per device (Modality / Manufacturer / ManufacturerModelName) the rules that can hold
+are found once; the decision is a pure function of the attributes those rules and the risk
+tables read, so it is remembered by their values, and the next image of a series costs those
+attribute reads (raw bytes, no pydicom value conversion) and one look-up. Pixels are decoded
+only to clean. Pure apart from reading the rule files once.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,8 +42,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from deid import pixel_rules
 from deid.options import METHOD_CODES
-from deid.pixel_rules import Fields, Recipe, Rule
-from deid.quarantine import class_risk, uncleanable_reason
+from deid.pixel_rules import Fields, Recipe, Rule, attribute_key
+from deid.quarantine import RISK_READS, class_risk, uncleanable_reason
 
 #: The pinned pydicom deid release whose recipe files the Makefile extracts (keep equal to the
 #: Makefile's DEID_VERSION).
@@ -49,7 +51,8 @@ UPSTREAM_VERSION = "0.4.13"
 UPSTREAM = f"pydicom deid {UPSTREAM_VERSION}"
 LOCAL = "PACS-MDC"
 #: Where the extracted files are; PACS_PIXEL_RULES_DIR overrides (an installed edge).
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / ".cache" / "pydicom-deid" / UPSTREAM_VERSION
+DEFAULT_RULES_DIR = (Path(__file__).resolve().parents[1] / ".cache" / "pydicom-deid"
+                     / UPSTREAM_VERSION)
 RULES_DIR_ENV = "PACS_PIXEL_RULES_DIR"
 LOCAL_RECIPE = Path(__file__).with_name("pixel_rules.dicom")
 
@@ -96,7 +99,9 @@ NOT_APPLIED: dict[tuple[str, str], str] = {
 
 #: Attributes that identify a device: the rules that can hold for a device are cached by them.
 GATE_TAGS = (0x00080060, 0x00080070, 0x00081090)  # Modality, Manufacturer, ManufacturerModelName
-_GATE_CACHE_MAX = 4096
+FRAME_TAGS = (0x00280010, 0x00280011)  # Rows, Columns
+_DEVICE_CACHE_MAX = 4096
+_VERDICT_CACHE_MAX = 512
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # PixelData, FloatPixelData, DoubleFloat...
 
 
@@ -136,7 +141,7 @@ class PixelVerdict:
 
 
 class RuleSet:
-    """The rules the screen applies, in recipe order, with a per-device cache of candidates."""
+    """The rules the screen applies, in recipe order, with a per-device cache (``_Device``)."""
 
     def __init__(self, recipes: list[tuple[RecipeUse, Recipe]],
                  not_applied: dict[tuple[str, str], str] | None = None):
@@ -155,35 +160,57 @@ class RuleSet:
         if wrong:
             raise ValueError(f"NOT_APPLIED entries that do not name exactly one rule: {wrong}")
         self.rules = tuple(rules)
-        self._gates: dict[tuple, tuple[tuple[Rule, ...], dict]] = {}
+        self._devices: dict[tuple, _Device] = {}
         self._lock = threading.Lock()
 
-    def candidates(self, fields: Fields) -> tuple[Rule, ...]:
-        """The rules that can hold for this object's device (Modality/Manufacturer/Model).
-
-        Computed once per device, with the results of the conditions on those attributes,
-        which ``fields`` then knows: per object only the other conditions are evaluated.
-        """
-        key = tuple(fields(t) for t in GATE_TAGS)
-        gate = self._gates.get(key)
-        if gate is None:
-            known = dict(zip(GATE_TAGS, key))
-            modality = key[0][0].upper() if key[0] else ""
+    def device(self, fields: Fields) -> "_Device":
+        """What the screen needs for this object's device (Modality / Manufacturer / model):
+        the rules that can hold for it and the results of their conditions on those three
+        attributes, computed once per device."""
+        key = attribute_key(fields.ds, GATE_TAGS)
+        device = self._devices.get(key)
+        if device is None:
+            known = {tag: fields(tag) for tag in GATE_TAGS}
+            modality = known[GATE_TAGS[0]][0].upper() if known[GATE_TAGS[0]] else ""
             results: dict = {}
             found = tuple(rule for rule, scope in self.rules
                           if (scope is None or modality in scope)
                           and rule.may_match(known, results))
-            gate = (found, results)
+            device = _Device(found, results, _reads(found))
             with self._lock:
-                if len(self._gates) >= _GATE_CACHE_MAX:
-                    self._gates.clear()
-                self._gates[key] = gate
-        fields.know(gate[1])
-        return gate[0]
+                if len(self._devices) >= _DEVICE_CACHE_MAX:
+                    self._devices.clear()
+                self._devices[key] = device
+        return device
 
-    def matching(self, fields: Fields) -> list[Rule]:
-        """The applied rules that hold for the object, in recipe and file order."""
-        return [rule for rule in self.candidates(fields) if rule.matches(fields)]
+
+def _reads(rules: tuple[Rule, ...]) -> tuple[int, ...] | None:
+    """Every attribute the decision reads for an object of a device with these candidate
+    rules, or None when it also reads sequence items (regions ``from:``), which a key of
+    attribute values cannot hold."""
+    if any(region.source for rule in rules for region in rule.regions):
+        return None
+    tags = {*GATE_TAGS, *RISK_READS, *FRAME_TAGS}
+    tags.update(c.tag for rule in rules for line in rule.lines for _, c in line.terms
+                if c.tag is not None)
+    return tuple(sorted(tags))
+
+
+@dataclass
+class _Device:
+    """One device's candidate rules, their conditions it decides, and the verdicts seen so far
+    by the values of every attribute the decision reads (the decision is a pure function of
+    them, so objects of a series cost a few attribute reads and one look-up)."""
+
+    rules: tuple[Rule, ...]
+    known: dict
+    reads: tuple[int, ...] | None
+    verdicts: dict = field(default_factory=dict)
+
+    def remember(self, key: tuple, decision: tuple) -> None:
+        if len(self.verdicts) >= _VERDICT_CACHE_MAX:
+            self.verdicts.clear()
+        self.verdicts[key] = decision
 
 
 def rules_dir() -> Path:
@@ -214,7 +241,7 @@ def default_rules() -> RuleSet:
 # --- the decision (metadata only) ------------------------------------------------------------
 
 def _has_pixels(ds: Dataset) -> bool:
-    stored = ds._dict  # membership without pydicom's tag conversion: this runs per object
+    stored = ds._dict  # membership without pydicom's tag conversion
     return any(tag in stored for tag in PIXEL_TAGS)
 
 
@@ -269,13 +296,34 @@ def _layout(ds: Dataset, fields: Fields, layout_rules: list[Rule],
 
 
 def _decide(ds: Dataset, rules: RuleSet) -> tuple[PixelVerdict, np.ndarray | None]:
+    """The verdict (and the blank mask when cleaning) for ``ds``, remembered per device by the
+    values of every attribute it depends on."""
     fields = Fields(ds)
+    device = rules.device(fields)
+    key = None
+    if device.reads is not None:
+        stored = ds._dict  # membership without pydicom's tag conversion: this runs per object
+        key = (attribute_key(ds, device.reads), tuple(t in stored for t in PIXEL_TAGS))
+        decision = device.verdicts.get(key)
+        if decision is not None:
+            return decision
+    fields.know(device.known)
+    decision = _evaluate(ds, fields, device.rules)
+    if decision[1] is not None:
+        decision[1].setflags(write=False)  # shared by every object with the same key
+    if key is not None:
+        device.remember(key, decision)
+    return decision
+
+
+def _evaluate(ds: Dataset, fields: Fields, candidates: tuple[Rule, ...]
+              ) -> tuple[PixelVerdict, np.ndarray | None]:
     reason = uncleanable_reason(fields)
     if reason:
         return PixelVerdict(HOLD, reason), None
     if not _has_pixels(ds):
         return PixelVerdict(PASS, "no pixel data"), None
-    hits = rules.matching(fields)
+    hits = [rule for rule in candidates if rule.matches(fields)]
     notes: list[str] = []
     layout_rules = [r for r in hits if r.section == GRAYLIST and r.regions]
     if layout_rules:

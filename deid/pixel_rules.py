@@ -335,6 +335,26 @@ def attribute_strings(ds: Dataset, tag: int) -> Strings:
     return values if values is not None else _as_strings(source[tag].value)
 
 
+def attribute_key(ds: Dataset, tags: tuple[int, ...]) -> tuple:
+    """A hashable stand-in for the values of ``tags`` in ``ds``, cheaper than reading them:
+    a raw element gives its undecoded bytes (equal bytes in one byte order read as equal
+    values), a converted one its values, an absent one None. Equal keys mean equal
+    :func:`attribute_strings`; unequal keys may still hold equal values (a cache miss only)."""
+    stored = ds._dict
+    meta = getattr(ds, "file_meta", None)
+    meta_stored = meta._dict if meta is not None else {}
+    parts = []
+    for tag in tags:
+        elem = (meta_stored if tag >> 16 == 0x0002 else stored).get(tag)
+        if elem is None:
+            parts.append(None)
+        elif type(elem) is RawDataElement:
+            parts.append((elem.value, elem.is_little_endian))
+        else:
+            parts.append(_as_strings(elem.value))
+    return tuple(parts)
+
+
 class Fields:
     """One dataset's attribute values as text, each read once: the matcher's input.
 

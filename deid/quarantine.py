@@ -156,6 +156,8 @@ _TAGS = {
     "BurnedInAnnotation": 0x00280301,
     "RecognizableVisualFeatures": 0x00280302,
 }
+#: Every attribute the functions below read (the screen remembers verdicts by their values).
+RISK_READS: tuple[int, ...] = tuple(_TAGS.values())
 
 
 def _first(fields: Fields, keyword: str) -> str:

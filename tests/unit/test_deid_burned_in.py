@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from deid.burned_in import (
     RecipeUse,
     assess,
     default_rules,
+    load_rules,
     screen,
 )
 from deid.edge.encode import encode
@@ -306,6 +308,39 @@ def test_whole_frame_or_empty_masks_are_no_layout():
 
 
 # --- the rule set ----------------------------------------------------------------------------
+
+def test_remembered_verdicts_follow_the_attributes():
+    """Verdicts are remembered per device by the values they depend on: the same device with
+    another series description, frame size or flag gets its own verdict, in any order."""
+    rules = load_rules()
+    plain = _read("CT_small.dcm")
+    dose = _read("CT_small.dcm")
+    dose.SeriesDescription = "Dose Report"
+    flagged = _read("CT_small.dcm")
+    flagged.BurnedInAnnotation = "YES"
+    no_pixels = _read("CT_small.dcm")
+    del no_pixels.PixelData
+    expected = {"plain": "pass", "dose": "clean", "flagged": "hold", "no_pixels": "pass"}
+    for _ in range(2):
+        for name, ds in (("plain", plain), ("dose", dose), ("flagged", flagged),
+                         ("no_pixels", no_pixels)):
+            assert assess(ds, rules=rules).action == expected[name], name
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom on its own odd test files
+def test_remembered_verdicts_equal_fresh_ones_for_every_bundled_file():
+    import pydicom
+    remembered = load_rules()
+    bundled = Path(pydicom.__file__).parent / "data" / "test_files"  # never the network
+    for path in sorted(bundled.glob("*.dcm")):
+        try:
+            first, second = dcmread(path, force=True), dcmread(path, force=True)
+        except Exception:  # noqa: BLE001 - not every bundled file is a data set
+            continue
+        fresh = assess(first, rules=load_rules())
+        assess(first, rules=remembered)
+        assert assess(second, rules=remembered) == fresh, path
+
 
 def test_not_applied_rules_name_real_rules_and_are_skipped():
     rules = default_rules()
