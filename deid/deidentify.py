@@ -26,7 +26,7 @@ from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_eleme
 from pydicom.dataset import FileMetaDataset
 from pydicom.multival import MultiValue
 
-from deid import policy
+from deid import burned_in, policy
 from deid.keys import DeidKeys
 from deid.options import DeidOptions
 from deid.pseudonyms import (
@@ -38,7 +38,6 @@ from deid.pseudonyms import (
     shift_da,
     shift_dt,
 )
-from deid.quarantine import quarantine_reason
 from deid.records import DeidResult, ReidRecord
 from deid.verify import AGE_TOP_YEARS, TOP_CODED_AGE, age_years, descriptor_is_clean
 
@@ -387,7 +386,9 @@ def deidentify(ds: Dataset, keys: DeidKeys, options: DeidOptions = DEFAULT_OPTIO
     """De-identify ``ds`` (PS3.15 Annex E Basic Profile + ``options``) without mutating it.
 
     Returns the new dataset with pseudonymous patient, remapped UIDs and dates by the date
-    policy, the quarantine verdict, and the hospital-side record needed to re-identify it.
+    policy, the quarantine verdict of the burned-in pixel screen (`deid.burned_in`: a known
+    layout is blanked in the output and 113101 Clean Pixel Data declared; a risky object that
+    no rule covers is held), and the hospital-side record needed to re-identify it.
     ``extra_method_codes`` are (code, meaning) pairs a per-object stage applied (e.g. 113101
     Clean Pixel Data), declared next to the options' codes.
     """
@@ -409,6 +410,10 @@ def deidentify(ds: Dataset, keys: DeidKeys, options: DeidOptions = DEFAULT_OPTIO
     if getattr(ds, "file_meta", None) is not None:
         out.file_meta = _clean_file_meta(ds.file_meta, ctx, out.get("SOPInstanceUID"))
 
+    pixels = burned_in.screen(ds, out)  # blanks a known layout in `out`, or says hold
+    if pixels.cleaned and pixels.method_code is not None:
+        _mark(out, options, (*extra_method_codes, pixels.method_code))
+
     deid_study = _text(out, "StudyInstanceUID")
     if unidentified:
         _log_unidentified(deid_study)
@@ -425,4 +430,4 @@ def deidentify(ds: Dataset, keys: DeidKeys, options: DeidOptions = DEFAULT_OPTIO
         accession_number=_text(ds, "AccessionNumber"),
         uid_map=ctx.uid_map,
     )
-    return DeidResult(out, pseudonym, original_study, deid_study, quarantine_reason(ds), record)
+    return DeidResult(out, pseudonym, original_study, deid_study, pixels.hold_reason, record)

@@ -16,6 +16,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
+from deid import burned_in
 from deid import profiles as deid_profiles
 from deid.edge.forwarder import Target
 from deid.edge.forwarding import ForwarderProcess
@@ -128,6 +129,7 @@ def start(settings: Settings) -> Edge:
     edge = None
     try:
         profiles = deid_profiles.from_settings(settings)  # a bad profile stops the start here
+        burned_in.default_rules()  # missing pixel rule files stop the start, not each object
         spool = Spool(paths)
         spool.recover()
         vault_path, key_path = (settings.path("hospital", "vault.bin"),

@@ -360,3 +360,20 @@ def test_assess_never_touches_pixels():
     original = _read("examples_palette.dcm")
     pixels = original.PixelData
     assert assess(original).cleaned and original.PixelData is pixels
+
+
+def test_deidentify_runs_the_screen_and_declares_what_it_did():
+    """The edge's one call: a covered layout comes back blanked, not held, with 113101 among
+    the method codes; a risky object no rule covers comes back held, with no 113101."""
+    cleaned = deidentify(_read("examples_palette.dcm"), KEYS)
+    codes = [item.CodeValue for item in cleaned.dataset.DeidentificationMethodCodeSequence]
+    assert cleaned.quarantine_reason is None and "113101" in codes
+    assert not _pixels(cleaned.dataset)[:59].any()
+    assert "Clean Pixel Data Option" in cleaned.dataset.DeidentificationMethod
+
+    risky = _read("examples_rgb_color.dcm")
+    risky.BurnedInAnnotation = "NO"
+    held = deidentify(risky, KEYS)
+    codes = [item.CodeValue for item in held.dataset.DeidentificationMethodCodeSequence]
+    assert held.quarantine_reason and "Ultrasound" in held.quarantine_reason
+    assert "113101" not in codes
