@@ -40,12 +40,13 @@ class HBaseStore:
             pool_size, host=settings.thrift_host, port=settings.thrift_port, timeout=30000,
             table_prefix=self.prefix, autoconnect=False)
 
-    def _do(self, what: str, fn):
+    def _do(self, what: str, fn, attempts: int | None = None):
         def attempt():
             with self.pool.connection() as conn:
                 return fn(conn)
         try:
-            return retry(attempt, what=what, transient=is_transient, attempts=self.attempts)
+            return retry(attempt, what=what, transient=is_transient,
+                         attempts=attempts or self.attempts)
         except Exception as e:  # noqa: BLE001 - thrift raises many types; all become StorageError
             raise StorageError(f"HBase {what} failed: {_first_line(e)}") from e
 
@@ -93,9 +94,15 @@ class HBaseStore:
     def delete(self, table: str, row: bytes, columns: list[bytes] | None = None) -> None:
         self._do(f"delete {table}", lambda c: c.table(table).delete(row, columns=columns))
 
-    def counter_inc(self, table: str, row: bytes, column: bytes, value: int = 1) -> int:
+    def counter_inc(self, table: str, row: bytes, column: bytes, value: int = 1,
+                    once: bool = False) -> int:
+        """Add ``value`` to a counter. An increment is not idempotent: one whose answer was lost
+        (Thrift or the RegionServer stopping) may have been applied, so with ``once`` it is not
+        retried and the caller fails its request instead (exact counters, `dicom.commit`);
+        without, transient failures are retried (rate limits, where one more is harmless)."""
         return self._do(f"increment {table}",
-                        lambda c: c.table(table).counter_inc(row, column, value))
+                        lambda c: c.table(table).counter_inc(row, column, value),
+                        attempts=1 if once else None)
 
     def compact(self, table: str) -> None:
         """Ask HBase to compact `table` (asynchronous: returns once queued). It is a minor

@@ -55,7 +55,7 @@ class MemoryStore:
                 for c in columns:
                     self._t(table).get(row, {}).pop(c, None)
 
-    def counter_inc(self, table, row, column, value=1):
+    def counter_inc(self, table, row, column, value=1, once=False):
         """Like HBase: a counter is an 8-byte big-endian signed cell."""
         with self.lock:
             cells = self._t(table).setdefault(row, {})

@@ -324,13 +324,15 @@ def add_counters(hbase, objects: list[tuple[dict[str, str], int]]) -> None:
         series_b[key] += length
     study_n, study_b, study_s = defaultdict(int), defaultdict(int), defaultdict(int)
     for (study, series), n in series_n.items():
-        if hbase.counter_inc("series", row_key(study, series), b"c:instances", n) == n:
+        if hbase.counter_inc("series", row_key(study, series), b"c:instances", n,
+                             once=True) == n:
             study_s[study] += 1
-        hbase.counter_inc("series", row_key(study, series), b"c:bytes", series_b[(study, series)])
+        hbase.counter_inc("series", row_key(study, series), b"c:bytes", series_b[(study, series)],
+                          once=True)
         study_n[study] += n
         study_b[study] += series_b[(study, series)]
     for study in study_n:
-        hbase.counter_inc("study", row_key(study), b"c:instances", study_n[study])
-        hbase.counter_inc("study", row_key(study), b"c:bytes", study_b[study])
+        hbase.counter_inc("study", row_key(study), b"c:instances", study_n[study], once=True)
+        hbase.counter_inc("study", row_key(study), b"c:bytes", study_b[study], once=True)
         if study_s[study]:
-            hbase.counter_inc("study", row_key(study), b"c:series", study_s[study])
+            hbase.counter_inc("study", row_key(study), b"c:series", study_s[study], once=True)

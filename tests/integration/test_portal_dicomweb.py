@@ -233,11 +233,11 @@ def test_credentials_required(archive, portal_url, teacher):
 
 
 def _signed_in(url: str, name: str, password: str) -> requests.Session:
+    from portal.testing import LOGIN_TOKEN
     s = requests.Session()
-    s.get(url + "/login")
+    token = LOGIN_TOKEN.search(s.get(url + "/login").text).group(1)  # signed for the pre-session
     r = s.post(url + "/login", data={"username": name, "password": password, "next": "/",
-                                     "csrf_token": s.cookies.get("pacs_login_csrf")},
-               allow_redirects=False)
+                                     "csrf_token": token}, allow_redirects=False)
     assert r.status_code == 303, r.text[:300]
     return s
 
