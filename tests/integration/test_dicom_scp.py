@@ -307,6 +307,21 @@ def test_quarantine_held_at_the_edge_until_released(scp, stores, tmp_path):
     assert [i.SOPInstanceUID for i in images] == [sop]
 
 
+def test_ultrasound_with_a_known_layout_arrives_blanked(scp, stores, tmp_path):
+    """pydicom's Philips CX50 ultrasound: a pixel rule gives its banner, so the edge blanks it
+    (rows 0-58) and forwards it, declaring Clean Pixel Data; the MDC stores it, not held."""
+    import numpy as np
+    path, ds = fresh_copy("examples_palette.dcm", tmp_path)
+    assert ds.pixel_array[:59].any()  # the banner has content
+    store([path])
+    out = dcmread(BytesIO(stored_bytes(stores, scp, ds)))
+    codes = [item.CodeValue for item in out.DeidentificationMethodCodeSequence]
+    assert "113101" in codes and out.BurnedInAnnotation == "NO"
+    pixels = out.pixel_array
+    assert not pixels[:59].any()
+    np.testing.assert_array_equal(pixels[59:], ds.pixel_array[59:])
+
+
 def _scu_assoc(transfer_syntax: str | None = None):
     """A pynetdicom SCU association (storage contexts in the given transfer syntax)."""
     from pynetdicom import AE, StoragePresentationContexts, build_context
