@@ -21,7 +21,8 @@ removed. Private attributes are removed unless safelisted (empty by default). Pa
 PatientName become an HMAC pseudonym ('RS' + 16 base32 chars; objects naming no patient get
 one of their own study), AccessionNumber a keyed hash shared with the HL7 side, instance UIDs
 ``2.25.<HMAC>`` (well-known class and transfer-syntax UIDs are kept) so references between
-objects survive. Objects likely to show PHI in their pixels are flagged for quarantine. What
+objects survive. Pixels are screened (``burned_in.py``, pydicom deid's rules): a known layout
+is blanked and Clean Pixel Data declared; a risky class no rule covers is held at the edge. What
 re-identification needs stays on the hospital side in :class:`deid.vault.Vault`; the data
 center checks what it receives with ``verify.py`` alone. docs/DEIDENTIFICATION.md lists every
 rule and the test that shows it.
