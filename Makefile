@@ -10,6 +10,8 @@ DEID_SHA256  := c8679a5ee7e985bdeef4f3bf9838f048cbd7d59d7084c145287b5d28a33184a8
 DEID_RULES   := .cache/pydicom-deid/$(DEID_VERSION)
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PACS_HOME ?= $(CURDIR)/.pacs
+# The tests' own home (tests/conftest.py): `make test` never writes into the demo's.
+TEST_HOME := $(CURDIR)/.pacs-test
 
 .PHONY: install system venv jars demo test test-unit test-integration audit bench clean-state down
 
@@ -63,14 +65,14 @@ demo: install
 # each in its own process so no Spark session of one part leaks into the other.
 test: install
 	.venv/bin/lint-imports
-	$(PY) -m pytest tests/unit -q
-	$(PY) -m pytest tests/integration tests/e2e tests/security -q
+	PACS_HOME=$(TEST_HOME) $(PY) -m pytest tests/unit -q
+	PACS_HOME=$(TEST_HOME) $(PY) -m pytest tests/integration tests/e2e tests/security -q
 
 test-unit: venv
-	$(PY) -m pytest tests/unit -q
+	PACS_HOME=$(TEST_HOME) $(PY) -m pytest tests/unit -q
 
 test-integration: install
-	$(PY) -m pytest tests/integration -q
+	PACS_HOME=$(TEST_HOME) $(PY) -m pytest tests/integration -q
 
 # pip-audit of the pinned set (also part of `make test`: tests/security/test_dependencies.py)
 audit: venv

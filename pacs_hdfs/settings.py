@@ -73,6 +73,20 @@ class Settings(BaseSettings):
         return "127.0.0.1" if self.cluster_bind in ("0.0.0.0", "::", "") else self.cluster_bind
     # --- end of cluster binds ---------------------------------------------------------------
 
+    # --- YARN and real clusters (issue 16; deploy/cluster/README.md) --------------------------
+    # yarn = true: the embedded cluster also runs a ResourceManager and NodeManager(s), and jobs
+    # run on YARN (spark.master = yarn) with this environment shipped as an archive, so nodes
+    # need no project install. With embedded = false, spark_master = "yarn" does the same on a
+    # real cluster. Job status and cancel then go through the ResourceManager's REST API.
+    yarn: bool = Field(False, description="run jobs on YARN (embedded: also start RM + NMs)")
+    yarn_rm_url: str = Field("http://127.0.0.1:8088",
+                             description="ResourceManager web/REST address(es), ';'-separated")
+    yarn_queue: str = Field("default", description="YARN queue of our Spark applications")
+    spark_python_archive: Path | None = Field(
+        None, description="venv-pack archive shipped to YARN executors (spark.archives); "
+        "default $PACS_HOME/data/pacs-env.tar.gz, built when missing or stale")
+    # --- end of YARN and real clusters ---------------------------------------------------------
+
     # --- services -------------------------------------------------------------------------
     gateway_port: int = 8443
     portal_port: int = 8000
