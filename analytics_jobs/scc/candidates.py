@@ -1,8 +1,22 @@
-"""Candidate poses from correlation slices: top-k local maxima and the false-candidate ratio.
+"""Candidate poses from correlation slices: top-k local maxima and the false candidates.
+
+False candidates follow the study (§2.5.1): solutions scoring better than the correct solution,
+counted relative to all solutions. The correct solution is every grid pose within one grid step
+(geodesic, see ``grid.poses_within``) of the true rotation; its score is the best among them.
+Two figures come out of one pass:
+
+* per-pose count — grid poses scoring strictly above the correct score (none of them can lie
+  within one step of the truth, since the correct score is the best there); the ratio divides
+  it by all grid poses, as the study does;
+* false peaks — distinct local maxima scoring strictly above the correct score, so one false
+  peak spread over several grid points counts once.
 
 Slices C[:, k, :] (axes α, γ) may arrive in any β order; a slice is examined once its β
 neighbours are known, then dropped when no longer needed, so only a few slices are held.
-Neighbourhoods are 3 × 3 × 3 with α and γ periodic and β clamped at its ends.
+Neighbourhoods are 3 × 3 × 3 with α and γ periodic; past the ends of the β axis the grid goes
+on over the pole: the row before β_0 is β_0 itself shifted by half a turn in α and γ, since
+R(α, −β, γ) = R(α + π, β, γ − π) (likewise after the last row). Exact ties make every tied
+point a maximum (only constructed grids have them).
 """
 
 from __future__ import annotations
@@ -26,16 +40,32 @@ def periodic_max3x3(plane: np.ndarray) -> np.ndarray:
     return np.maximum(rows, np.maximum(np.roll(rows, 1, axis=1), np.roll(rows, -1, axis=1)))
 
 
-def local_maxima(centre: np.ndarray, neighbourhood_max: np.ndarray, top_k: int, k: int) -> list[Candidate]:
-    """The ``top_k`` best points of slice k that equal their 3 × 3 × 3 neighbourhood maximum."""
-    a_idx, c_idx = np.nonzero(centre >= neighbourhood_max)
+def over_the_pole(plane: np.ndarray) -> np.ndarray:
+    """The β row just past a pole, seen from the end row ``plane``: (a, c) ↦ (a + B, c + B)."""
+    half = (plane.shape[0] // 2, plane.shape[1] // 2)
+    return np.roll(plane, half, axis=(0, 1))
+
+
+def maxima_mask(centre: np.ndarray, neighbourhood_max: np.ndarray) -> np.ndarray:
+    """Points of a slice that equal their 3 × 3 × 3 neighbourhood maximum."""
+    return centre >= neighbourhood_max
+
+
+def local_maxima(centre: np.ndarray, mask: np.ndarray, top_k: int, k: int) -> list[Candidate]:
+    """The ``top_k`` best local maxima of slice k."""
+    a_idx, c_idx = np.nonzero(mask)
     scores = centre[a_idx, c_idx]
     best = np.argsort(scores)[::-1][:top_k]
     return [Candidate(float(scores[i]), (int(a_idx[i]), k, int(c_idx[i]))) for i in best]
 
 
 class LocalMaximaCollector:
-    """Streams β slices; keeps the best ``top_k`` local maxima and counts scores above a threshold."""
+    """Streams β slices; keeps the best ``top_k`` local maxima and counts what beats a threshold.
+
+    ``count_above``: grid poses scoring strictly above ``threshold``; ``maxima_above``: local
+    maxima doing so. With the correct solution's score as threshold these are the false
+    candidates per pose and the false peaks.
+    """
 
     def __init__(self, n_beta: int, top_k: int = 10, threshold: float = np.inf):
         self.n_beta, self.top_k, self.threshold = n_beta, top_k, threshold
@@ -44,6 +74,7 @@ class LocalMaximaCollector:
         self.done: set[int] = set()
         self.best: list[Candidate] = []
         self.count_above = 0
+        self.maxima_above = 0
 
     def _neighbours(self, k: int) -> list[int]:
         return [j for j in (k - 1, k + 1) if 0 <= j < self.n_beta]
@@ -62,7 +93,12 @@ class LocalMaximaCollector:
 
     def _evaluate(self, k: int) -> None:
         around = [self.plane_max[j] for j in (k, *self._neighbours(k))]
-        found = local_maxima(self.slices[k], np.maximum.reduce(around), self.top_k, k)
+        if k in (0, self.n_beta - 1):
+            around.append(over_the_pole(self.plane_max[k]))
+        centre = self.slices[k]
+        mask = maxima_mask(centre, np.maximum.reduce(around))
+        self.maxima_above += int(np.count_nonzero(mask & (centre > self.threshold)))
+        found = local_maxima(centre, mask, self.top_k, k)
         self.best = sorted(self.best + found, reverse=True)[: self.top_k]
         self.done.add(k)
 
@@ -72,5 +108,5 @@ class LocalMaximaCollector:
 
 
 def false_candidate_ratio(count_strictly_better: int, n_grid_poses: int) -> float:
-    """Share of grid poses scoring strictly better than the grid pose nearest the truth."""
+    """The study's relative measure: poses scoring above the correct solution ÷ all grid poses."""
     return count_strictly_better / n_grid_poses

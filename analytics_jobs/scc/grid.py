@@ -94,6 +94,38 @@ def nearest_grid_index(rotation: np.ndarray, bandwidth: int) -> tuple[int, int, 
     return best[1]
 
 
+def grid_step(bandwidth: int) -> float:
+    """One grid step (radians): the α and γ spacing π/B of the SO(3) grid (β's is half of it).
+
+    A single step along α or γ moves a pose by exactly this geodesic angle, so every rotation
+    has its nearest grid pose well within it (at most about 0.75 of it, at β = π/2).
+    """
+    return np.pi / bandwidth
+
+
+def poses_within(rotation: np.ndarray, bandwidth: int, radius: float) -> dict[int, np.ndarray]:
+    """Grid poses within geodesic distance ``radius`` of ``rotation``: {β row k: mask over (a, c)}.
+
+    Only rows with |β_k − β| ≤ radius can hold such poses (the geodesic distance is at least the
+    angle between the rotated z axes, which is at least the difference of their β), and within
+    a row the (2B)² distances come from one einsum, as in ``nearest_grid_index``. The nearest
+    grid pose is always included, so the answer is never empty.
+    """
+    _, beta, _ = matrix_to_euler(rotation)
+    alpha_grid, beta_grid, gamma_grid = so3_angles(bandwidth)
+    rz_alpha, rz_gamma = _rz(alpha_grid), _rz(gamma_grid)
+    min_trace = 1.0 + 2.0 * np.cos(min(radius, np.pi))  # angle ≤ radius ⇔ trace ≥ 1 + 2 cos(radius)
+    found: dict[int, np.ndarray] = {}
+    for k in np.nonzero(np.abs(beta_grid - beta) <= radius + 1e-12)[0]:
+        left = rotation.T @ rz_alpha @ _ry(beta_grid[k])
+        mask = np.einsum("ail,cli->ac", left, rz_gamma) >= min_trace - 1e-12
+        if mask.any():
+            found[int(k)] = mask
+    a, k, c = nearest_grid_index(rotation, bandwidth)
+    found.setdefault(k, np.zeros((2 * bandwidth, 2 * bandwidth), dtype=bool))[a, c] = True
+    return found
+
+
 def grid_pose(index: tuple[int, int, int], bandwidth: int) -> tuple[float, float, float]:
     """Euler angles (α, β, γ) of a grid index (a, k, c)."""
     alpha, beta, gamma = so3_angles(bandwidth)

@@ -12,7 +12,14 @@ import numpy as np
 
 from analytics_jobs.scc.candidates import LocalMaximaCollector, false_candidate_ratio
 from analytics_jobs.scc.correlate import correlation_slices, pair_order
-from analytics_jobs.scc.grid import euler_to_matrix, grid_pose, nearest_grid_index, rotation_angle
+from analytics_jobs.scc.grid import (
+    euler_to_matrix,
+    grid_pose,
+    grid_step,
+    nearest_grid_index,
+    poses_within,
+    rotation_angle,
+)
 from analytics_jobs.scc.mapping import cylmap, normalise, projmap
 from analytics_jobs.scc.measure import StageMeter
 from analytics_jobs.scc.sht import SHT_BACKENDS, default_sht_backend, fejer_weights
@@ -27,12 +34,26 @@ def warm_up() -> None:
         pass
 
 
-def _score_at(f: np.ndarray, g: np.ndarray, b_out: int, index: tuple[int, int, int]) -> tuple[float, dict]:
-    """Score at one grid index, computing only the β pair that holds it; returns the slices too."""
-    a, k, c = index
-    pair = min(k, 2 * b_out - 1 - k)
-    slices = dict(correlation_slices(f, g, b_out, pairs=[pair]))
-    return float(slices[k][a, c]), slices
+def _truth_slices(f: np.ndarray, g: np.ndarray, b_out: int, rotation: np.ndarray) -> tuple[dict, dict]:
+    """The correct solution: the best grid pose within one grid step of ``rotation``.
+
+    Computes only the β pairs holding those poses (a few); returns the slices too, so the
+    main loop reuses them, and {nearest_index, true_score, correct_index, correct_score}.
+    """
+    ball = poses_within(rotation, b_out, grid_step(b_out))
+    pairs = sorted({min(k, 2 * b_out - 1 - k) for k in ball})
+    slices = dict(correlation_slices(f, g, b_out, pairs=pairs))
+    correct_score, correct_index = -np.inf, None
+    for k, mask in ball.items():
+        scores = np.where(mask, slices[k], -np.inf)
+        a, c = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        if scores[a, c] > correct_score:
+            correct_score, correct_index = float(scores[a, c]), (int(a), k, int(c))
+    a, k, c = nearest_grid_index(rotation, b_out)
+    truth = {"nearest_index": (a, k, c), "true_score": float(slices[k][a, c]),
+             "correct_index": correct_index, "correct_score": correct_score,
+             "correct_poses": int(sum(int(mask.sum()) for mask in ball.values()))}
+    return truth, slices
 
 
 def run_pair(
@@ -45,10 +66,15 @@ def run_pair(
     top_k: int = 10,
     sht_backend: str | None = None,
 ) -> dict:
-    """Correlate a photo against a panorama; return candidates, false-candidate ratio and stage costs.
+    """Correlate a photo against a panorama; return candidates, false candidates and stage costs.
 
     ``true_pose`` is the camera-to-world rotation matrix (3 × 3) when known. Candidates carry
     their score, grid index, Euler angles (α, β, γ) and, with a true pose, the rotation error.
+    With a true pose the result also holds the study's false candidates (see ``candidates``):
+    ``false_candidates`` (grid poses above the correct solution), ``false_candidate_ratio``
+    (that ÷ all grid poses), ``false_peaks`` (distinct local maxima above it), the correct
+    solution (``correct_index``/``correct_score``: best pose within one grid step of the
+    truth) and the nearest grid pose (``true_index``/``true_score``).
     ``sht_backend`` is "numpy" or "ducc0" (default: ducc0 when installed).
     """
     sht_backend = sht_backend or default_sht_backend()
@@ -66,12 +92,11 @@ def run_pair(
         transform = SHT_BACKENDS[sht_backend]
         f_lm, g_lm = transform(f_grid, b_in), transform(g_grid, b_in)
     n_beta = 2 * b_out
-    true_index, true_score, slices = None, np.inf, {}
+    truth, slices = {}, {}
     with meter.stage("correlation"):
         if true_pose is not None:
-            true_index = nearest_grid_index(true_pose, b_out)
-            true_score, slices = _score_at(f_lm, g_lm, b_out, true_index)
-        collector = LocalMaximaCollector(n_beta, top_k=top_k, threshold=true_score)
+            truth, slices = _truth_slices(f_lm, g_lm, b_out, true_pose)
+        collector = LocalMaximaCollector(n_beta, top_k=top_k, threshold=truth.get("correct_score", np.inf))
         for k, piece in slices.items():
             collector.add(k, piece)
         done = {min(k, n_beta - 1 - k) for k in slices}
@@ -87,16 +112,21 @@ def run_pair(
                 entry["error_deg"] = float(np.degrees(rotation_angle(true_pose, euler_to_matrix(*angles))))
             candidates.append(entry)
         n_poses = n_beta**3
+        known = true_pose is not None
         result = {
             "b_in": b_in,
             "b_out": b_out,
             "grid_poses": n_poses,
             "candidates": candidates,
-            "true_index": list(true_index) if true_index else None,
-            "true_score": None if true_pose is None else true_score,
-            "false_candidate_ratio": (
-                None if true_pose is None else false_candidate_ratio(collector.count_above, n_poses)
-            ),
+            "true_index": list(truth["nearest_index"]) if known else None,
+            "true_score": truth.get("true_score"),
+            "correct_index": list(truth["correct_index"]) if known else None,
+            "correct_score": truth.get("correct_score"),
+            "correct_poses": truth.get("correct_poses"),
+            "correct_radius_deg": float(np.degrees(grid_step(b_out))),
+            "false_candidates": collector.count_above if known else None,
+            "false_candidate_ratio": false_candidate_ratio(collector.count_above, n_poses) if known else None,
+            "false_peaks": collector.maxima_above if known else None,
             "sht_backend": sht_backend,
         }
     result["stages"] = meter.stages
