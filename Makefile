@@ -8,14 +8,19 @@ JARS    := .cache/jars
 DEID_VERSION := 0.4.13
 DEID_SHA256  := c8679a5ee7e985bdeef4f3bf9838f048cbd7d59d7084c145287b5d28a33184a8
 DEID_RULES   := .cache/pydicom-deid/$(DEID_VERSION)
+# OHIF v3, the standard DICOMweb viewer tests/e2e/test_ohif_viewer.py runs against the portal:
+# the prebuilt app that the npm package ships (dist/), checked by its sha256, served as static files.
+OHIF_VERSION := 3.13.2
+OHIF_SHA256  := b189d3963bfc58e9394a9db8c7be75d07beb029ec211dbb126d47b62969dd3f1
+OHIF_DIR     := .cache/ohif/$(OHIF_VERSION)
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PACS_HOME ?= $(CURDIR)/.pacs
 # The tests' own home (tests/conftest.py): `make test` never writes into the demo's.
 TEST_HOME := $(CURDIR)/.pacs-test
 
-.PHONY: install system venv jars demo test test-unit test-integration audit bench clean-state down
+.PHONY: install system venv jars ohif demo test test-unit test-integration audit bench clean-state down
 
-install: system venv jars
+install: system venv jars ohif
 
 # Debian packages: installed only when a command they provide is missing.
 system:
@@ -25,6 +30,7 @@ system:
 	command -v storescu >/dev/null || missing="$$missing dcmtk"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -46,6 +52,15 @@ $(DEID_RULES)/.extracted: | .venv/.installed
 	echo "$(DEID_SHA256)  $(DEID_RULES)/wheel/deid-$(DEID_VERSION)-py3-none-any.whl" | sha256sum -c --quiet
 	$(PY) -c 'import sys, zipfile, pathlib; z = zipfile.ZipFile(sys.argv[1]); [pathlib.Path(sys.argv[2], pathlib.Path(n).name).write_bytes(z.read(n)) for n in z.namelist() if n.startswith("deid/data/deid.dicom") or n.endswith("/licenses/LICENSE")]' $(DEID_RULES)/wheel/deid-$(DEID_VERSION)-py3-none-any.whl $(DEID_RULES)
 	rm -rf $(DEID_RULES)/wheel
+	touch $@
+
+ohif: $(OHIF_DIR)/.extracted
+$(OHIF_DIR)/.extracted:
+	rm -rf $(OHIF_DIR) && mkdir -p $(OHIF_DIR)/pack
+	cd $(OHIF_DIR)/pack && npm pack -q --silent @ohif/app@$(OHIF_VERSION) >/dev/null
+	echo "$(OHIF_SHA256)  $(OHIF_DIR)/pack/ohif-app-$(OHIF_VERSION).tgz" | sha256sum -c --quiet
+	tar -xzf $(OHIF_DIR)/pack/ohif-app-$(OHIF_VERSION).tgz -C $(OHIF_DIR) --strip-components=1 package/dist package/LICENSE
+	rm -rf $(OHIF_DIR)/pack
 	touch $@
 
 jars: $(JARS)/.hadoop $(JARS)/.hbase
