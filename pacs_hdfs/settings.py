@@ -239,6 +239,18 @@ class Settings(BaseSettings):
         "default $PACS_HOME/portal/secret.key; portals on several hosts share one file")
     # --- end of portal security --------------------------------------------------------------
 
+    # --- portal CORS and the external viewer (portal/README.md "Viewer and DICOMweb") -------
+    # Origins (scheme://host:port) whose pages may call /dicomweb from the browser, e.g. an OHIF
+    # served on its own origin; empty = no CORS headers at all (same-origin only). Cookies are
+    # never allowed cross-origin: such a viewer authenticates with a bearer token.
+    portal_cors_origins: list[str] = Field(default_factory=list,
+                                           description="origins allowed to call /dicomweb")
+    portal_cors_max_age: int = Field(600, ge=0, description="preflight cache seconds")
+    # The case page's "Open in viewer" link: a standard DICOMweb viewer (OHIF v3) URL; the
+    # portal appends StudyInstanceUIDs and a study-scoped read token. Empty = no such link.
+    portal_viewer_url: str = Field("", description="OHIF viewer URL, e.g. http://host:3000/viewer")
+    # --- end of portal CORS and the external viewer -----------------------------------------
+
     @property
     def effective_replication(self) -> int:
         return self.replication or min(3, self.datanodes)
