@@ -30,7 +30,9 @@ ACTIONS = ("login", "login-failed", "login-throttled", "login-busy", "logout",
            "dicom-association-rejected", "dicom-association-end", "dicom-find", "dicom-get",
            "dicom-move",
            # the gateway (hl7_gateway/identity.py): a client certificate refused
-           "gateway-refused")
+           "gateway-refused",
+           # study lifecycle (pacs_hdfs/dicom/lifecycle.py: CLI `pacs study`, DICOMweb DELETE)
+           "study-delete", "study-reject", "study-restore", "study-compact")
 
 log = logging.getLogger("pacs.audit")
 

@@ -26,7 +26,9 @@ Code = tuple[str, str, str]
 #: CID 400 Audit Event ID
 EVENT_IDS: dict[str, Code] = {
     "application_activity": ("110100", "DCM", "Application Activity"),
+    "instances_accessed": ("110103", "DCM", "DICOM Instances Accessed"),
     "instances_transferred": ("110104", "DCM", "DICOM Instances Transferred"),
+    "instances_deleted": ("110105", "DCM", "DICOM Instances Deleted"),
     "export": ("110106", "DCM", "Export"),
     "import": ("110107", "DCM", "Import"),
     "query": ("110112", "DCM", "Query"),
