@@ -41,7 +41,7 @@ from deid.pseudonyms import (
 from deid.records import DeidResult, ReidRecord
 from deid.verify import AGE_TOP_YEARS, TOP_CODED_AGE, age_years, descriptor_is_clean
 
-log = logging.getLogger("pacs.deid")
+log = logging.getLogger(__name__)
 
 DEFAULT_OPTIONS = DeidOptions()
 

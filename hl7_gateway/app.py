@@ -33,6 +33,7 @@ from hl7_gateway.identity import AUDIT_ACTION, Audit, Identities, IdentityGate
 from hl7_gateway.models import AckDetail
 from hl7_gateway.parser import ParseOutcome, ParserLimits, VisitResult, parse_request
 from pacs_hdfs.dicom.edge_identity import Peer, peer_from_scope
+from pacs_hdfs.logs import RequestIdMiddleware
 
 log = logging.getLogger("hl7_gateway")
 XML = "application/xml"
@@ -106,6 +107,7 @@ def create_app(store, identities: Identities, limits: ParserLimits = ParserLimit
     ``audit(user, action, target, **details)`` records refusals (`pacs_hdfs.audit.record`)."""
     app = FastAPI(title="pacs-mdc HL7 v3 gateway", docs_url=None, redoc_url=None)
     app.add_middleware(IdentityGate, identities=identities, audit=audit)
+    app.add_middleware(RequestIdMiddleware)  # outermost: the identity gate's lines carry it
     if stow is not None:
         app.include_router(stow)
 

@@ -21,19 +21,9 @@ from hl7_gateway.identity import Identities
 from hl7_gateway.parser import ParserLimits
 from hl7_gateway.store import VisitStore
 from hl7_gateway.tls_scope import PeerCertProtocol
-from pacs_hdfs import audit
+from pacs_hdfs import audit, logs
 from pacs_hdfs.hardening import harden
 from pacs_hdfs.settings import Settings
-
-
-def configure_logging(log_file: Path) -> None:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    for name in ("hl7_gateway", "pacs_hdfs", "pacs"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO)
-        logger.addHandler(handler)
 
 
 def uvicorn_config(app, certs: CertPaths, host: str, port: int) -> uvicorn.Config:
@@ -69,13 +59,13 @@ def stow_routes(settings: Settings):
 def serve(settings: Settings, certs: CertPaths, host: str = "127.0.0.1", port: int | None = None,
           limits: ParserLimits = ParserLimits(), log_file: Path | None = None) -> None:
     """Run the gateway in the foreground until interrupted."""
-    configure_logging(log_file or settings.path("logs", "gateway.log"))
+    logs.setup("gateway", log_file or settings.path("logs", "gateway.log"))
     limits = dataclasses.replace(limits, screen_text=settings.hl7_gateway_text_screen)
     identities = Identities.from_settings(settings, certs)
     app = create_app(VisitStore(settings), identities, limits, stow_routes(settings),
                      audit=functools.partial(audit.record, settings))
     config = uvicorn_config(app, certs, host, port or settings.gateway_port)
-    logging.getLogger("hl7_gateway").info(
+    logging.getLogger(__name__).info(
         "gateway listening on https://%s:%d (mTLS; HL7 v3, STOW-RS); %d certificate CN(s) "
         "mapped to hospitals, certificate hospitals %s, revocation: %d deny-list entries, "
         "CRL %s", host, config.port, len(identities.hospitals),

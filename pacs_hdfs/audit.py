@@ -34,7 +34,7 @@ ACTIONS = ("login", "login-failed", "login-throttled", "login-busy", "logout",
            # study lifecycle (pacs_hdfs/dicom/lifecycle.py: CLI `pacs study`, DICOMweb DELETE)
            "study-delete", "study-reject", "study-restore", "study-compact")
 
-log = logging.getLogger("pacs.audit")
+log = logging.getLogger(__name__)
 
 
 @dataclass

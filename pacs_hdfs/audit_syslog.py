@@ -23,7 +23,7 @@ import socket
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-log = logging.getLogger("pacs.audit")
+log = logging.getLogger(__name__)
 
 FACILITY_AUTHPRIV, SEVERITY_NOTICE = 10, 5
 MSGID = "IHE+RFC-3881"

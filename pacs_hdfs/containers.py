@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from pacs_hdfs.hdfs_store import HdfsStore, StorageError
 
-log = logging.getLogger("pacs.containers")
+log = logging.getLogger(__name__)
 
 MAGIC = b"PACSPK01"
 FOOTER_TAIL = 16  # manifest length (8) + magic (8)

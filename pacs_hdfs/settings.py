@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # --- where state lives ---------------------------------------------------------------
     home: Path = Field(Path(".pacs"), description="state, data, logs and pid files")
     jars_dir: Path = Field(REPO_ROOT / ".cache" / "jars", description="Maven-resolved jars")
+    # Every service's log is JSON lines, rotated at this size (pacs_hdfs/logs.py).
+    log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="log file rotation size")
+    log_backups: int = Field(5, ge=0, description="rotated log files kept per service")
 
     # --- the cluster ----------------------------------------------------------------------
     embedded: bool = Field(True, description="false = use a real cluster; `pacs cluster` refuses")
@@ -55,7 +58,7 @@ class Settings(BaseSettings):
     heap_mb: dict[str, int] = Field(default_factory=lambda: {
         "namenode": 256, "datanode": 128, "zookeeper": 64, "hbase-master": 256,
         "hbase-regionserver": 768, "hbase-thrift": 384, "spark-master": 128,
-        "spark-worker": 128,
+        "spark-worker": 128, "resourcemanager": 256, "nodemanager": 192,
     })
 
     # --- cluster binds ----------------------------------------------------------------------
@@ -74,6 +77,11 @@ class Settings(BaseSettings):
     # --- end of cluster binds ---------------------------------------------------------------
 
     # --- YARN and real clusters (issue 16; deploy/cluster/README.md) --------------------------
+    # embedded = false: every endpoint these settings do not name (in pacs.toml, PACS_* or as an
+    # argument) comes from the cluster's own client configuration (pacs_hdfs/hadoop_conf.py):
+    # HADOOP_CONF_DIR (fs.defaultFS, every NameNode of an HA nameservice -> webhdfs_url
+    # 'url1;url2', dfs.replication, the ResourceManager(s)), HBASE_CONF_DIR (ZooKeeper port,
+    # Thrift host/port if named) and SPARK_CONF_DIR (spark.master, executor memory, queue).
     # yarn = true: the embedded cluster also runs a ResourceManager and NodeManager(s), and jobs
     # run on YARN (spark.master = yarn) with this environment shipped as an archive, so nodes
     # need no project install. With embedded = false, spark_master = "yarn" does the same on a
@@ -85,6 +93,79 @@ class Settings(BaseSettings):
     spark_python_archive: Path | None = Field(
         None, description="venv-pack archive shipped to YARN executors (spark.archives); "
         "default $PACS_HOME/data/pacs-env.tar.gz, built when missing or stale")
+    spark_ship_python: bool | None = Field(
+        None, description="ship the Python archive and our code to executors; default: on YARN")
+    hadoop_conf_dir: Path | None = Field(None, description="default $HADOOP_CONF_DIR")
+    hbase_conf_dir: Path | None = Field(None, description="default $HBASE_CONF_DIR, else the "
+                                        "Hadoop one")
+    spark_conf_dir: Path | None = Field(None, description="default $SPARK_CONF_DIR")
+    spark_driver_host: str | None = Field(
+        None, description="address executors reach the driver at; default: cluster_host when "
+        "embedded, else spark-defaults' spark.driver.host, else this host's address on the "
+        "route to the Spark master / ResourceManager / NameNode")
+    spark_driver_bind: str | None = Field(
+        None, description="driver listen address; default cluster_bind when embedded, else "
+        "spark_driver_host")
+    job_runner: Literal["auto", "external"] = Field(
+        "auto", description="auto: `pacs job submit` starts a runner when none reports in; "
+        "external: a managed one (systemd pacs-job-runner.service) is expected")
+
+    @field_validator("spark_python_archive", "hadoop_conf_dir", "hbase_conf_dir",
+                     "spark_conf_dir", mode="before")
+    @classmethod
+    def _cluster_empty_path_is_none(cls, v):
+        return v or None
+
+    @model_validator(mode="after")
+    def _endpoints_from_cluster_conf(self) -> Settings:
+        """embedded = false: fill what was not set explicitly from the conf directories."""
+        if self.embedded:
+            return self
+        from pacs_hdfs.hadoop_conf import ClusterConf, derived_settings
+        conf = ClusterConf.load(*self.cluster_conf_dirs)
+        for name, value in derived_settings(conf).items():
+            if name not in self.model_fields_set:
+                self.__dict__[name] = value            # not "set": pacs.toml still wins
+                self._from_conf_dirs[name] = value
+        self._conf_files = conf.files
+        return self
+
+    _from_conf_dirs: dict[str, object] = PrivateAttr(default_factory=dict)
+    _conf_files: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def cluster_conf_dirs(self) -> tuple[Path | None, Path | None, Path | None]:
+        """(Hadoop, HBase, Spark) client configuration directories in use (None: none)."""
+        from pacs_hdfs.hadoop_conf import conf_dirs
+        return conf_dirs(self.hadoop_conf_dir, self.hbase_conf_dir, self.spark_conf_dir)
+
+    @property
+    def from_conf_dirs(self) -> dict[str, object]:
+        """The fields that came from the conf directories (`pacs doctor` shows them)."""
+        return dict(self._from_conf_dirs)
+
+    @property
+    def webhdfs_urls(self) -> list[str]:
+        """The NameNodes' WebHDFS URLs (several with HA; `webhdfs_url` is ';'-separated)."""
+        return [u.strip().rstrip("/") for u in self.webhdfs_url.split(";") if u.strip()]
+
+    @property
+    def yarn_rm_urls(self) -> list[str]:
+        return [u.strip().rstrip("/") for u in self.yarn_rm_url.split(";") if u.strip()]
+
+    @property
+    def on_yarn(self) -> bool:
+        """Jobs run on YARN: `yarn = true` or `spark_master = "yarn"`."""
+        return self.yarn or self.spark_master == "yarn"
+
+    @property
+    def ships_python(self) -> bool:
+        """Executors get the packed environment and our code instead of this venv's path."""
+        return self.on_yarn if self.spark_ship_python is None else self.spark_ship_python
+
+    @property
+    def python_archive(self) -> Path:
+        return self.spark_python_archive or self.path("data", "pacs-env.tar.gz")
     # --- end of YARN and real clusters ---------------------------------------------------------
 
     # --- services -------------------------------------------------------------------------

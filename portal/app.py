@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from urllib.parse import quote
 
 from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.logs import RequestIdMiddleware
 from portal.deps import NotSignedIn, csrf_guard
 from portal.search.feed import LiveIndex
 from portal.routes import admin, auth, cases, dicomweb, home, jobs, search, viewer
@@ -67,6 +68,7 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
     for module in (auth, home, search, cases, viewer, dicomweb, jobs, admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz():
@@ -80,7 +82,7 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
 
     @app.exception_handler(StorageError)
     async def storage_down(request: Request, exc: StorageError):
-        logging.getLogger("pacs.portal").error("storage error on %s: %s", request.url.path, exc)
+        logging.getLogger(__name__).error("storage error on %s: %s", request.url.path, exc)
         return await http_error(request, StarletteHTTPException(
             503, "The data store is not reachable right now; try again shortly."))
 

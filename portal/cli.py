@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from pacs_hdfs import logs
 from pacs_hdfs.cli_apps import app, console, emit_json, fail, search_app, user_app
 from pacs_hdfs.hardening import AEAD_CIPHERS
 from pacs_hdfs.settings import get_settings
@@ -39,7 +40,8 @@ def portal(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     ssl = ({"ssl_certfile": tls[0], "ssl_keyfile": tls[1], "ssl_ciphers": AEAD_CIPHERS}
            if tls else {})
     console.print(f"portal on {'https' if tls else 'http'}://{host}:{port or s.portal_port}/")
-    uvicorn.run(web, host=host, port=port or s.portal_port, log_level="info",
+    logs.setup("portal", s.path("logs", "portal.log"))
+    uvicorn.run(web, host=host, port=port or s.portal_port, log_config=None, access_log=False,
                 proxy_headers=False, timeout_graceful_shutdown=5, **ssl)
 
 

@@ -35,7 +35,7 @@ from deid.edge import stow
 from deid.edge.spool import Entry, Spool
 from deid.edge.state import EdgeState
 
-log = logging.getLogger("pacs.edge.forwarder")
+log = logging.getLogger(__name__)
 
 RESCAN_SECONDS = 2.0
 FIRST_DELAY = 0.5

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from deid.edge.forwarder import Forwarder, Target
 
-log = logging.getLogger("pacs.edge.forwarding")
+log = logging.getLogger(__name__)
 
 
 def _main(root: str, target: Target, name: str, log_path: str | None, notes, stop,
@@ -31,7 +31,7 @@ def _main(root: str, target: Target, name: str, log_path: str | None, notes, sto
     exit_with_parent(parent)
     if log_path:
         from pacs_hdfs.dicom import scp_logging
-        scp_logging.setup(Path(log_path))
+        scp_logging.setup(Path(log_path), service="edge-forwarder")
     forwarder = Forwarder(Spool(EdgePaths(Path(root))), target,
                           EdgeState(name, target.url, StageStats()))
     forwarder.start()

@@ -38,7 +38,7 @@ from deid.edge.encode import encode
 
 from pacs_hdfs.dicom.part10 import check_lengths
 
-log = logging.getLogger("pacs.edge.receive")
+log = logging.getLogger(__name__)
 
 #: outcome kind -> (C-STORE status, ErrorComment); "refused" carries validation's own pair
 OUTCOMES: dict[str, tuple[int, str]] = {

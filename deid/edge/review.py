@@ -29,7 +29,7 @@ from deid.edge import quarantine
 from deid.edge.layout import EdgePaths
 from deid.edge.users import EdgeUsers
 
-log = logging.getLogger("pacs.edge.review")
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "edge_session"
 LOGIN_CSRF_COOKIE = "edge_login_csrf"

@@ -31,7 +31,7 @@ from pacs_hdfs.settings import Settings
 
 from deid.vault_access import open_vault
 
-log = logging.getLogger("pacs.edge")
+log = logging.getLogger(__name__)
 
 
 class EdgeBusy(RuntimeError):
@@ -187,7 +187,7 @@ def _start_review(settings: Settings, paths: EdgePaths):
 
 def run(settings: Settings) -> None:
     """`pacs edge` in the foreground until SIGTERM / SIGINT."""
-    scp_logging.setup(settings.edge_log or settings.path("logs", "edge.log"))
+    scp_logging.setup(settings.edge_log or settings.path("logs", "edge.log"), service="edge")
     edge = start(settings)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

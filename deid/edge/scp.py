@@ -25,7 +25,7 @@ from pacs_hdfs.hardening import harden
 from pacs_hdfs.dicom.scp_logging import notification_handlers, operation
 from pacs_hdfs.settings import Settings
 
-log = logging.getLogger("pacs.edge.scp")
+log = logging.getLogger(__name__)
 
 #: C-STORE status when the handler itself fails (a bug must not kill the association)
 UNEXPECTED = (0xC002, "Cannot process: unexpected edge failure")

@@ -21,7 +21,7 @@ from pathlib import Path
 from deid.edge import durable
 from deid.edge.layout import META_SUFFIX, SUFFIX, EdgePaths
 
-log = logging.getLogger("pacs.edge.spool")
+log = logging.getLogger(__name__)
 
 STORED, DUPLICATE, CONFLICT = "stored", "duplicate", "conflict"
 

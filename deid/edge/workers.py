@@ -27,8 +27,9 @@ from pathlib import Path
 
 from deid.edge.receive import Receipt, Receiver
 from deid.profiles import DeidProfiles
+from pacs_hdfs.logs import OUR_PACKAGES
 
-log = logging.getLogger("pacs.edge.workers")
+log = logging.getLogger(__name__)
 
 _receiver: Receiver | None = None
 _captured: list[tuple[str, int, str]] = []
@@ -59,10 +60,12 @@ def _init(vault_path: str, key_path: str, edge_root: str, parent: int,
     vault = open_vault(Path(vault_path), Path(key_path))
     _receiver = Receiver(vault.deid_keys(), vault, Spool(EdgePaths(Path(edge_root))),
                          profiles=profiles)
-    root = logging.getLogger("pacs")
+    # our lines are replayed in the edge process (`WorkerPool.store`), which writes its log
+    root = logging.getLogger()
     root.handlers[:] = [_Capture()]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    root.setLevel(logging.WARNING)
+    for name in OUR_PACKAGES:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _store(raw: bytes, calling_ae: str = "") -> tuple[Receipt, list[tuple[str, int, str]]]:

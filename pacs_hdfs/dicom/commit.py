@@ -37,7 +37,7 @@ from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.schema import row_key
 
-log = logging.getLogger("pacs.scp.commit")
+log = logging.getLogger(__name__)
 
 CONTAINER_ROOT = "dicom/containers"
 #: instance-row mark: this object is in its series/study counters

@@ -13,7 +13,9 @@ down, the process killed) leaves bytes no index row points to. Compaction, per s
 3. points the rows at their new location, then deletes each old file once no row points into
    it; readers that fetched a row before the move retry with the fresh row (`stored.py`);
 4. deletes files that no row points into and that are older than `grace_s` (younger ones may
-   belong to a commit still writing its rows).
+   belong to a commit still writing its rows), and at once the `released` ones: files that held
+   objects the study lifecycle deleted or rejected (`lifecycle.py` removed their rows and
+   recorded the files), so their space is freed without waiting for the grace period.
 
 Safe to interrupt anywhere: the worst case is a new file nothing points to yet (an orphan,
 reclaimed by the next run) or an old file still on disk (same).
@@ -47,6 +49,8 @@ class SeriesReport:
     bad_objects: list[str] = field(default_factory=list)   # row keys whose bytes did not verify
     left_young: int = 0            # unreferenced files younger than the grace period
     left_unfinished: int = 0       # files holding rows of an unfinished commit
+    released_files_deleted: int = 0    # files of deleted/rejected objects only (lifecycle)
+    released_bytes_reclaimed: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -75,8 +79,11 @@ def series_rows(hbase, study: str, series: str) -> tuple[dict[bytes, Location], 
 
 def compact_series(hbase, hdfs, directory: str, writer: ContainerWriter, *,
                    grace_s: float = 3600.0, target_bytes: int = 256 << 20,
-                   now: float | None = None) -> SeriesReport:
-    """Compact one series directory (see the module docstring); returns what it did."""
+                   now: float | None = None,
+                   released: frozenset[str] | set[str] = frozenset()) -> SeriesReport:
+    """Compact one series directory (see the module docstring); returns what it did.
+    `released`: absolute paths of files whose unreferenced bytes are known to be deleted
+    objects (not a commit in flight): reclaimed regardless of `grace_s`."""
     now = time.time() if now is None else now
     report = SeriesReport(hdfs.abs(directory))
     files = {f.path: f for f in hdfs.list_status(directory)
@@ -105,14 +112,17 @@ def compact_series(hbase, hdfs, directory: str, writer: ContainerWriter, *,
         if path in still:
             continue
         old = (now - info.modified_ms / 1000) >= grace_s
-        if path in merged or old:
+        if path in merged or old or path in released:
             try:
                 hdfs.delete(path)
             except StorageError as e:
                 log.warning("could not delete %s: %s", path, e)
                 continue
             report.bytes_deleted += info.length
-            if path not in merged:
+            if path in released and path not in merged:
+                report.released_files_deleted += 1
+                report.released_bytes_reclaimed += info.length
+            elif path not in merged:
                 report.orphan_files_deleted += 1
                 report.orphan_bytes_reclaimed += info.length
         else:

@@ -42,7 +42,7 @@ from pacs_hdfs import audit_messages as am
 from pacs_hdfs import audit_syslog
 from pacs_hdfs.dicom.config import REJECTIONS, Peer, ip_address_of, rejection_text
 
-log = logging.getLogger("pacs.scp")
+log = logging.getLogger(__name__)
 
 #: at most this many studies are named in one message (a C-FIND may match thousands); the
 #: total is always given

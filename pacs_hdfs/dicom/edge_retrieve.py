@@ -32,7 +32,7 @@ from pacs_hdfs.dicom.multipart import close_bytes, part_bytes
 from pacs_hdfs.dicom.stored import read_bytes
 from pacs_hdfs.hdfs_store import StorageError
 
-log = logging.getLogger("pacs.edge_retrieve")
+log = logging.getLogger(__name__)
 DICOM = "application/dicom"
 
 

@@ -50,7 +50,7 @@ from pacs_hdfs.dicom.commit import CONTAINER_ROOT
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.schema import row_key
 
-log = logging.getLogger("pacs.fsck")
+log = logging.getLogger(__name__)
 
 #: the result document's top-level keys (stable; documented in README "Storage")
 RESULT_KEYS = {

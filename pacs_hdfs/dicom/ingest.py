@@ -18,7 +18,7 @@ from dataclasses import replace
 from pacs_hdfs.dicom.commit import Committer, Outcome
 from pacs_hdfs.dicom.received import receive
 
-log = logging.getLogger("pacs.scp.ingest")
+log = logging.getLogger(__name__)
 #: the sender of a DIMSE C-STORE, as recorded in the instance row's `l:edge`
 DIMSE_SOURCE = "dimse:{ae}"
 

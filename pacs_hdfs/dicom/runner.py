@@ -23,7 +23,7 @@ from pacs_hdfs.dicom.server import Handlers, build_ae, event_handlers
 from pacs_hdfs.hbase_store import HBaseStore
 from pacs_hdfs.settings import Settings
 
-log = logging.getLogger("pacs.scp")
+log = logging.getLogger(__name__)
 
 
 def build_handlers(settings: Settings, ae_title: str) -> Handlers:

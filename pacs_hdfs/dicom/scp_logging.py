@@ -1,28 +1,21 @@
-"""The SCP's log: every line once, and every line written while an association is being served
+"""The DICOM services' log (the MDC's `pacs scp` and the hospital's `pacs edge`): every line
+once, as JSON (pacs_hdfs/logs.py), and every line written while an association is being served
 tagged with that association.
-
-One line, once. `pacs up` runs the SCP under the supervisor with stdout/stderr redirected to
-`$PACS_HOME/logs/NAME.log`, which for the SCP is also the default `PACS_SCP_LOG`. Writing to
-both the log file and stderr then wrote every line twice into the same file. `setup` writes to
-the log file, and to stderr only when stderr is not that same file. Handlers hang on the
-`pacs`, `pacs_hdfs` (retry warnings) and `pynetdicom` loggers (not propagating, so a root
-handler set up by anything else cannot repeat them), and calling `setup` again replaces them
-rather than adding more.
 
 Association context. pynetdicom serves each association in its own thread and calls our event
 handlers in that thread, so a `ContextVar` set there is seen by every log call made while the
 association is served, our handlers' generators included (they run in the thread that iterates
 them). `on_requested` (EVT_REQUESTED) gives the association a short id and records the calling AE
 title and the peer address; `operation()` wraps each service handler to add which operation is
-running. `AssociationFilter` (on the handlers) appends ` [assoc=… ae=… peer=… op=…]` to
+running. `AssociationFilter` (on the handlers) sets the fields `assoc`, `ae`, `peer` and `op` of
 each such line; pynetdicom's DUL threads and a C-MOVE's sub-association (linked at its
-EVT_CONN_OPEN) are looked up by thread. Lines outside an association carry nothing. A rejected
+EVT_CONN_OPEN) are looked up by thread. Lines outside an association carry none. A rejected
 association's line gives the A-ASSOCIATE-RJ sent (result, source, reason and its meaning); the
 association id (`association_id`) is also what the audit trail records.
 
 No PHI: only de-identified UIDs, AE titles, addresses and exception types are logged by us.
 pynetdicom's own lines are kept from WARNING up (association aborts, failed sub-operations,
-encoding failures: the failures the SCP used to swallow silently); `RedactFilter` cuts its
+encoding failures: the failures the SCP used to swallow silently); `logs.RedactFilter` cuts its
 tracebacks down to the exception type, since an exception message may quote a data value.
 """
 from __future__ import annotations
@@ -32,18 +25,15 @@ import inspect
 import itertools
 import logging
 import os
-import sys
 import threading
 import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-log = logging.getLogger("pacs.scp")
+from pacs_hdfs import logs
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(assoc)s"
-#: loggers whose lines go to the SCP log, with their level
-LOGGERS = {"pacs": logging.INFO, "pacs_hdfs": logging.INFO, "pynetdicom": logging.WARNING}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,9 +43,10 @@ class AssocInfo:
     peer: str
     op: str = ""
 
-    def tag(self) -> str:
-        op = f" op={self.op}" if self.op else ""
-        return f" [assoc={self.id} ae={self.ae} peer={self.peer}{op}]"
+    def fields(self) -> dict[str, str]:
+        """The log fields of this association (`op` only while an operation runs)."""
+        doc = {"assoc": self.id, "ae": self.ae, "peer": self.peer}
+        return {**doc, "op": self.op} if self.op else doc
 
 
 _current: ContextVar[AssocInfo | None] = ContextVar("pacs_scp_association", default=None)
@@ -211,66 +202,15 @@ def operation(op: str, handler):
 
 
 class AssociationFilter(logging.Filter):
-    """Adds `record.assoc`: the association tag, or "" outside an association."""
+    """Sets `assoc`, `ae`, `peer` and `op` on records written while an association is served."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         info = _current.get() or _thread_info()
-        record.assoc = info.tag() if info else ""
+        for name, value in (info.fields() if info else {}).items():
+            setattr(record, name, value)
         return True
 
 
-class RedactFilter(logging.Filter):
-    """pynetdicom's tracebacks reduced to their exception type (messages may quote values)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("pynetdicom"):
-            return True
-        msg = record.getMessage()
-        if "Traceback" in msg:
-            last = msg.strip().splitlines()[-1]
-            record.msg, record.args = f"traceback of {last.split(':', 1)[0].strip()} (redacted)", ()
-        if record.exc_info:
-            record.msg = f"{record.getMessage()} ({record.exc_info[0].__name__}, redacted)"
-            record.args, record.exc_info, record.exc_text = (), None, None
-        return True
-
-
-def same_file(stream, path: Path) -> bool:
-    """Is `stream` (e.g. stderr) writing into `path` already?"""
-    try:
-        return os.path.samestat(os.fstat(stream.fileno()), os.stat(path))
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _ours(handler: logging.Handler) -> bool:
-    return getattr(handler, "_pacs_scp", False)
-
-
-def setup(path: Path, stream=None) -> list[logging.Handler]:
-    """Our lines (pacs at INFO, pynetdicom at WARNING; its debug dumps would print dataset
-    values, i.e. PHI) to the SCP log file, and to `stream` (stderr) unless that is the same
-    file. Idempotent. Returns the handlers."""
-    stream = sys.stderr if stream is None else stream
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [logging.FileHandler(path)]
-    if not same_file(stream, path):
-        handlers.append(logging.StreamHandler(stream))
-    fmt = logging.Formatter(FORMAT)
-    for h in handlers:
-        h.setFormatter(fmt)
-        h.addFilter(RedactFilter())
-        h.addFilter(AssociationFilter())
-        h._pacs_scp = True
-    for name, level in LOGGERS.items():
-        logger = logging.getLogger(name)
-        for old in [h for h in logger.handlers if _ours(h)]:
-            logger.removeHandler(old)
-            if old not in handlers:
-                old.close()
-        logger.setLevel(level)
-        logger.propagate = False
-        for h in handlers:
-            logger.addHandler(h)
-    return handlers
+def setup(path: Path, stream=None, service: str = "scp") -> list[logging.Handler]:
+    """The service's JSON log (`logs.setup`) with the association fields. Idempotent."""
+    return logs.setup(service, path, stream=stream, filters=(AssociationFilter(),))

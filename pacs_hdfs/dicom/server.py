@@ -41,7 +41,7 @@ from pacs_hdfs.dicom.scp_logging import (notification_handlers, operation,
                                          sub_association_handlers)
 from pacs_hdfs.hdfs_store import StorageError
 
-log = logging.getLogger("pacs.scp")
+log = logging.getLogger(__name__)
 
 QR_MODELS = (PatientRootQueryRetrieveInformationModelFind,
              StudyRootQueryRetrieveInformationModelFind,

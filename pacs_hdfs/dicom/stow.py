@@ -47,7 +47,7 @@ from pacs_hdfs.dicom.multipart import MultipartError, MultipartReader, Part, par
 from pacs_hdfs.dicom.received import Received, receive
 from pacs_hdfs.dicom.stow_response import InstanceResult, http_status, response_json
 
-log = logging.getLogger("pacs.stow")
+log = logging.getLogger(__name__)
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"

@@ -24,7 +24,7 @@ SNAPSHOT_EVERY = 100_000
 LONG_REPLAY = 10_000      # a first catch-up this long is worth a snapshot at once
 SNAPSHOT = "search/case-index.npz"
 FEED_END = (FEED + chr(ord(SEP) + 1)).encode()
-log = logging.getLogger("pacs.portal.search")
+log = logging.getLogger(__name__)
 
 
 def read_feed(hbase, start: bytes, limit: int = CHUNK) -> tuple[list[tuple[int, dict]], bytes]:

@@ -28,6 +28,7 @@ from types import SimpleNamespace
 import pytest
 from pydicom import Dataset, dcmread
 
+from pacs_hdfs import logs
 from tests.integration.dicom_support import (DCMTK, HOST, MDC_AE, dcmtk, deid_uid,
                                              instance_key, scp_process, store)
 from tests.portal_support import free_port
@@ -386,25 +387,26 @@ def test_log_lines_once_each_tagged_with_its_association(scp, spoiled, tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     time.sleep(0.5)
     lines = scp.mdc_log.read_text().splitlines()
-    assert sum("listening on" in line for line in lines) == 1
+    records = logs.read(scp.mdc_log)
+    assert not [r for r in records if r.get("raw")], "every line is a JSON object"
+    assert sum("listening on" in r["event"] for r in records) == 1
     repeated = [line for line, n in Counter(lines).items() if n > 1 and line.strip()]
     assert not repeated, repeated[:5]
 
-    failed = [line for line in lines if spoiled.bad in line and "unreadable" in line
-              and "ae=RDLOGTEST" in line]
+    failed = [r for r in records if spoiled.bad in r["event"] and "unreadable" in r["event"]
+              and r.get("ae") == "RDLOGTEST"]
     assert len(failed) == 1, failed
-    assoc = re.search(r"\[assoc=(\S+) ae=RDLOGTEST peer=127\.0\.0\.1:\d+ op=C-GET\]", failed[0])
-    assert assoc, failed[0]
-    mine = [line for line in lines if f"assoc={assoc.group(1)} " in line]
-    texts = " | ".join(mine)
+    assert failed[0]["op"] == "C-GET" and re.fullmatch(r"127\.0\.0\.1:\d+", failed[0]["peer"])
+    mine = [r for r in records if r.get("assoc") == failed[0]["assoc"]]
+    texts = " | ".join(r["event"] for r in mine)
     for expected in ("association requested", "association accepted", "C-STORE sub-operation",
                      "C-GET STUDY: 5 matched, 4 read", "association released"):
         assert expected in texts, expected
     # every line of the association, from its first to its last, carries its id
     # (the SCP's own and pynetdicom's lines; background threads such as the committer serve
     # no association)
-    first, last = lines.index(mine[0]), lines.index(mine[-1])
-    untagged = [ln for ln in lines[first:last + 1]
-                if re.search(r" (pacs\.scp|pynetdicom[.\w]*): ", ln) and "[assoc=" not in ln]
+    first, last = records.index(mine[0]), records.index(mine[-1])
+    untagged = [r for r in records[first:last + 1]
+                if re.match(r"(pacs_hdfs\.dicom|pynetdicom)", r["logger"]) and "assoc" not in r]
     assert not untagged, untagged
     assert spoiled.originals[0].PatientID not in scp.mdc_log.read_text()   # no PHI

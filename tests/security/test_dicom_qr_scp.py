@@ -6,7 +6,7 @@ cluster, in a scratch namespace (its own tables, so its audit trail holds only t
 | C-ECHO / C-FIND / C-GET, calling AE `ZZ_NOBODY`, called AE `WRONGCALLED` (dcmtk) | association rejected: called AE not recognized (0x07); to `MDC`: calling AE not recognized (0x03) |
 | the SCP on 0.0.0.0 | 127.0.0.1 only (`test_binds.py` checks every socket) |
 | the audit page after a Q/R: no event | association, query, retrieve and end events with AE, address, studies and counts, as PS3.15 A.5 XML |
-| `scp.log` without the calling AE or the association | every association line carries `[assoc=… ae=… peer=…]`, rejections their reason |
+| `scp.log` without the calling AE or the association | every association line (JSON) carries `assoc`, `ae`, `peer`, rejections their reason |
 
 Also: an allow-listed AE from a source address it is not bound to (127.0.0.2) is rejected; on a
 non-loopback address, a peer without TLS is rejected and one with a client certificate of the
@@ -14,7 +14,6 @@ CA is served over the TLS listener (pynetdicom and dcmtk's `+tls` as peers).
 """
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import time
@@ -22,7 +21,7 @@ import uuid
 
 import pytest
 
-from pacs_hdfs import audit, audit_messages
+from pacs_hdfs import audit, audit_messages, logs
 from tests.security.dicom_security_support import (
     CALLING_NOT_RECOGNIZED, HOST, MDC_AE, NO_REASON, TESTER_CALLED, TESTER_CALLING, TESTER_ROWS,
     associate, can_make_interfaces, deidentified_series, find, free_port, get, mdc_scp_process,
@@ -150,14 +149,15 @@ def test_query_retrieve_is_audited_and_logged(mdc, tmp_path):
         assert audit_messages.validate(e.details["xml"].encode()) == [], e.action
     assert any(e.action == "dicom-service-start" for e in events)
 
-    log = mdc.log.read_text()
+    records = logs.read(mdc.log)
     for ae, assoc_id in (("FINDSCU", finder), ("GETSCU", getter)):
-        lines = [ln for ln in log.splitlines() if f"[assoc={assoc_id} " in ln]
-        assert any("association accepted" in ln for ln in lines)
-        assert any("association released" in ln for ln in lines)
-        assert all(f"ae={ae} " in ln for ln in lines), lines
-    assert re.search(rf"association rejected \(result 0x01, source 0x01, reason 0x07: called AE "
-                     rf"title not recognized\) \[assoc=\S+ ae={TESTER_CALLING} peer=", log)
+        mine = [r for r in records if r.get("assoc") == assoc_id]
+        assert any("association accepted" in r["event"] for r in mine)
+        assert any("association released" in r["event"] for r in mine)
+        assert all(r["ae"] == ae for r in mine), mine
+    assert any(r["event"] == "association rejected (result 0x01, source 0x01, reason 0x07: "
+               "called AE title not recognized)" and r.get("ae") == TESTER_CALLING
+               and r.get("peer") for r in records)
 
 
 @pytest.fixture(scope="module")

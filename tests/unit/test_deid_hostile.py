@@ -233,7 +233,7 @@ def test_age_is_top_coded_and_birth_date_emptied():
 
 
 def test_patients_without_identity_get_distinct_pseudonyms_and_shifts(caplog):
-    caplog.set_level(logging.INFO, logger="pacs.deid")
+    caplog.set_level(logging.INFO, logger="deid.deidentify")
     results = []
     for n in range(8):
         source = hostile(patient_id="", name="", study=f"1.2.826.0.1.3680043.55.{n}")
@@ -245,7 +245,7 @@ def test_patients_without_identity_get_distinct_pseudonyms_and_shifts(caplog):
                                          study="1.2.826.0.1.3680043.55.0")), KEYS)
     assert again.patient_pseudonym == results[0].patient_pseudonym
     # the log names the de-identified study only, once per study
-    lines = [r.getMessage() for r in caplog.records if r.name == "pacs.deid"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "deid.deidentify"]
     assert len(lines) == 8
     assert all(r.deid_study_uid in line for r, line in zip(results, lines))
     assert not any("1.2.826.0.1.3680043.55" in line or MARKER in line for line in lines)

@@ -19,6 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.dsutils import encode
 
 from pacs_hdfs.dicom import index_rows as ix
+from pacs_hdfs import logs
 from pacs_hdfs.dicom import query, scp_logging
 from pacs_hdfs.dicom.synthetic import ct_series
 from pacs_hdfs.hdfs_store import StorageError
@@ -179,7 +180,7 @@ def retrieve_world(monkeypatch):
             records.append(record)
     keep = Keep()
     keep.addFilter(scp_logging.AssociationFilter())
-    pacs_log, pynetdicom_log = logging.getLogger("pacs"), logging.getLogger("pynetdicom")
+    pacs_log, pynetdicom_log = logging.getLogger("pacs_hdfs"), logging.getLogger("pynetdicom")
     saved = (pacs_log.level, pynetdicom_log.level)
     pacs_log.addHandler(keep)
     pynetdicom_log.addHandler(keep)
@@ -234,9 +235,9 @@ def test_c_get_sends_every_readable_object_and_lists_the_failed(retrieve_world):
 
     tagged = [r for r in w.records if "unreadable, counted" in r.getMessage()]
     assert len(tagged) == 1 and sorted(w.bad)[0] in tagged[0].getMessage()
-    assert "ae=GETTER" in tagged[0].assoc and "op=C-GET" in tagged[0].assoc
-    assoc_id = tagged[0].assoc.split("assoc=")[1].split()[0]
-    mine = [r for r in w.records if f"assoc={assoc_id} " in r.assoc]
+    assert tagged[0].ae == "GETTER" and tagged[0].op == "C-GET"
+    assoc_id = tagged[0].assoc
+    mine = [r for r in w.records if getattr(r, "assoc", None) == assoc_id]
     assert any("association requested" in r.getMessage() for r in mine)
     assert any("association released" in r.getMessage() for r in mine)
     assert any(r.name.startswith("pynetdicom") for r in mine)  # its sub-operation failure line
@@ -295,7 +296,7 @@ def test_c_move_sends_every_readable_object_and_lists_the_failed(retrieve_world)
     assert (status.NumberOfCompletedSuboperations, status.NumberOfFailedSuboperations) == (3, 1)
     failed = ident.FailedSOPInstanceUIDList
     assert ([failed] if isinstance(failed, str) else list(failed)) == sorted(w.bad)
-    assert any("op=C-MOVE" in r.assoc and "ae=MOVER" in r.assoc for r in w.records
+    assert any(getattr(r, "op", "") == "C-MOVE" and getattr(r, "ae", "") == "MOVER" for r in w.records
                if "unreadable, counted" in r.getMessage())
 
 
@@ -316,8 +317,9 @@ def test_unsendable_placeholder_is_refused_before_the_wire():
 
 @pytest.fixture
 def restore_loggers():
+    names = ("", *logs.OUR_PACKAGES)
     saved = {name: (lg.level, lg.propagate, list(lg.handlers))
-             for name in scp_logging.LOGGERS for lg in [logging.getLogger(name)]}
+             for name in names for lg in [logging.getLogger(name)]}
     yield
     for name, (level, propagate, handlers) in saved.items():
         lg = logging.getLogger(name)
@@ -325,6 +327,9 @@ def restore_loggers():
             if h not in handlers:
                 lg.removeHandler(h)
                 h.close()
+        for h in handlers:
+            if h not in lg.handlers:
+                lg.addHandler(h)
         lg.setLevel(level)
         lg.propagate = propagate
 
@@ -335,30 +340,32 @@ def test_log_written_once_when_stderr_is_the_log_file(tmp_path, restore_loggers)
         handlers = scp_logging.setup(path, stream=stderr_like)
         assert len(handlers) == 1
         scp_logging.setup(path, stream=stderr_like)   # again: replaced, not added
-        assert sum(scp_logging._ours(h) for h in logging.getLogger("pacs").handlers) == 1
-        logging.getLogger("pacs.scp").info("one line %d", 42)
+        assert sum(logs._ours(h) for h in logging.getLogger().handlers) == 1
+        logging.getLogger("pacs_hdfs.dicom.runner").info("one line %d", 42)
         logging.getLogger("pacs_hdfs.retry").warning("a retry")
-        for h in logging.getLogger("pacs").handlers:
+        logging.getLogger("hdfs.client").info("a chatty library line")
+        for h in logging.getLogger().handlers:
             h.flush()
-    lines = path.read_text().splitlines()
-    assert sum("one line 42" in line for line in lines) == 1
-    assert sum("a retry" in line for line in lines) == 1
+    records = logs.read(path)
+    assert [r["event"] for r in records] == ["one line 42", "a retry"]
+    assert records[0]["service"] == "scp" and records[0]["level"] == "INFO"
+    assert records[0]["logger"] == "pacs_hdfs.dicom.runner"
 
 
 def test_log_to_file_and_a_separate_stderr(tmp_path, restore_loggers):
     other = io.StringIO()
-    handlers = scp_logging.setup(tmp_path / "scp.log", stream=other)
+    handlers = scp_logging.setup(tmp_path / "scp.log", stream=other, service="edge")
     assert len(handlers) == 2
-    logging.getLogger("pacs.scp").info("both")
-    assert other.getvalue().count("both") == 1
-    assert (tmp_path / "scp.log").read_text().count("both") == 1
+    logging.getLogger("deid.edge.scp").info("both")
+    assert json.loads(other.getvalue())["event"] == "both"
+    assert [r["service"] for r in logs.read(tmp_path / "scp.log")] == ["edge"]
 
 
 def test_pynetdicom_tracebacks_are_reduced_to_their_type():
     rec = logging.LogRecord("pynetdicom.service_class", logging.ERROR, __file__, 1,
                             "\nTraceback (most recent call last):\n  File x\n"
                             "ValueError: Patient Name Secret^Person", (), None)
-    scp_logging.RedactFilter().filter(rec)
+    logs.RedactFilter().filter(rec)
     assert "Secret" not in rec.getMessage() and "ValueError" in rec.getMessage()
 
 
@@ -485,7 +492,7 @@ def test_threads_of_a_move_sub_association_carry_the_parent_tag():
     def tag_here(key):
         rec = logging.LogRecord("pynetdicom.assoc", logging.WARNING, __file__, 1, "x", (), None)
         scp_logging.AssociationFilter().filter(rec)
-        seen[key] = rec.assoc
+        seen[key] = {k: getattr(rec, k, "") for k in ("assoc", "ae", "peer", "op")}
 
     class Peer:                                     # stands in for pynetdicom's Association
         requestor = SimpleNamespace(primitive=SimpleNamespace(calling_ae_title="MOVER"),
@@ -503,7 +510,7 @@ def test_threads_of_a_move_sub_association_carry_the_parent_tag():
     t = threading.Thread(target=serve)
     t.start()
     t.join()
-    assert "ae=MOVER" in seen["parent"] and "op=C-MOVE]" in seen["parent"]
-    assert seen["sub"].replace(" sub-association", "") == seen["parent"]
+    assert seen["parent"]["ae"] == "MOVER" and seen["parent"]["op"] == "C-MOVE"
+    assert seen["sub"] == {**seen["parent"], "op": "C-MOVE sub-association"}
     tag_here("outside")
-    assert seen["outside"] == ""
+    assert not any(seen["outside"].values())

@@ -261,7 +261,7 @@ def test_identified_object_is_refused_and_nothing_is_stored(caplog):
     archive = Archive()
     good = deidentified_series(1)[0]
     identified = ct_series(1, patient_id="MRN-4411", patient_name=PHI_NAME, size=16)[0]
-    with caplog.at_level(logging.INFO, logger="pacs.stow"):
+    with caplog.at_level(logging.INFO, logger="pacs_hdfs.dicom.stow"):
         r = archive.post(multipart([encode(identified)]))
     assert r.status_code == 409
     assert failed(r) == [(identified.SOPInstanceUID, 0xC000)]
