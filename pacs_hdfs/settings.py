@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # Every service's log is JSON lines, rotated at this size (pacs_hdfs/logs.py).
     log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="log file rotation size")
     log_backups: int = Field(5, ge=0, description="rotated log files kept per service")
+    # Every service's log is JSON lines, rotated at this size (pacs_hdfs/logs.py).
+    log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="log file rotation size")
+    log_backups: int = Field(5, ge=0, description="rotated log files kept per service")
 
     # --- the cluster ----------------------------------------------------------------------
     embedded: bool = Field(True, description="false = use a real cluster; `pacs cluster` refuses")
