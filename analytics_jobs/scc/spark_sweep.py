@@ -2,7 +2,7 @@
 
 Each task is one Spark partition. The executor rebuilds its synthetic panorama/photo pair from
 (seed, pair) — nothing but a few integers is shipped — runs ``run_pair`` and returns one flat
-row: the numbers (false-candidate ratio, candidates) together with the profiling metadata that
+row: the numbers (false candidates per pose and as distinct peaks, candidates) together with the profiling metadata that
 the study says must travel with them (per-stage wall/CPU time and peak RSS, host facts, the
 Spark executor settings). The driver writes all rows as one Parquet file under the job's output
 directory, a per-combination summary into the result document, and the report artifacts.
@@ -32,7 +32,8 @@ SPARK_KEYS = ("spark.master", "spark.executor.memory", "spark.executor.cores", "
               "spark.task.cpus", "spark.python.worker.reuse", "spark.python.worker.memory")
 #: executor environment variables that change kernel speed (a whitelist: never the whole env)
 ENV_KEYS = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-MAX_BANDWIDTH = 512
+#: the study's largest input resolution (its Tables 10–11 go up to 1024:512)
+MAX_BANDWIDTH = 1024
 
 
 def _int_list(value) -> list[int]:
@@ -112,7 +113,9 @@ def task_row(result: dict, task: dict, pose, facts: dict, spark_conf: dict, task
            "yaw": pose[0], "pitch": pose[1], "roll": pose[2],
            "grid_poses": result["grid_poses"], "sht_backend": result["sht_backend"],
            "false_candidate_ratio": result["false_candidate_ratio"],
+           "false_candidates": result["false_candidates"], "false_peaks": result["false_peaks"],
            "true_score": result["true_score"], "true_index": json.dumps(result["true_index"]),
+           "correct_score": result["correct_score"], "correct_index": json.dumps(result["correct_index"]),
            "n_candidates": len(result["candidates"]),
            "best_score": result["candidates"][0]["score"] if result["candidates"] else None,
            "best_error_deg": result["candidates"][0].get("error_deg") if result["candidates"] else None,
@@ -231,7 +234,8 @@ def run(ctx: JobContext, p: Params) -> dict:
         "combinations": [{"b_in": b_in, "b_out": b_out} for b_in, b_out in valid],
         "skipped": skipped,
         "summary": summary,
-        "tasks": [{k: r[k] for k in ("pair", "b_in", "b_out", "false_candidate_ratio", "true_score",
+        "tasks": [{k: r[k] for k in ("pair", "b_in", "b_out", "false_candidate_ratio", "false_candidates",
+                                     "false_peaks", "true_score", "correct_score",
                                      "best_score", "best_error_deg", "total_seconds",
                                      "correlation_seconds", "correlation_peak_rss_mib")}
                   for r in rows],

@@ -58,6 +58,28 @@ def test_report_has_study_tables_and_pngs():
         assert artifacts[name].startswith(b"\x89PNG") and len(artifacts[name]) > 5000
 
 
+def test_false_peaks_and_the_study_tables_10_11():
+    rows = [{**row(64, 64, p, r), "false_peaks": peaks} for p, (r, peaks) in enumerate([(0.0, 0), (0.001, 3), (0.002, 5)])]
+    rows += [{**row(512, 512, 0, 0.0), "false_peaks": 0}]
+    summary = summarise(rows)
+    assert summary[0]["false_peaks"]["median"] == 3 and summary[0]["false_peaks"]["max"] == 5
+    text = markdown(summary, distinct_hosts(rows))
+    assert "| 64:64 | 3 | 2097152 | 0.00e+00 | 5.00e-04 | 1.00e-03 | 1.50e-03 | 2.00e-03 | 3 | 5 |" in text
+    table = text[text.index("## Study Tables 10–11"):]
+    assert "data differ from the study's" in table and "synthetic" in table
+    lines = table.splitlines()
+    header = next(ln for ln in lines if ln.startswith("| | "))
+    cols = [c.strip() for c in header.strip("|").split("|")][1:]
+    assert len(cols) == 14 and cols[:5] == ["64:64", "128:64", "256:64", "512:64", "1024:64"]
+    assert cols[-2:] == ["512:512", "1024:512"]                      # the study's column order
+    study, ours, peaks, pairs = (next(ln for ln in lines if ln.startswith(p)) for p in (
+        "| study", "| here: median ratio", "| here: median false peaks", "| here: pairs"))
+    assert study.split("|")[2].strip() == "0.00944" and study.split("|")[-2].strip() == "1.18e-05"
+    assert ours.split("|")[2].strip() == "0.001" and ours.split("|")[3].strip() == "–"
+    assert peaks.split("|")[2].strip() == "3" and pairs.split("|")[2].strip() == "3"
+    assert pairs.split("|")[-3].strip() == "1"                          # 512:512, one pair
+
+
 def test_compare_gives_ratios_per_common_combination():
     a = {"job_id": "A", "summary": summarise(ROWS), "hosts": distinct_hosts(ROWS)}
     slow = [row(64, 64, p, 0.1, scale=2.0) for p in range(3)] + [row(256, 64, 0, 0.2)]
