@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import requests
 from hdfs import HdfsError, InsecureClient
+from hdfs.client import _Request
 
 from pacs_hdfs.retry import retry
 from pacs_hdfs.settings import Settings
@@ -48,12 +49,28 @@ def _file_info(path: str, st: dict) -> FileInfo:
                     st["type"] == "DIRECTORY", int(st.get("modificationTime", 0)))
 
 
+class _Client(InsecureClient):
+    """HdfsCLI's client plus the one WebHDFS operation it lacks (same HA failover path)."""
+
+
+# after the class: the metaclass would name the operation GETBLOCKLOCATIONS
+_Client._get_block_locations = _Request("GET").to_method("GET_BLOCK_LOCATIONS")
+
+
 class HdfsStore:
     def __init__(self, settings: Settings, attempts: int = 6):
         self.s = settings
         self.root = settings.hdfs_root
         self.attempts = attempts
-        self.client = InsecureClient(settings.webhdfs_url, user=settings.hdfs_user, timeout=60)
+        # NameNode HA: every NameNode's URL, ';'-separated; the client moves on to the next one
+        # on a StandbyException or a connection error and remembers which answered.
+        self.client = _Client(";".join(settings.webhdfs_urls), user=settings.hdfs_user,
+                             timeout=60)
+
+    @property
+    def active_url(self) -> str:
+        """The NameNode URL that answered last (the active one under HA)."""
+        return self.client._urls[0]  # the hdfs package rotates this deque on failover
 
     def abs(self, path: str) -> str:
         """Paths not starting with '/' are relative to the configured root."""
@@ -164,14 +181,18 @@ class HdfsStore:
         p = self.abs(path)
 
         def go():
-            r = requests.get(f"{self.s.webhdfs_url}/webhdfs/v1{p}",
-                             params={"op": "GET_BLOCK_LOCATIONS", "user.name": self.s.hdfs_user},
-                             timeout=30)
-            r.raise_for_status()
+            r = self.client._get_block_locations(p)   # through the HA failover of the client
             blocks = r.json()["LocatedBlocks"]["locatedBlocks"]
             return [[f"{loc['ipAddr']}:{loc['xferPort']}" for loc in b["locations"]]
                     for b in blocks]
         return self._do(f"block locations {p}", go)
+
+    def upload(self, path: str, local) -> None:
+        """Stream a local file to HDFS (replacing what is there), durable on return."""
+        p = self.abs(path)
+        self._do(f"upload {p}", lambda: self.client.upload(
+            p, str(local), overwrite=True, replication=self.s.effective_replication,
+            chunk_size=1 << 20), attempts=2)
 
     def url(self, path: str) -> str:
         """The `hdfs://` URL Spark uses for a store path."""
