@@ -129,18 +129,29 @@ def _known(name: str) -> str:
 
 
 @app.command("init")
-def init(json_out: bool = typer.Option(False, "--json")) -> None:
-    """Create the HDFS layout and HBase tables (idempotent)."""
+def init(json_out: bool = typer.Option(False, "--json"),
+         upgrade: bool = typer.Option(False, "--upgrade",
+                                      help="migrate an archive of an older schema version")
+         ) -> None:
+    """Create the HDFS layout and HBase tables (idempotent). Refuses (exit 3) an archive of an
+    older schema version unless `--upgrade`, and one of a newer version always."""
+    from pacs_hdfs.schema_version import SchemaError
     from pacs_hdfs.storage import init_storage
     try:
-        report = init_storage(get_settings())
+        report = init_storage(get_settings(), upgrade=upgrade)
+    except SchemaError as e:
+        from pacs_hdfs.cli_apps import fail
+        fail(e, code=3)
     except Exception as e:  # noqa: BLE001 - reported to the user with its cause
         _fail(e)
     if json_out:
         emit_json(report)
     else:
+        sv = report["schema"]
         console.print(f"HDFS dirs: {', '.join(report['hdfs_dirs'])}")
         console.print(f"HBase tables: {', '.join(report['hbase_tables'])}")
+        console.print(f"schema version {sv['version']}" + (
+            f" (upgraded from {sv['from']})" if sv["action"] == "upgrade" else ""))
 
 
 def _top_level_commands() -> set[str]:
@@ -159,7 +170,7 @@ def up() -> None:
     create_dev_pki(settings.path("certs"))
     issue_edge_cert(settings.path("certs"), settings.edge_name)
     sup, result = _start_cluster()
-    init(json_out=False)
+    init(json_out=False, upgrade=False)
     for name, args in available(_top_level_commands()):
         pid = sup.start_python_service(name, "pacs_hdfs", *args)
         console.log(f"{name}: pid {pid}, log {sup.log_file(name)}")
@@ -183,6 +194,7 @@ AREA_MODULES = (
     "pacs_hdfs.dicom_cli",
     "pacs_hdfs.fsck_cli",
     "pacs_hdfs.study_cli",
+    "pacs_hdfs.backup_cli",
     "portal.cli",
     "deploy.demo",
     "deid.edge.cli",

@@ -83,6 +83,10 @@ TABLES = (
           "'u/' + user name, or 's/' + sha256(session token)",
           "portal users (u: role, argon2 hash, created) and server-side sessions "
           "(s: user, csrf token, expiry; HBase drops them after 12 h)"),
+    Table("schema", {"v": {"max_versions": 1}},
+          "'version'",
+          "the archive's schema version (v:version, v:code, v:at), mirrored in "
+          "SCHEMA_VERSION.json on the HDFS root; see schema_version.py"),
 )
 
 
