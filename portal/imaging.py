@@ -6,6 +6,9 @@ C.11.2.1.2) -> 8-bit, inverted for MONOCHROME1. Colour images (RGB, YBR_* conver
 pydicom) are shown as they are. The browser viewer gets `modality_frame` values and does the
 windowing itself (smooth dragging); PNG/JPEG rendering serves DICOMweb `/rendered` and the
 quarantine preview.
+Also what WADO-RS sends without decoding: a stored frame's own bytes (`stored_frame_bytes`),
+and, only when a client asks for uncompressed data, the object decoded (`explicit_le_bytes`);
+thumbnails for the PS3.18 rendered `/thumbnail` resources.
 """
 from __future__ import annotations
 
@@ -15,10 +18,13 @@ from io import BytesIO
 import numpy as np
 from PIL import Image
 from pydicom import Dataset
+from pydicom.encaps import get_frame
 from pydicom.pixels import apply_modality_lut, pixel_array
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 FORMATS = {"png": "PNG", "jpeg": "JPEG"}
+UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99",
+                "1.2.840.10008.1.2.2")
 
 
 class ImagingError(ValueError):
@@ -175,3 +181,61 @@ def native_frame_bytes(ds: Dataset, frame: int = 0) -> bytes:
     stored values, samples interleaved."""
     arr = stored_frame(ds, frame)
     return np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
+
+
+def frame_syntax(ds: Dataset) -> str:
+    """The transfer syntax the object's pixel data is stored in."""
+    meta = getattr(ds, "file_meta", None)
+    return str(getattr(meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2.1")
+
+
+def stored_frame_bytes(ds: Dataset, frame: int = 0) -> bytes:
+    """One frame exactly as stored, not decoded (WADO-RS pass-through): the frame's bytes of
+    native pixel data, or its encapsulated fragments joined (PS3.5 A.4) for a compressed
+    syntax. ImagingError for bit-packed (1-bit) native data: those frames are not byte-aligned
+    and are decoded instead."""
+    _check_frame(ds, frame)
+    n = frame_count(ds)
+    if ds["PixelData"].is_undefined_length or frame_syntax(ds) not in UNCOMPRESSED:
+        offsets = ds.get("ExtendedOffsetTable")
+        lengths = ds.get("ExtendedOffsetTableLengths")
+        ext = (offsets, lengths) if offsets is not None and lengths is not None else None
+        try:
+            return get_frame(ds.PixelData, frame, number_of_frames=n, extended_offsets=ext)
+        except (ValueError, IndexError) as e:
+            raise ImagingError(f"cannot split the encapsulated pixel data: {e}") from e
+    bits = int(ds.get("BitsAllocated", 16))
+    if bits % 8:
+        raise ImagingError("bit-packed pixel data is not byte-aligned per frame")
+    size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * bits // 8
+    data = ds.PixelData[frame * size:(frame + 1) * size]
+    if len(data) != size:
+        raise ImagingError("the pixel data is shorter than its frames")
+    return data
+
+
+def explicit_le_bytes(ds: Dataset) -> bytes:
+    """The object as a Part 10 file in Explicit VR Little Endian, decoded if it was stored
+    compressed (WADO-RS when the client does not take the stored syntax)."""
+    from pydicom.uid import ExplicitVRLittleEndian
+    try:
+        if "PixelData" in ds and ds.file_meta.TransferSyntaxUID.is_compressed:
+            ds.decompress()
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError) as e:
+        raise ImagingError(f"cannot decode the pixel data: {e}") from e
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buf = BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def thumbnail(ds: Dataset, width: int, height: int, fmt: str = "jpeg",
+              frame: int | None = None) -> bytes:
+    """A frame (default: the middle one) shown with the dataset's own window, shrunk to fit
+    width x height (aspect kept, never enlarged): PS3.18 thumbnail resources."""
+    index = frame_count(ds) // 2 if frame is None else frame
+    image = Image.fromarray(np.ascontiguousarray(display_frame(ds, index)))
+    image.thumbnail((width, height))
+    buf = BytesIO()
+    image.save(buf, FORMATS[fmt], **({"quality": 85} if fmt == "jpeg" else {}))
+    return buf.getvalue()

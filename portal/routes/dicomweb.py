@@ -35,11 +35,14 @@ import logging
 import secrets
 import threading
 import time
+from io import BytesIO
 from typing import Callable
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
+from pydicom import dcmread
 
 from pacs_hdfs.hdfs_store import StorageError
 from portal import dicomweb_http as http
@@ -59,25 +62,55 @@ CACHE_SECONDS = 60
 #: A WADO-RS retrieve whose objects total at most this many bytes (by the index) is read and
 #: verified completely before the response starts; a bigger one is streamed (module docstring).
 VERIFY_BUDGET = 128 << 20
-BULK_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData", "WaveformData",
-                 "EncapsulatedDocument")
+#: binary values longer than this go by BulkDataURI in /metadata (shorter: InlineBinary)
+BULK_THRESHOLD = 1024
+#: part media types a frames request may ask for (stored frames go out in their own)
+FRAME_TYPES = ("application/octet-stream",) + tuple(dict.fromkeys(http.FRAME_MEDIA.values()))
 
 
 class DicomwebRoute(APIRoute):
     """Answers HTTPException/StorageError as JSON with their headers (the app's error pages are
-    HTML and drop `WWW-Authenticate`); dependencies run inside, so auth errors are covered."""
+    HTML and drop `WWW-Authenticate`); dependencies run inside, so auth errors are covered.
+    Every answer, errors included, carries the CORS headers an allowed origin needs."""
 
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()
 
         async def guarded(request: Request):
             try:
-                return await handler(request)
+                response = await handler(request)
             except HTTPException as e:
-                return JSONResponse({"detail": e.detail}, e.status_code, headers=e.headers)
+                response = JSONResponse({"detail": e.detail}, e.status_code, headers=e.headers)
             except StorageError:
-                return JSONResponse({"detail": "the archive is not reachable right now"}, 503)
+                response = JSONResponse({"detail": "the archive is not reachable right now"}, 503)
+            response.headers.update(cors_headers(request))
+            return response
         return guarded
+
+
+# --- CORS (settings.portal_cors_origins; none = off) ------------------------------------------
+#: request headers a cross-origin viewer may send (what OHIF and dicomweb-client send)
+CORS_REQUEST_HEADERS = ("authorization", "accept", "accept-language", "cache-control",
+                        "content-type", "pragma", "x-requested-with", "if-none-match")
+CORS_EXPOSED = "Content-Type, Content-Length, Content-Location, Warning, Retry-After"
+
+
+def _cors_origin(request: Request) -> str | None:
+    """The request's Origin if the settings allow it, else None."""
+    origin = request.headers.get("origin")
+    settings = request.app.state.portal.settings
+    allowed = getattr(settings, "portal_cors_origins", None) or ()
+    return origin if origin and origin.rstrip("/") in [a.rstrip("/") for a in allowed] else None
+
+
+def cors_headers(request: Request) -> dict[str, str]:
+    """CORS headers of an answer to an allowed origin. No credentials: a cross-origin page
+    never rides the portal session cookie; it authenticates with a viewer token (or Basic)."""
+    origin = _cors_origin(request)
+    if origin is None:
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+            "Access-Control-Expose-Headers": CORS_EXPOSED}
 
 
 class BasicCache:
@@ -119,8 +152,42 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return (name, password) if sep else None
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(401, detail, headers={"WWW-Authenticate": REALM})
+def _unauthorized(detail: str, bearer: bool = False) -> HTTPException:
+    challenge = ('Bearer realm="pacs DICOMweb", error="invalid_token"' if bearer else REALM)
+    return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+def _bearer_user(request: Request, state) -> User | None:
+    """The user of `Authorization: Bearer <viewer token>` (None when no bearer is sent). The
+    token is the portal's own (`viewer_launch_url`): HMAC-checked, unexpired, and the user
+    still enabled with the same session epoch; its study is kept on `request.state` so every
+    route answers only for that study."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    try:
+        grant = http.read_token(state.secret, value.strip(), time.time())
+    except http.BadToken as e:
+        raise _unauthorized(str(e), bearer=True) from None
+    user = state.users.get(grant.user)
+    if user is None or user.disabled or user.epoch != grant.epoch:
+        raise _unauthorized("viewer token revoked: open the study from the portal again",
+                            bearer=True)
+    study = request.path_params.get("study")
+    if study is not None and study != grant.study:
+        raise HTTPException(403, "this viewer token is for another study")
+    request.state.dicomweb_grant = grant
+    return user
+
+
+def viewer_launch_url(state, user: User, until: float, study: str) -> str:
+    """The configured viewer (settings.portal_viewer_url, OHIF) opened on `study`, carrying a
+    read-only token for that study that ends with the session that asked for it (`until`)."""
+    grant = http.ViewerToken(user.name, user.epoch, study, int(until))
+    token = http.mint_token(state.secret, grant)
+    base = state.settings.portal_viewer_url
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}{urlencode({'StudyInstanceUIDs': study, 'token': token})}"
 
 
 def _basic_user(request: Request, state) -> User:
@@ -146,10 +213,15 @@ def _basic_user(request: Request, state) -> User:
 
 
 def require_session_or_basic(role: str):
-    """Like deps.require, but also takes HTTP Basic and answers 401 (never a login redirect)."""
-    def check(request: Request, state=Depends(portal)) -> User:
-        p = current(request)
-        user = p.user if p else _basic_user(request, state)
+    """Like deps.require, but also takes HTTP Basic or a viewer token, and answers 401 (never
+    a login redirect)."""
+    def check(request: Request, state=Depends(portal)) -> User | None:
+        if request.method == "OPTIONS":
+            return None                     # a CORS preflight carries no credentials
+        user = _bearer_user(request, state)
+        if user is None:
+            p = current(request)
+            user = p.user if p else _basic_user(request, state)
         if not allows(user.role, role):
             raise HTTPException(403, f"needs role {role}")
         return user
@@ -168,9 +240,34 @@ def _bad(e: http.BadRequest) -> HTTPException:
     return HTTPException(400, str(e))
 
 
+def _grant_study(request: Request) -> str | None:
+    """The one study a viewer token limits this request to (None: no token)."""
+    grant = getattr(request.state, "dicomweb_grant", None)
+    return grant.study if grant else None
+
+
+@router.options("/{rest:path}")
+def preflight(rest: str, request: Request):
+    """CORS preflight: allowed origins get the methods and headers they may use (GET only);
+    any other caller just learns the methods."""
+    origin = _cors_origin(request)
+    if origin is None:
+        return Response(headers={"Allow": "GET, HEAD, OPTIONS"})
+    asked = [h.strip().lower() for h in
+             request.headers.get("access-control-request-headers", "").split(",") if h.strip()]
+    allowed = [h for h in asked if h in CORS_REQUEST_HEADERS] if asked else []
+    settings = request.app.state.portal.settings
+    return Response(headers={
+        "Allow": "GET, HEAD, OPTIONS", "Access-Control-Allow-Methods": "GET, HEAD",
+        "Access-Control-Allow-Headers": ", ".join(allowed or CORS_REQUEST_HEADERS),
+        "Access-Control-Max-Age": str(getattr(settings, "portal_cors_max_age", 600))})
+
+
 # --- QIDO-RS --------------------------------------------------------------------------------
 
 def _audit(request: Request, user: User, action: str, target: str, **details) -> None:
+    if _grant_study(request):
+        details["auth"] = "viewer-token"
     request.app.state.portal.audit(user.name, action, target, via="dicomweb", **details)
 
 
@@ -180,21 +277,44 @@ def _qido(request: Request, archive: Archive, user: User, level: str,
         raise HTTPException(406, f"QIDO-RS answers {DICOM_JSON}")
     require_uids(*fixed.values())
     try:
-        q = http.parse_qido(list(request.query_params.multi_items()), level)
+        q = http.parse_qido(list(request.query_params.multi_items()), level,
+                            top_level=not fixed)
     except http.BadRequest as e:
         raise _bad(e) from None
     q.keys.update(fixed)
-    found = archive.search(level, q.keys)[q.offset:q.offset + q.limit]
+    if (scope := _grant_study(request)) is not None:
+        q.keys["StudyInstanceUID"] = scope          # a viewer token sees its study only
+    matches = archive.search(level, q.keys)
+    found = matches[q.offset:q.offset + q.limit]
     body = [http.dicom_json(e.attrs, http.answer_keys(level, q, e.attrs)) for e in found]
-    _audit(request, user, "qido", fixed.get("StudyInstanceUID", ""), level=level,
+    _audit(request, user, "qido", q.keys.get("StudyInstanceUID", ""), level=level,
            keys={k: str(v)[:200] for k, v in list(q.keys.items())[:20]}, matches=len(body))
-    return JSONResponse(body, media_type=DICOM_JSON)
+    warnings = []
+    if q.fuzzy:
+        warnings.append('299 pacs "The fuzzymatching parameter is not supported. Only literal '
+                        'matching has been performed."')
+    if (more := len(matches) - q.offset - len(found)) > 0:
+        warnings.append(f'299 pacs "There are {more} additional results that can be requested"')
+    headers = {"Warning": ", ".join(warnings)} if warnings else None
+    return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
 
 
 @router.get("/studies")
 def search_studies(request: Request, archive: Archive = Depends(archive),
                    user: User = Depends(viewer_of)):
     return _qido(request, archive, user, "STUDY", {})
+
+
+@router.get("/series")
+def search_all_series(request: Request, archive: Archive = Depends(archive),
+                      user: User = Depends(viewer_of)):
+    return _qido(request, archive, user, "SERIES", {})
+
+
+@router.get("/instances")
+def search_all_instances(request: Request, archive: Archive = Depends(archive),
+                         user: User = Depends(viewer_of)):
+    return _qido(request, archive, user, "IMAGE", {})
 
 
 @router.get("/studies/{study}/series")
@@ -229,10 +349,18 @@ def _located(archive: Archive, study: str, series: str | None = None, sop: str |
 
 def _retrieve(request: Request, archive: Archive, user: User, study: str,
               series: str | None = None, sop: str | None = None) -> Response:
-    if not http.accepts_multipart(request.headers.get("accept"), "application/dicom"):
+    accepted = http.offers(request.headers.get("accept"), ("application/dicom",))
+    if not accepted:
         raise HTTPException(406, 'WADO-RS answers multipart/related; type="application/dicom"'
-                                 " (objects as stored)")
+                                 " (transfer-syntax=* for objects as stored)")
     items = _located(archive, study, series, sop)
+    syntax = {}
+    for item in items:
+        stored = item.transfer_syntax or http.EXPLICIT_LE
+        syntax[item.key] = http.instance_syntax(stored, accepted)
+        if syntax[item.key] is None:
+            raise HTTPException(406, f"an object is stored in {stored}; ask for that, "
+                                     f"transfer-syntax=* or {http.EXPLICIT_LE}")
     level = "instance" if sop else "series" if series else "study"
     _audit(request, user, "download-study", study, level=level, series=series or "",
            sop=sop or "", instances=len(items))
@@ -241,13 +369,17 @@ def _retrieve(request: Request, archive: Archive, user: User, study: str,
     what = f"WADO-RS {level} {sop or series or study}"
 
     def part(item, data: bytes) -> bytes:
-        ts = item.transfer_syntax or "1.2.840.10008.1.2.1"
+        ts = syntax[item.key]
         return http.multipart_part(boundary, f"application/dicom; transfer-syntax={ts}", data)
 
     def read(item) -> bytes | None:
-        """The verified bytes, or None (logged) if the object cannot be read."""
+        """The verified bytes (decoded only if the client does not take the stored syntax),
+        or None (logged) if the object cannot be read or decoded."""
         try:
-            return archive.read(item)
+            data = archive.read(item)
+            if syntax[item.key] != (item.transfer_syntax or http.EXPLICIT_LE):
+                data = imaging.explicit_le_bytes(dcmread(BytesIO(data)))
+            return data
         except Exception as e:  # noqa: BLE001 - one unreadable object must not cut the answer
             log.error("%s: instance %s unreadable: %s %s", what, _sop(item), type(e).__name__,
                       str(e)[:300] if isinstance(e, StorageError) else "")
@@ -333,19 +465,34 @@ def retrieve_instance(study: str, series: str, sop: str, request: Request,
     return _retrieve(request, archive, user, study, series, sop)
 
 
+def _bulk_paths(ds, prefix: str = "", out: dict | None = None) -> dict[int, str]:
+    """id(element) -> its bulkdata path (`TTTTTTTT` or `SSSSSSSS/<item>/TTTTTTTT...`) for every
+    binary element, nested ones included (pydicom's bulk data handler gets only the element)."""
+    out = {} if out is None else out
+    for elem in ds:
+        path = f"{prefix}{elem.tag:08X}"
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value):
+                _bulk_paths(item, f"{path}/{i}/", out)
+        elif elem.VR in http.BULK_VRS:
+            out[id(elem)] = path
+    return out
+
+
 def _metadata_of(archive: Archive, item, base: str) -> dict:
-    """dicom+json of one object without bulk data: pixel data becomes a BulkDataURI (its
-    frames), other large binary values are left out."""
+    """dicom+json of one object with bulk data by reference (PS3.18 F.2.6): pixel data points
+    at its frames, every other binary value over `BULK_THRESHOLD` bytes (waveforms, documents,
+    large OB/OW/UN) at `.../instances/{sop}/bulkdata/{path}`; smaller ones stay InlineBinary."""
     ds = archive.dataset(item)
     sop = str(ds.get("SOPInstanceUID", ""))
-    pixel_vr = ds["PixelData"].VR if "PixelData" in ds else None
-    for kw in BULK_KEYWORDS:
-        if kw in ds:
-            del ds[kw]
-    out = ds.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=lambda _e: "")
-    out = {k: v for k, v in out.items() if v.get("BulkDataURI", "x")}
-    if pixel_vr:
-        out["7FE00010"] = {"vr": pixel_vr, "BulkDataURI": f"{base}/instances/{sop}/frames/1"}
+    inst = f"{base}/instances/{sop}"
+    paths = _bulk_paths(ds)
+    out = ds.to_json_dict(
+        bulk_data_threshold=BULK_THRESHOLD,
+        bulk_data_element_handler=lambda e: f"{inst}/bulkdata/{paths.get(id(e), f'{e.tag:08X}')}")
+    if "7FE00010" in out:          # pixel data: always by reference, to its frames resource
+        frames = ",".join(str(n) for n in range(1, imaging.frame_count(ds) + 1))
+        out["7FE00010"] = {"vr": out["7FE00010"]["vr"], "BulkDataURI": f"{inst}/frames/{frames}"}
     out["00020010"] = {"vr": "UI", "Value": [str(ds.file_meta.TransferSyntaxUID)]}
     return dict(sorted(out.items()))
 
@@ -398,25 +545,65 @@ def _frame_check(ds, frame: int) -> None:
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
 def retrieve_frames(study: str, series: str, sop: str, frames: str, request: Request,
                     archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
-    if not http.accepts_multipart(request.headers.get("accept"), "application/octet-stream"):
-        raise HTTPException(406, 'frames are answered as multipart/related; '
-                                 'type="application/octet-stream" (uncompressed)')
     try:
         numbers = http.parse_frames(frames)
     except http.BadRequest as e:
         raise _bad(e) from None
+    return _frames(request, archive, user, study, series, sop, numbers)
+
+
+def _frames(request: Request, archive: Archive, user: User, study: str, series: str, sop: str,
+            numbers: list[int] | None) -> Response:
+    """Frames (all when `numbers` is None) as multipart/related: stored frames passed through
+    untouched when Accept takes their transfer syntax (transfer-syntax=*, or that syntax),
+    decoded to uncompressed little endian only when that is what is asked (the default)."""
+    accepted = http.offers(request.headers.get("accept"), FRAME_TYPES)
+    if not accepted:
+        raise HTTPException(406, 'frames are answered as multipart/related; type="application/'
+                                 'octet-stream" (transfer-syntax=* for frames as stored)')
     ds = _image(archive, study, series, sop)
+    numbers = numbers or list(range(1, imaging.frame_count(ds) + 1))
     for n in numbers:
         _frame_check(ds, n)
+    stored = imaging.frame_syntax(ds)
+    choice = http.frame_offer(stored, accepted)
+    if choice is None:
+        raise HTTPException(406, f"the frames are stored in {stored}; ask for that, "
+                                 f"transfer-syntax=* or {http.EXPLICIT_LE} (decoded)")
+    media, ts, through = choice
     _audit(request, user, "wado", study, what="frames", series=series, sop=sop,
-           frames=numbers[:50])
+           frames=numbers[:50], syntax=ts, decoded=not through)
     boundary = secrets.token_hex(16)
     try:
-        body = b"".join(http.multipart_part(
-            boundary, "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1",
-            imaging.native_frame_bytes(ds, n - 1)) for n in numbers)
+        frame_bytes = imaging.stored_frame_bytes if through else imaging.native_frame_bytes
+        body = b"".join(http.multipart_part(boundary, f"{media}; transfer-syntax={ts}",
+                                            frame_bytes(ds, n - 1)) for n in numbers)
     except imaging.ImagingError as e:
         raise HTTPException(422, str(e)) from None
+    return Response(body + http.multipart_end(boundary),
+                    media_type=f'multipart/related; type="{media}"; boundary={boundary}')
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{path:path}")
+def retrieve_bulkdata(study: str, series: str, sop: str, path: str, request: Request,
+                      archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
+    """A BulkDataURI of /metadata: one binary value as multipart/related application/octet-stream;
+    pixel data answers as all its frames (negotiated like the frames resource)."""
+    if path.upper() == "7FE00010":
+        return _frames(request, archive, user, study, series, sop, None)
+    if not http.offers(request.headers.get("accept"), ("application/octet-stream",)):
+        raise HTTPException(406, 'bulk data is answered as multipart/related; '
+                                 'type="application/octet-stream"')
+    ds = archive.dataset(_located(archive, study, series, sop)[0])
+    try:
+        elem = http.element_at(ds, path)
+    except http.BadRequest as e:
+        raise _bad(e) from None
+    if elem is None or elem.VR not in http.BULK_VRS or elem.value is None:
+        raise HTTPException(404, "no binary element at that path")
+    _audit(request, user, "wado", study, what="bulkdata", series=series, sop=sop, path=path)
+    boundary = secrets.token_hex(16)
+    body = http.multipart_part(boundary, "application/octet-stream", bytes(elem.value))
     return Response(body + http.multipart_end(boundary), media_type=(
         f'multipart/related; type="application/octet-stream"; boundary={boundary}'))
 
@@ -453,3 +640,68 @@ def frame_rendered(study: str, series: str, sop: str, frame: str, request: Reque
     if not frame.isdigit() or int(frame) < 1:
         raise HTTPException(400, "the frame number is a positive integer")
     return _rendered(request, archive, user, study, series, sop, int(frame))
+
+
+# --- thumbnails (PS3.18 §10.4.1.1.4: rendered thumbnail resources) --------------------------------
+
+def _representative(archive: Archive, study: str, series: str | None = None):
+    """The instance a study or series thumbnail shows: the middle image (by InstanceNumber) of
+    the series, or of the study's first series (by SeriesNumber) that holds images."""
+    require_uids(*(u for u in (study, series) if u is not None))
+    for se in ([series] if series else [a["SeriesInstanceUID"] for a in archive.series(study)]):
+        images = [a for a in archive.instances(study, se) if a.get("Rows")]
+        if images:
+            sop = images[len(images) // 2]["SOPInstanceUID"]
+            return se, sop
+    raise HTTPException(404, "no image to make a thumbnail of")
+
+
+def _thumbnail(request: Request, archive: Archive, user: User, study: str, series: str | None,
+               sop: str | None, frame: int | None) -> Response:
+    wanted = request.query_params.get("accept") or request.headers.get("accept")
+    media = http.choose(wanted, ("image/jpeg", "image/png"))
+    if media is None:
+        raise HTTPException(406, "thumbnails are image/jpeg or image/png")
+    try:
+        width, height = http.parse_viewport(request.query_params.get("viewport"))
+    except http.BadRequest as e:
+        raise _bad(e) from None
+    if sop is None:
+        series, sop = _representative(archive, study, series)
+    ds = _image(archive, study, series, sop)
+    if frame is not None:
+        _frame_check(ds, frame)
+    _audit(request, user, "wado", study, what="thumbnail", series=series, sop=sop,
+           frame=frame or 0)
+    try:
+        data = imaging.thumbnail(ds, width, height, media.split("/")[1],
+                                 None if frame is None else frame - 1)
+    except imaging.ImagingError as e:
+        raise HTTPException(422, str(e)) from None
+    return Response(data, media_type=media)
+
+
+@router.get("/studies/{study}/thumbnail")
+def study_thumbnail(study: str, request: Request, archive: Archive = Depends(archive),
+                    user: User = Depends(viewer_of)):
+    return _thumbnail(request, archive, user, study, None, None, None)
+
+
+@router.get("/studies/{study}/series/{series}/thumbnail")
+def series_thumbnail(study: str, series: str, request: Request,
+                     archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
+    return _thumbnail(request, archive, user, study, series, None, None)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail")
+def instance_thumbnail(study: str, series: str, sop: str, request: Request,
+                       archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
+    return _thumbnail(request, archive, user, study, series, sop, None)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/thumbnail")
+def frame_thumbnail(study: str, series: str, sop: str, frame: str, request: Request,
+                    archive: Archive = Depends(archive), user: User = Depends(viewer_of)):
+    if not frame.isdigit() or int(frame) < 1:
+        raise HTTPException(400, "the frame number is a positive integer")
+    return _thumbnail(request, archive, user, study, series, sop, int(frame))

@@ -60,6 +60,15 @@ MATRIX = [
     ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames/{frames}", "teacher"),
     ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/rendered", "teacher"),
     ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered", "teacher"),
+    ("GET", "/dicomweb/series", "teacher"),
+    ("GET", "/dicomweb/instances", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/bulkdata/{path:path}", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/thumbnail", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/thumbnail", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/thumbnail", "teacher"),
+    ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/thumbnail", "teacher"),
+    ("OPTIONS", "/dicomweb/{rest:path}", None),                # CORS preflight, no credentials
+    ("GET", "/cases/{pseudonym}/viewer/{accession}", "teacher"),
     ("GET", "/cases/{pseudonym}", "teacher"),
     ("GET", "/api/cases/{pseudonym}", "teacher"),
 ]
@@ -93,7 +102,8 @@ def sessions(world):
 
 
 def _url(template: str, job_id: str) -> str:
-    template = template.replace("{name:path}", "chart.png")
+    template = template.replace("{name:path}", "chart.png").replace("{path:path}", "00420011")
+    template = template.replace("{rest:path}", "studies")
     return template.format(kind="spark-selftest", job_id=job_id, name="m-teacher",
                            pseudonym="RSAAAAAAAAAAAAAAAA", sop_uid="2.25.1",
                            accession="ACC1", study_uid="2.25.2", series_uid="2.25.3",
