@@ -23,6 +23,18 @@ from pacs_hdfs.settings import Settings
 NAMENODE_HTTP_PORT = 9870
 SPARK_WORKER_WEBUI_PORT = 8081
 
+#: ResourceManager ports (Hadoop's defaults); its web/REST port comes from `yarn_rm_url`
+RM_PORTS = {"client": 8032, "scheduler": 8030, "tracker": 8031, "admin": 8033}
+#: NodeManager ports: container manager (default 0 = random, fixed here so a host's listeners
+#: are known in advance), localizer, web (container logs)
+NM_PORTS = {"containers": 8041, "localizer": 8040, "web": 8042}
+#: what one NodeManager offers YARN, sized for a small machine: a Spark executor of 512 MB asks
+#: for 896 MB (its 384 MB overhead included), an application master in client mode for 896 MB,
+#: so one NM holds a job's AM and two executors; vcores are advertised beyond the 2 real cores
+#: (as the standalone worker's are) so that two jobs can run at once
+NM_MEMORY_MB = 3072
+NM_VCORES = 4
+
 
 def datanode_ports(index: int) -> dict[str, int]:
     """Ports of DataNode `index` (1-based): data transfer, HTTP (WebHDFS redirects), IPC."""
@@ -168,6 +180,83 @@ def hbase_site(s: Settings) -> dict[str, object]:
     }
 
 
+def rm_address(s: Settings) -> tuple[str, int]:
+    """Host and web/REST port of the ResourceManager (the first of `yarn_rm_url`)."""
+    from urllib.parse import urlsplit
+    url = urlsplit(s.yarn_rm_url.split(";")[0].strip())
+    return url.hostname or s.cluster_host, url.port or 8088
+
+
+def yarn_site(s: Settings) -> dict[str, object]:
+    """ResourceManager and NodeManager settings (`yarn = true`).
+
+    Addresses: the RM is where `yarn_rm_url` says (a NodeManager on another host must reach
+    it); each NodeManager names itself by `cluster_host`; both bind `cluster_bind`. Sized for a
+    small machine: one NM offers NM_MEMORY_MB, containers from 128 MB; no
+    memory checks that kill a JVM for its virtual size; a silent NM is lost after 10 s instead of
+    10 min, so a cut-off worker shows quickly. No spark_shuffle aux service: our jobs do not
+    use dynamic allocation. No timeline service, log aggregation or recovery stores.
+    """
+    rm_host, rm_web = rm_address(s)
+    nm_dir = s.path("data", "nodemanager")
+    return {
+        "yarn.resourcemanager.hostname": rm_host,
+        **{f"yarn.resourcemanager.{key}": f"{rm_host}:{RM_PORTS[port]}" for key, port in (
+            ("address", "client"), ("scheduler.address", "scheduler"),
+            ("resource-tracker.address", "tracker"), ("admin.address", "admin"))},
+        "yarn.resourcemanager.webapp.address": f"{rm_host}:{rm_web}",
+        "yarn.resourcemanager.bind-host": s.cluster_bind,
+        "yarn.resourcemanager.recovery.enabled": "false",
+        "yarn.resourcemanager.system-metrics-publisher.enabled": "false",
+        "yarn.resourcemanager.max-completed-applications": 200,
+        "yarn.nm.liveness-monitor.expiry-interval-ms": 10000,
+        "yarn.resourcemanager.nodemanagers.heartbeat-interval-ms": 1000,
+        "yarn.scheduler.minimum-allocation-mb": 128,
+        "yarn.scheduler.maximum-allocation-mb": NM_MEMORY_MB,
+        "yarn.scheduler.maximum-allocation-vcores": NM_VCORES,
+        "yarn.nodemanager.hostname": s.cluster_host,
+        "yarn.nodemanager.bind-host": s.cluster_bind,
+        "yarn.nodemanager.address": f"{s.cluster_host}:{NM_PORTS['containers']}",
+        "yarn.nodemanager.localizer.address": f"{s.cluster_host}:{NM_PORTS['localizer']}",
+        "yarn.nodemanager.webapp.address": f"{s.cluster_host}:{NM_PORTS['web']}",
+        "yarn.nodemanager.resource.memory-mb": NM_MEMORY_MB,
+        "yarn.nodemanager.resource.cpu-vcores": NM_VCORES,
+        "yarn.nodemanager.resource.detect-hardware-capabilities": "false",
+        "yarn.nodemanager.vmem-check-enabled": "false",
+        "yarn.nodemanager.pmem-check-enabled": "false",
+        "yarn.nodemanager.local-dirs": nm_dir / "local",
+        "yarn.nodemanager.log-dirs": nm_dir / "logs",
+        "yarn.nodemanager.delete.debug-delay-sec": 0,
+        "yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage": 99,
+        "yarn.nodemanager.disk-health-checker.min-free-space-per-disk-mb": 1024,
+        "yarn.nodemanager.aux-services": "",
+        "yarn.nodemanager.recovery.enabled": "false",
+        "yarn.log-aggregation-enable": "false",
+        "yarn.timeline-service.enabled": "false",
+        "yarn.webapp.ui2.enable": "false",
+        "yarn.acl.enable": "false",
+    }
+
+
+def capacity_scheduler(s: Settings) -> dict[str, object]:
+    """One queue (`yarn_queue`) with the whole cluster. Application masters may take half of
+    it (default a tenth: on a small cluster that is less than one Spark AM, so a second job
+    would wait); no delay scheduling for locality (a job here waits for nothing)."""
+    q = f"yarn.scheduler.capacity.root.{s.yarn_queue}"
+    return {
+        "yarn.scheduler.capacity.root.queues": s.yarn_queue,
+        f"{q}.capacity": 100,
+        f"{q}.maximum-capacity": 100,
+        f"{q}.user-limit-factor": 1,
+        f"{q}.state": "RUNNING",
+        "yarn.scheduler.capacity.maximum-am-resource-percent": 0.5,
+        "yarn.scheduler.capacity.maximum-applications": 100,
+        "yarn.scheduler.capacity.node-locality-delay": -1,
+        "yarn.scheduler.capacity.resource-calculator":
+            "org.apache.hadoop.yarn.util.resource.DefaultResourceCalculator",
+    }
+
+
 def zoo_cfg(s: Settings) -> str:
     return "\n".join([
         "tickTime=1000",
@@ -239,6 +328,9 @@ def write_conf_dir(s: Settings, daemon: str, datanode: int | None = None) -> Pat
     (conf / "hbase-site.xml").write_text(hadoop_xml(hbase_site(s)))
     (conf / "zoo.cfg").write_text(zoo_cfg(s))
     (conf / "spark-defaults.conf").write_text(spark_defaults(SPARK_DAEMON_CONF))
+    if s.yarn:
+        (conf / "yarn-site.xml").write_text(hadoop_xml(yarn_site(s)))
+        (conf / "capacity-scheduler.xml").write_text(hadoop_xml(capacity_scheduler(s)))
     (conf / "log4j.properties").write_text(LOG4J1)
     (conf / "log4j2.properties").write_text(LOG4J2)
     # Hadoop's HTTP servers look up `webapps/<name>` on the classpath; the Maven jars don't carry

@@ -8,13 +8,24 @@ Addresses: the Hadoop, HBase and ZooKeeper sockets are bound by their generated 
 (`deploy.configs`); Spark's and Thrift's by the arguments and environment here: `--host` (RPC),
 SPARK_LOCAL_IP (the web UIs, which otherwise bind 0.0.0.0), `-b` (Thrift). All of them are
 `Settings.cluster_bind`.
+
+With `yarn = true` a ResourceManager (with the NameNode) and a NodeManager (with the
+DataNodes) take the place of the Spark standalone master and worker: jobs then run on YARN.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.configs import NAMENODE_HTTP_PORT, SPARK_WORKER_WEBUI_PORT, datanode_ports
+from deploy.configs import (
+    NAMENODE_HTTP_PORT,
+    NM_PORTS,
+    RM_PORTS,
+    SPARK_WORKER_WEBUI_PORT,
+    datanode_ports,
+    rm_address,
+)
+from deploy.jvm import java_home
 from pacs_hdfs.settings import Settings
 
 
@@ -46,25 +57,38 @@ def daemon_table(s: Settings) -> list[Daemon]:
         Daemon("zookeeper", "zookeeper", "hbase",
                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                args=("{conf}/zoo.cfg",), ports=(s.zookeeper_port,), stage=0),
-        Daemon("spark-master", "spark-master", "spark",
-               "org.apache.spark.deploy.master.Master",
-               args=("--host", host, "--port", str(spark_port),
-                     "--webui-port", str(spark_webui_port), *spark_conf),
-               ports=(spark_port, spark_webui_port), stage=0, extra_env=spark_env),
     ]
+    if s.yarn:
+        table.append(Daemon("resourcemanager", "resourcemanager", "hadoop",
+                            "org.apache.hadoop.yarn.server.resourcemanager.ResourceManager",
+                            ports=(*RM_PORTS.values(), rm_address(s)[1]), stage=0))
+    else:
+        table.append(Daemon("spark-master", "spark-master", "spark",
+                            "org.apache.spark.deploy.master.Master",
+                            args=("--host", host, "--port", str(spark_port),
+                                  "--webui-port", str(spark_webui_port), *spark_conf),
+                            ports=(spark_port, spark_webui_port), stage=0,
+                            extra_env=spark_env))
     for i in range(1, s.datanodes + 1):
         p = datanode_ports(i)
         table.append(Daemon(f"datanode-{i}", "datanode", "hadoop",
                             "org.apache.hadoop.hdfs.server.datanode.DataNode",
                             ports=(p["data"], p["http"], p["ipc"]), stage=1, datanode=i))
+    if s.yarn:
+        table.append(Daemon("nodemanager", "nodemanager", "hadoop",
+                            "org.apache.hadoop.yarn.server.nodemanager.NodeManager",
+                            ports=tuple(NM_PORTS.values()), stage=1,
+                            extra_env={"JAVA_HOME": java_home()}))
+    else:
+        table.append(Daemon("spark-worker", "spark-worker", "spark",
+                            "org.apache.spark.deploy.worker.Worker",
+                            args=("--host", host, "--cores", str(s.spark_worker_cores),
+                                  "--memory", s.spark_worker_memory,
+                                  "--webui-port", str(SPARK_WORKER_WEBUI_PORT), *spark_conf,
+                                  "--work-dir", str(s.path("data", "spark-work")),
+                                  s.spark_master),
+                            ports=(SPARK_WORKER_WEBUI_PORT,), stage=1, extra_env=spark_env))
     table += [
-        Daemon("spark-worker", "spark-worker", "spark",
-               "org.apache.spark.deploy.worker.Worker",
-               args=("--host", host, "--cores", str(s.spark_worker_cores),
-                     "--memory", s.spark_worker_memory,
-                     "--webui-port", str(SPARK_WORKER_WEBUI_PORT), *spark_conf,
-                     "--work-dir", str(s.path("data", "spark-work")), s.spark_master),
-               ports=(SPARK_WORKER_WEBUI_PORT,), stage=1, extra_env=spark_env),
         Daemon("hbase-master", "hbase-master", "hbase",
                "org.apache.hadoop.hbase.master.HMaster", args=("start",),
                ports=(16000,), stage=2),

@@ -82,3 +82,32 @@ def spark_workers(s: Settings, timeout: float = 2.0) -> int:
         return int(r.json().get("aliveworkers", 0))
     except (requests.RequestException, ValueError):
         return -1
+
+
+def yarn_nodemanagers(s: Settings, timeout: float = 2.0) -> dict[str, int] | None:
+    """NodeManagers the ResourceManager knows, by state (RUNNING, LOST, UNHEALTHY, ...), from
+    its REST API (`/ws/v1/cluster/nodes`); None when no ResourceManager answers. A NodeManager
+    whose host is cut off turns LOST once it misses heartbeats for
+    `yarn.nm.liveness-monitor.expiry-interval-ms` (10 s in the embedded configuration)."""
+    for url in (u.strip() for u in s.yarn_rm_url.split(";") if u.strip()):
+        try:
+            r = requests.get(f"{url.rstrip('/')}/ws/v1/cluster/nodes",
+                             params={"states": "NEW,RUNNING,UNHEALTHY,DECOMMISSIONING,"
+                                               "DECOMMISSIONED,LOST,SHUTDOWN"},
+                             headers={"Accept": "application/json"}, timeout=timeout)
+            if r.status_code != 200:  # a standby RM redirects or refuses: try the next one
+                continue
+            nodes = ((r.json().get("nodes") or {}).get("node")) or []
+        except (requests.RequestException, ValueError, AttributeError):
+            continue
+        states: dict[str, int] = {}
+        for n in nodes:
+            states[n.get("state", "?")] = states.get(n.get("state", "?"), 0) + 1
+        return states
+    return None
+
+
+def yarn_running_nodemanagers(s: Settings, timeout: float = 2.0) -> int:
+    """RUNNING NodeManagers (-1 if no ResourceManager answers)."""
+    states = yarn_nodemanagers(s, timeout)
+    return -1 if states is None else states.get("RUNNING", 0)

@@ -7,6 +7,10 @@ code cache and metaspace cap, smaller thread stacks.
 """
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 JAVA17_OPENS = [
     "--add-opens=java.base/java.lang=ALL-UNNAMED",
     "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
@@ -48,3 +52,14 @@ LEAN = [
 def jvm_options(heap_mb: int) -> list[str]:
     """Options for one daemon with an explicit heap."""
     return [f"-Xms{min(heap_mb, 64)}m", f"-Xmx{heap_mb}m", *LEAN, *JAVA17_OPENS]
+
+
+def java_home() -> str:
+    """JAVA_HOME as set, else the JDK of the `java` on PATH. A NodeManager hands it to the
+    containers it launches (`{{JAVA_HOME}}/bin/java`), so it must name a real JDK."""
+    if os.environ.get("JAVA_HOME"):
+        return os.environ["JAVA_HOME"]
+    java = shutil.which("java")
+    if not java:
+        raise FileNotFoundError("no `java` on PATH and JAVA_HOME unset")
+    return str(Path(java).resolve().parent.parent)

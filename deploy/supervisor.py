@@ -263,7 +263,10 @@ class Supervisor:
             return "namenode web endpoint"
         if not health.zookeeper_ok(self.s):
             return "zookeeper ruok"
-        if health.spark_workers(self.s) < 0:
+        if self.s.yarn:
+            if health.yarn_running_nodemanagers(self.s) < 0:
+                return "resourcemanager REST endpoint"
+        elif health.spark_workers(self.s) < 0:
             return "spark-master web endpoint"
         return None
 
@@ -273,7 +276,10 @@ class Supervisor:
             return f"datanode registration ({h.live_datanodes}/{self.s.datanodes} live)"
         if h.safemode:
             return "namenode leaving safe mode"
-        if health.spark_workers(self.s) < 1:
+        if self.s.yarn:
+            if health.yarn_running_nodemanagers(self.s) < 1:
+                return "nodemanager registration"
+        elif health.spark_workers(self.s) < 1:
             return "spark-worker registration"
         return None
 
@@ -303,7 +309,8 @@ class Supervisor:
             pid = self.pid(d.name)
             daemons.append({"name": d.name, "pid": pid, "alive": pid is not None,
                             "ports": list(d.ports), "rss_mb": _rss_mb(pid)})
-        workers = health.spark_workers(self.s)
+        workers = (health.yarn_running_nodemanagers(self.s) if self.s.yarn
+                   else health.spark_workers(self.s))
         hbase = health.hbase_ok(self.s) if any(
             x["alive"] for x in daemons if x["name"] == "hbase-thrift") else False
         hdfs = {"reachable": h.reachable, "safemode": h.safemode,
@@ -312,10 +319,15 @@ class Supervisor:
                 "replication": self.s.effective_replication}
         healthy = (all(x["alive"] for x in daemons) and h.reachable and not h.safemode
                    and h.live_datanodes == self.s.datanodes and hbase and workers >= 1)
-        return {"healthy": healthy, "home": str(self.s.home_abs), "daemons": daemons,
-                "hdfs": hdfs, "hbase": {"thrift_ok": hbase},
-                "spark": {"master": self.s.spark_master, "alive_workers": max(workers, 0)},
-                "total_rss_mb": round(sum(x["rss_mb"] or 0 for x in daemons), 1)}
+        out = {"healthy": healthy, "home": str(self.s.home_abs), "daemons": daemons,
+               "hdfs": hdfs, "hbase": {"thrift_ok": hbase},
+               "spark": {"master": self.s.spark_master, "alive_workers": max(workers, 0)},
+               "total_rss_mb": round(sum(x["rss_mb"] or 0 for x in daemons), 1)}
+        if self.s.yarn:  # jobs run on YARN: its NodeManagers are the workers
+            out["spark"] = {"master": "yarn", "alive_workers": max(workers, 0)}
+            out["yarn"] = {"resourcemanager": self.s.yarn_rm_url,
+                           "running_nodemanagers": max(workers, 0)}
+        return out
 
 
 def _is_daemon(pid: int, name: str) -> bool:
