@@ -28,10 +28,12 @@ import time
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from hl7_gateway.ack import build_ack
+from hl7_gateway.ack import acknowledgement_for, build_ack_element
+from hl7_gateway.builder import to_bytes
 from hl7_gateway.identity import AUDIT_ACTION, Audit, Identities, IdentityGate
 from hl7_gateway.models import AckDetail
 from hl7_gateway.parser import ParseOutcome, ParserLimits, VisitResult, parse_request
+from pacs_hdfs import metrics
 from pacs_hdfs.dicom.edge_identity import Peer, peer_from_scope
 from pacs_hdfs.logs import RequestIdMiddleware
 
@@ -147,7 +149,10 @@ def create_app(store, identities: Identities, limits: ParserLimits = ParserLimit
             outcome, status = _too_large(limits.max_bytes), 413
         else:
             outcome, status = await run_in_threadpool(process, body, peer)
-        ack = build_ack(outcome)
+        acknowledgement = acknowledgement_for(outcome)
+        ack = to_bytes(build_ack_element(acknowledgement))
+        for message in acknowledgement.messages:
+            metrics.HL7_ACKS.labels(message.type_code).inc()
         accepted = len(outcome.visits) if status == 200 else 0
         log.info("request %s from hospital %s: %d messages, %d accepted, status %d, codes %s, "
                  "%.1f ms", outcome.request_id, peer.hospital, len(outcome.results), accepted,

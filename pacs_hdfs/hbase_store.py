@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import happybase
 from thriftpy2.transport import TTransportException
 
+from pacs_hdfs import metrics
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.retry import retry
 from pacs_hdfs.schema import TABLES
@@ -48,6 +49,7 @@ class HBaseStore:
             return retry(attempt, what=what, transient=is_transient,
                          attempts=attempts or self.attempts)
         except Exception as e:  # noqa: BLE001 - thrift raises many types; all become StorageError
+            metrics.storage_failed("hbase", e)
             raise StorageError(f"HBase {what} failed: {_first_line(e)}") from e
 
     # --- schema ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import requests
 from hdfs import HdfsError, InsecureClient
 from hdfs.client import _Request
 
+from pacs_hdfs import metrics
 from pacs_hdfs.retry import retry
 from pacs_hdfs.settings import Settings
 
@@ -81,6 +82,7 @@ class HdfsStore:
             return retry(fn, what=what, transient=is_transient,
                          attempts=attempts or self.attempts)
         except (HdfsError, requests.RequestException) as e:
+            metrics.storage_failed("hdfs", e)
             raise StorageError(f"HDFS {what} failed: {str(e).splitlines()[0][:300]}") from e
 
     # --- files -----------------------------------------------------------------------------

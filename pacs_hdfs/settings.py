@@ -32,9 +32,11 @@ class Settings(BaseSettings):
     # Every service's log is JSON lines, rotated at this size (pacs_hdfs/logs.py).
     log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="log file rotation size")
     log_backups: int = Field(5, ge=0, description="rotated log files kept per service")
-    # Every service's log is JSON lines, rotated at this size (pacs_hdfs/logs.py).
-    log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="log file rotation size")
-    log_backups: int = Field(5, ge=0, description="rotated log files kept per service")
+    # Every service's Prometheus /metrics listener (pacs_hdfs/metrics.py); port 0 = none.
+    metrics_bind: str = Field("127.0.0.1", description="listen address of the /metrics listeners")
+    metrics_ports: dict[str, int] = Field(default_factory=lambda: {
+        "edge": 9464, "scp": 9465, "gateway": 9466, "portal": 9467, "job-runner": 9468,
+    }, description="service -> /metrics port (0 = off)")
 
     # --- the cluster ----------------------------------------------------------------------
     embedded: bool = Field(True, description="false = use a real cluster; `pacs cluster` refuses")

@@ -26,6 +26,7 @@ from deid.edge.scp import Handlers, allowed_aes, build_ae, event_handlers, tls_c
 from deid.edge.spool import Spool
 from deid.edge.stages import StageStats
 from deid.edge.state import EdgeState
+from pacs_hdfs import metrics
 from pacs_hdfs.dicom import scp_logging
 from pacs_hdfs.settings import Settings
 
@@ -189,6 +190,8 @@ def run(settings: Settings) -> None:
     """`pacs edge` in the foreground until SIGTERM / SIGINT."""
     scp_logging.setup(settings.edge_log or settings.path("logs", "edge.log"), service="edge")
     edge = start(settings)
+    metrics.register_scrape(Spool(edge.paths).backlog)
+    metrics.serve("edge", settings)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

@@ -20,6 +20,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
 from deid.edge.receive import Receipt
+from pacs_hdfs import metrics
 from pacs_hdfs.dicom.part10 import TRANSFER_SYNTAXES
 from pacs_hdfs.hardening import harden
 from pacs_hdfs.dicom.scp_logging import notification_handlers, operation
@@ -83,17 +84,20 @@ class Handlers:
         return 0x0000
 
     def store(self, event):
-        try:
-            receipt = self.receive(event.encoded_dataset(include_meta=True),
-                                   event.assoc.requestor.ae_title)
-        except Exception as e:  # noqa: BLE001 - answered, logged without values
-            log.error("C-STORE failed unexpectedly, answered 0x%04X: %s", UNEXPECTED[0],
-                      type(e).__name__)
-            return _response(*UNEXPECTED)
-        if receipt.status and not receipt.accepted:
-            log.warning("C-STORE of %s answered 0x%04X: %s", receipt.sop_uid or "(no UID)",
-                        receipt.status, receipt.comment)
-        return _response(receipt.status, receipt.comment)
+        with metrics.dicom_store("edge") as answer:
+            try:
+                receipt = self.receive(event.encoded_dataset(include_meta=True),
+                                       event.assoc.requestor.ae_title)
+            except Exception as e:  # noqa: BLE001 - answered, logged without values
+                log.error("C-STORE failed unexpectedly, answered 0x%04X: %s", UNEXPECTED[0],
+                          type(e).__name__)
+                answer["status"] = UNEXPECTED[0]
+                return _response(*UNEXPECTED)
+            if receipt.status and not receipt.accepted:
+                log.warning("C-STORE of %s answered 0x%04X: %s", receipt.sop_uid or "(no UID)",
+                            receipt.status, receipt.comment)
+            answer["status"] = receipt.status or 0
+            return _response(receipt.status, receipt.comment)
 
 
 def event_handlers(h: Handlers) -> list:

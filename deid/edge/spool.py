@@ -84,6 +84,18 @@ class Spool:
 
     # --- forwarding ---------------------------------------------------------------------------
 
+    def backlog(self) -> dict:
+        """The metrics' view of the forward backlog (read at scrape, `pacs_hdfs.metrics`):
+        objects waiting and the age of the oldest, and objects held in quarantine."""
+        waiting = self.scan()
+        oldest = (time.time() - waiting[0].mtime_ns / 1e9) if waiting else 0.0
+        held = sum(1 for f in self.paths.quarantine.glob(f"*{SUFFIX}"))
+        return {"pacs_edge_spool_objects": ("objects waiting to be forwarded", (),
+                                            {(): len(waiting)}),
+                "pacs_edge_spool_oldest_seconds": ("age of the oldest waiting object", (),
+                                                   {(): oldest}),
+                "pacs_edge_quarantine_objects": ("objects held for review", (), {(): held})}
+
     def scan(self) -> list[Entry]:
         """Every spooled object, oldest first (by mtime, then UID)."""
         out = []

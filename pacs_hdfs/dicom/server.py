@@ -31,6 +31,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from pacs_hdfs import metrics
 from pacs_hdfs.dicom import query
 from pacs_hdfs.dicom.config import REJECTIONS, DimsePolicy, Peer
 from pacs_hdfs.dicom.dimse_audit import DimseAudit, Operation, association_peer
@@ -150,6 +151,12 @@ class Handlers:
         return 0x0000
 
     def store(self, event):
+        with metrics.dicom_store("scp") as answer:
+            response = self._store(event)
+            answer["status"] = response if isinstance(response, int) else int(response.Status)
+            return response
+
+    def _store(self, event):
         try:
             calling = _calling_ae(event)
             if not self.policy.may_store(calling, _peer_address(event)):

@@ -41,6 +41,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from pacs_hdfs import metrics
 from pacs_hdfs.dicom.commit import Committer
 from pacs_hdfs.dicom.edge_identity import Peer, peer_from_scope
 from pacs_hdfs.dicom.multipart import MultipartError, MultipartReader, Part, parse_content_type
@@ -181,15 +182,21 @@ def stow_router(committer: Committer, max_bytes: int,
         if peer.edge is None:
             log.warning("stow refused: client certificate %s is not an edge identity (403)",
                         peer.described)
+            metrics.STOW_REQUESTS.labels("403").inc()
             return _error(403, "STOW-RS needs an edge client certificate (pacs certs edge)")
         try:
             boundary = check_content_type(request.headers.get("content-type"))
             parts = await read_parts(request, boundary, max_bytes)
         except Refused as e:
             log.warning("stow refused from edge %s: request %d, %s", peer.edge, e.status, e.detail)
+            metrics.STOW_REQUESTS.labels(str(e.status)).inc()
             return _error(e.status, e.detail)
         results, kinds = await run_in_threadpool(store, committer, parts, peer.edge, study)
         status = http_status(results)
+        for r in results:
+            metrics.STOW_INSTANCES.labels(metrics.status_label(r.status_code)).inc()
+        metrics.STOW_REQUESTS.labels(str(status)).inc()
+        metrics.STOW_SECONDS.observe(time.perf_counter() - started)
         stored = sum(r.stored for r in results)
         log.info("stow from edge %s: %d object(s), %d stored, %d refused, status %d, %.1f ms, "
                  "hospital %s", peer.edge, len(results), stored, len(results) - stored, status,

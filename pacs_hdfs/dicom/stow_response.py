@@ -52,6 +52,11 @@ class InstanceResult:
     def stored(self) -> bool:
         return self.failure is None
 
+    @property
+    def status_code(self) -> int:
+        """Its DICOM status: the failure, else the warning, else 0x0000 (success)."""
+        return self.failure if self.failure is not None else (self.warning or 0)
+
 
 def _uid(value: str) -> dict:
     return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import ValidationError
 
+from pacs_hdfs import metrics
 from portal.deps import Principal, portal, require
 from portal.search.query import CaseQuery, describe_icd10, resolve
 from portal.web import render
@@ -33,7 +34,8 @@ def _run(state, p: Principal, q: CaseQuery, via: str):
     if not live.ready.is_set() and not live.error:
         live.ready.wait(5)      # still loading: give it a moment (not when HBase is failing)
     index = live.index
-    page = index.search(resolve(q, index), q.sort, q.order == "desc", q.page, q.per_page)
+    with metrics.SEARCH_SECONDS.time():
+        page = index.search(resolve(q, index), q.sort, q.order == "desc", q.page, q.per_page)
     state.audit(p.user.name, "search", "cases", via=via, total=page.total,
                 criteria=q.model_dump(exclude_defaults=True, mode="json"))
     return page, live

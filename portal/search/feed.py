@@ -80,6 +80,7 @@ class LiveIndex:
         self._hbase, self._hdfs = hbase, hdfs
         self.index = CaseIndex()
         self.ready = threading.Event()   # caught up with the feed at least once
+        self.caught_up_at = 0.0          # when it last had applied everything in the feed
         self.error = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,6 +103,15 @@ class LiveIndex:
     def stop(self) -> None:
         self._stop.set()
 
+    def lag_metrics(self) -> dict:
+        """For `/metrics` (read at scrape): seconds since the index last caught up with the
+        feed; a visit acknowledged by the gateway is searchable at most this much later."""
+        lag = time.time() - self.caught_up_at if self.caught_up_at else float("inf")
+        return {"pacs_search_index_lag_seconds": ("seconds since the case index last caught "
+                                                  "up with the visit feed", (), {(): lag}),
+                "pacs_search_index_visits": ("visits in the case index", (),
+                                             {(): self.index.size})}
+
     def status(self) -> dict:
         return {"ready": self.ready.is_set(), "visits": self.index.size,
                 "patients": len(self.index.patients.vocab), "position": self.index.position,
@@ -122,6 +132,7 @@ class LiveIndex:
         t0 = time.perf_counter()
         first = not self.ready.is_set()
         changed = catch_up(self.index, self.hbase)
+        self.caught_up_at = time.time()
         self.ready.set()
         if changed:
             log.info("case index: %d visits applied in %.0f ms (%d indexed)", changed,
