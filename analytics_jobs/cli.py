@@ -52,6 +52,7 @@ def submit(ctx: typer.Context, kind: str,
     from pydantic import ValidationError
 
     from analytics_jobs.kinds import UnknownKind
+    from analytics_jobs.service import RunnerUnavailable
     svc = _service()
     try:
         rec = svc.submit(kind, parse_extra(ctx.args))
@@ -59,14 +60,19 @@ def submit(ctx: typer.Context, kind: str,
         fail(e, 2)
     except ValidationError as e:
         fail(f"invalid parameters for {kind}:\n{e}", 2)
+    except RunnerUnavailable as e:
+        fail(e, 3)
     if not wait:
         emit_json(rec.to_dict()) if json_out else console.print(f"queued job {rec.id}")
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   console=console, transient=True) as bar:
         task = bar.add_task(f"{kind} {rec.id}", total=1.0)
-        rec = svc.wait(rec.id, on_progress=lambda r: bar.update(
-            task, completed=r.progress, description=f"{kind} {r.state} {r.message}"[:80]))
+        try:
+            rec = svc.wait(rec.id, on_progress=lambda r: bar.update(
+                task, completed=r.progress, description=f"{kind} {r.state} {r.message}"[:80]))
+        except RunnerUnavailable as e:
+            fail(e, 3)
     if json_out:
         emit_json(rec.to_dict())
     else:
@@ -79,15 +85,19 @@ def submit(ctx: typer.Context, kind: str,
 def status(job_id: str, json_out: bool = typer.Option(False, "--json")) -> None:
     """State, progress and outputs of one job."""
     from analytics_jobs.service import JobNotFound
+    svc = _service()
     try:
-        rec = _service().status(job_id)
+        rec = svc.status(job_id)
     except JobNotFound as e:
         fail(e, 2)
+    yarn = svc.yarn_report(rec)         # None unless the job ran as a YARN application
     if json_out:
-        emit_json(rec.to_dict())
+        emit_json({**rec.to_dict(), **({"yarn": yarn} if yarn else {})})
     else:
         console.print(f"{rec.id} {rec.kind}: {rec.state} {rec.progress:.0%} {rec.message}"
-                      + (f"\nerror: {rec.error}" if rec.error else ""))
+                      + (f"\nerror: {rec.error}" if rec.error else "")
+                      + (f"\nYARN {yarn['id']}: {yarn.get('state')} {yarn.get('finalStatus')}"
+                         f" {yarn.get('trackingUrl') or yarn.get('error', '')}" if yarn else ""))
 
 
 @job_app.command("list")
@@ -148,7 +158,10 @@ def kinds() -> None:
 
 
 @job_app.command("runner")
-def runner() -> None:
-    """Run the job runner in the foreground (a warm Spark driver taking queued jobs)."""
+def runner(idle_exit_s: float = typer.Option(None, "--idle-exit-s",
+                                             help="leave after this many idle seconds")) -> None:
+    """Run the job runner in the foreground (a Spark driver taking queued jobs: one warm
+    session on a standalone master, one application per job on YARN). This is what the
+    systemd unit pacs-job-runner.service runs."""
     from analytics_jobs.runner import main
-    main()
+    main([] if idle_exit_s is None else ["--idle-exit-s", str(idle_exit_s)])

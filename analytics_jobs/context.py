@@ -31,10 +31,15 @@ class JobContext:
 
     @property
     def spark(self):
-        """The runner's long-lived SparkSession, with this job's job group set (for cancel)."""
+        """The runner's SparkSession (warm, or on YARN this job's own application), with this
+        job's job group set (for cancel) and its application id on the job record (for
+        `pacs job status` and a kill through the ResourceManager)."""
         spark = self.spark_factory()
-        spark.sparkContext.setJobGroup(self.job_id, f"{self.record.kind} {self.job_id}",
-                                       interruptOnCancel=True)
+        sc = spark.sparkContext
+        sc.setJobGroup(self.job_id, f"{self.record.kind} {self.job_id}", interruptOnCancel=True)
+        if sc.applicationId and self.record.app_id != sc.applicationId:
+            self.record.app_id = sc.applicationId
+            self.store.update(self.record, "app_id")
         return spark
 
     @property

@@ -2,7 +2,9 @@
 
 Row keys in the `jobs` table:
 - `job/<id>`   one row per job (family `j`), ids are time-ordered (`YYYYmmdd-HHMMSS-xxxxxx`);
-- `queue/<id>` a marker while the job waits; the runner deletes it when it takes the job.
+- `queue/<id>` a marker while the job waits; the runner deletes it when it takes the job;
+- `runner/<host>` a live runner's heartbeat (epoch seconds, pid, master), every few seconds, so
+  a submit on any host can tell whether a runner will take its job (`embedded = false`).
 
 States: queued -> running -> succeeded | failed (with `error`) | cancelled.
 """
@@ -45,6 +47,7 @@ class JobRecord:
     artifacts: dict = field(default_factory=dict)   # name -> HDFS path
     cancel_requested: bool = False
     runtime_s: float | None = None
+    app_id: str = ""    # the Spark application that ran it (YARN: application_..., for kill)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +104,17 @@ class JobStore:
 
     def request_cancel(self, job_id: str) -> None:
         self.hb.put(TABLE, f"job/{job_id}".encode(), {b"j:cancel_requested": b"true"})
+
+    def beat(self, host: str, info: dict[str, str]) -> None:
+        """A runner's heartbeat (`runner/<host>`)."""
+        self.hb.put(TABLE, f"runner/{host}".encode(),
+                    {f"j:{k}".encode(): str(v).encode() for k, v in info.items()})
+
+    def runners(self) -> list[dict[str, str]]:
+        """Every runner heartbeat ever written (check `beat` for freshness)."""
+        return [{"host": key.decode().split("/", 1)[1],
+                 **{c.decode().split(":", 1)[1]: v.decode() for c, v in row.items()}}
+                for key, row in self.hb.scan(TABLE, row_prefix=b"runner/")]
 
     def cancel_requested(self, job_id: str) -> bool:
         row = self.hb.get(TABLE, f"job/{job_id}".encode(), columns=[b"j:cancel_requested"])

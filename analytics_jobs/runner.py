@@ -5,8 +5,16 @@ Why a runner: a fresh JVM and SparkSession cost ~6+ s per job; the runner keeps 
 embedded cluster has 2 cores) in submission order. Cancel: the service flags the job row; a
 watcher thread sees the flag and cancels the job's Spark job group; the job ends `cancelled`.
 
-Start it in the foreground with `pacs job runner`; `pacs job submit` starts one in the background
-when none is alive.
+On YARN (`settings.on_yarn`) every job gets its own Spark application: the session is started
+for the job and stopped after it, so the job's application id (recorded on the job) names
+exactly that job, and `pacs job cancel` can kill it through the ResourceManager. The warm
+session stays the fast path of the embedded standalone cluster.
+
+The runner writes a heartbeat row (`runner/<host>` in the jobs table) every few seconds; with
+`embedded = false` a submit looks for a fresh one instead of asking the embedded supervisor.
+
+Start it in the foreground with `pacs job runner` (deploy/cluster/pacs-job-runner.service);
+`pacs job submit` starts one in the background when none is alive (`job_runner = "auto"`).
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.settings import Settings, get_settings
 
 log = logging.getLogger("pacs.jobs")
+HEARTBEAT_S = 5.0        # a runner writes `runner/<host>` this often
 
 
 class Runner:
@@ -35,6 +44,8 @@ class Runner:
         self.store = JobStore(self.hbase)
         self._spark = None
         self._lock = threading.Lock()
+        # YARN: one application per job (its id names the job; the RM can kill it)
+        self.session_per_job = settings.on_yarn
 
     def spark(self):
         with self._lock:
@@ -48,6 +59,33 @@ class Runner:
                        "spark.task.maxFailures": "4",
                        "spark.scheduler.mode": "FAIR"})
             return self._spark
+
+    def stop_spark(self) -> None:
+        """End the session (YARN: the job's application); the next job starts another."""
+        with self._lock:
+            spark, self._spark = self._spark, None
+        if spark is not None:
+            try:
+                spark.stop()
+            except Exception as e:  # noqa: BLE001 - a session killed by YARN may not stop cleanly
+                log.warning("stopping the Spark session: %s", e)
+
+    def start_heartbeat(self, every_s: float = HEARTBEAT_S) -> threading.Event:
+        """Write `runner/<host>` every few seconds until the returned event is set."""
+        stop = threading.Event()
+        info = {"pid": os.getpid(), "master": self.s.spark_master,
+                "mode": "yarn" if self.session_per_job else "warm"}
+
+        def beat():
+            while True:
+                try:
+                    self.store.beat(platform.node(), {**info, "beat": f"{time.time():.1f}"})
+                except Exception as e:  # noqa: BLE001 - HBase away: try again next time
+                    log.debug("heartbeat failed: %s", e)
+                if stop.wait(every_s):
+                    return
+        threading.Thread(target=beat, name="runner-heartbeat", daemon=True).start()
+        return stop
 
     def run_forever(self, poll_s: float = 0.3, idle_exit_s: float | None = None) -> None:
         idle_since = time.monotonic()
@@ -130,6 +168,8 @@ class Runner:
                           traceback.format_exc(limit=5))
         finally:
             stop.set()
+            if self.session_per_job:
+                self.stop_spark()
         rec.finished = now_iso()
         rec.runtime_s = round(time.monotonic() - t0, 3)
         self._record_outcome(rec)
@@ -156,6 +196,8 @@ class Runner:
                 if self.store.cancel_requested(job_id):
                     if self._spark is not None:
                         self._spark.sparkContext.cancelJobGroup(job_id)
+                    if self.session_per_job:   # and the job's own application, via the RM
+                        kill_yarn_app(self.s, self.store.get(job_id))
                     return
             except Exception:  # noqa: BLE001 - the watcher must never kill the runner
                 log.warning("cancel watcher for %s: HBase unavailable", job_id)
@@ -165,12 +207,31 @@ class Runner:
         if self._spark is not None:
             spark_conf = {k: v for k, v in self._spark.sparkContext.getConf().getAll()
                           if k.startswith(("spark.executor", "spark.cores", "spark.master",
-                                           "spark.sql.shuffle", "spark.driver.memory"))}
+                                           "spark.sql.shuffle", "spark.driver.memory",
+                                           "spark.archives", "spark.yarn.queue",
+                                           "spark.driver.host"))}
             spark_conf["spark.version"] = self._spark.version
+            spark_conf["spark.app.id"] = self._spark.sparkContext.applicationId
         return {"runtime_s": round(runtime_s, 3), "spark": spark_conf,
                 "host": {"node": platform.node(), "cores": os.cpu_count(),
                          "python": platform.python_version()},
                 "finished": now_iso()}
+
+
+def kill_yarn_app(settings: Settings, rec) -> str | None:
+    """Kill a job's YARN application through the ResourceManager REST API (None when the job
+    has no YARN application or the RM could not be asked; logged)."""
+    if rec is None or not rec.app_id.startswith("application_"):
+        return None
+    from pacs_hdfs.yarn_rm import YarnError
+    try:
+        state = clients.yarn_rm(settings).kill(rec.app_id)
+        log.info("job %s: asked the ResourceManager to kill %s (%s)", rec.id, rec.app_id, state)
+        return state
+    except (YarnError, OSError) as e:
+        log.warning("job %s: could not kill %s through the ResourceManager: %s",
+                    rec.id, rec.app_id, e)
+        return None
 
 
 def sole_runner_lock(settings: Settings):
@@ -188,7 +249,12 @@ def sole_runner_lock(settings: Settings):
     return handle
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    parser = argparse.ArgumentParser(prog="analytics_jobs.runner")
+    parser.add_argument("--idle-exit-s", type=float, default=None,
+                        help="leave after this many idle seconds (runners a submit started)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("hdfs").setLevel(logging.WARNING)
     settings = get_settings()
@@ -196,7 +262,15 @@ def main() -> None:
     if lock is None:
         log.info("another job runner is running; this one exits")
         return
-    Runner(settings).run_forever()
+    runner = Runner(settings)
+    log.info("job runner on %s (%s)", settings.spark_master,
+             "one YARN application per job" if runner.session_per_job else "warm session")
+    beating = runner.start_heartbeat()
+    try:
+        runner.run_forever(idle_exit_s=args.idle_exit_s)
+    finally:
+        beating.set()
+        runner.stop_spark()
 
 
 if __name__ == "__main__":
