@@ -198,6 +198,7 @@ AREA_MODULES = (
     "portal.cli",
     "deploy.demo",
     "deid.edge.cli",
+    "pacs_hdfs.doctor_cli",
 )
 for _module in AREA_MODULES:
     importlib.import_module(_module)
