@@ -165,3 +165,21 @@ def runner(idle_exit_s: float = typer.Option(None, "--idle-exit-s",
     systemd unit pacs-job-runner.service runs."""
     from analytics_jobs.runner import main
     main([] if idle_exit_s is None else ["--idle-exit-s", str(idle_exit_s)])
+
+
+@job_app.command("pack-env")
+def pack_env(upload: bool = typer.Option(True, help="also copy it to HDFS")) -> None:
+    """Build the Python archive executors get on YARN (venv-pack of this venv, without pyspark's
+    jars), the code zip and Spark's jars zip when missing or stale, and upload them to HDFS
+    under <hdfs_root>/env/ (a job on YARN does this itself on first use)."""
+    from pacs_hdfs.python_env import (ensure_code_zip, ensure_env_archive, ensure_spark_jars_zip,
+                                      hdfs_copy)
+    s = get_settings()
+    built = [ensure_env_archive(s, progress=console.log), ensure_code_zip(s)]
+    if s.on_yarn:
+        built.append(ensure_spark_jars_zip(s))
+    for path in built:
+        line = f"{path} ({path.stat().st_size / 2**20:.0f} MiB)"
+        if upload and path.name != "pacs-code.zip":
+            line += f" -> {hdfs_copy(s, path)}"
+        console.print(line)
