@@ -127,7 +127,7 @@ def demo() -> None:
         load_demo_data(settings)
         marker.write_text(time.strftime("%Y-%m-%d %H:%M:%S"))
     pacs("job", "submit", "icd10-age", "--from", "2023-01-01", "--to", "2024-12-31", "--wait")
-    scheme = "https" if os.environ.get("PACS_PORTAL_CERT") else "http"
+    scheme = "https" if settings.portal_cert else "http"
     console.print(f"""
 [bold green]The Medical Data Center is running.[/bold green]
   portal        {scheme}://127.0.0.1:{settings.portal_port}/   logins: teacher / analyst / admin, password {DEMO_PASSWORD}

@@ -15,7 +15,7 @@ app.add_typer(gateway_app, name="gateway")
 
 def _certs(directory: Path | None):
     from hl7_gateway.certs import CertPaths
-    return CertPaths(directory or get_settings().path("certs"))
+    return CertPaths(directory or get_settings().certs_path)
 
 
 def _default_url() -> str:
@@ -146,11 +146,12 @@ def certs_revoke(names: list[str] = typer.Argument(None, help="`client`, an edge
 @gateway_app.callback()
 def gateway(ctx: typer.Context,
             port: int = typer.Option(None, help="default: settings gateway_port (8443)"),
-            host: str = typer.Option("127.0.0.1"),
-            certs: Path = typer.Option(None, help="certificate dir, default $PACS_HOME/certs"),
-            max_bytes: int = typer.Option(20 * 1024 * 1024, help="request body limit"),
-            log_file: Path = typer.Option(None, help="default $PACS_HOME/logs/gateway.log")) -> None:
-    """Run the gateway in the foreground (HTTPS only, client certificates required)."""
+            host: str = typer.Option(None, help="default: settings gateway_bind (127.0.0.1)"),
+            certs: Path = typer.Option(None, help="default: settings certs_dir"),
+            max_bytes: int = typer.Option(None, help="default: settings gateway_max_bytes"),
+            log_file: Path = typer.Option(None, help="default: settings gateway_log")) -> None:
+    """Run the gateway in the foreground (HTTPS only, client certificates required). Every
+    option is a setting (`pacs config show`); a flag overrides it for this run."""
     if ctx.invoked_subcommand is not None:
         return
     from hl7_gateway.parser import ParserLimits
@@ -159,7 +160,9 @@ def gateway(ctx: typer.Context,
     if not paths.complete():
         fail(f"no certificates in {paths.directory}: run `pacs certs init` first")
     try:
-        serve(get_settings(), paths, host, port, ParserLimits(max_bytes=max_bytes), log_file)
+        s = get_settings()
+        serve(s, paths, host or s.gateway_bind, port,
+              ParserLimits(max_bytes=max_bytes or s.gateway_max_bytes), log_file or s.gateway_log)
     except ValueError as exc:  # gateway_hospitals / gateway_revoked malformed
         fail(str(exc))
 

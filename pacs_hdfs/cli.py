@@ -167,8 +167,8 @@ def up() -> None:
     settings = get_settings()
     # the embedded default's PKI: the MDC's CA and server certificate, and the local edge's
     # client certificate (kept when present; a real site installs its own)
-    create_dev_pki(settings.path("certs"))
-    issue_edge_cert(settings.path("certs"), settings.edge_name)
+    create_dev_pki(settings.certs_path)
+    issue_edge_cert(settings.certs_path, settings.edge_name)
     sup, result = _start_cluster()
     init(json_out=False, upgrade=False)
     for name, args in available(_top_level_commands()):
@@ -195,6 +195,7 @@ AREA_MODULES = (
     "pacs_hdfs.fsck_cli",
     "pacs_hdfs.study_cli",
     "pacs_hdfs.backup_cli",
+    "pacs_hdfs.config_cli",
     "portal.cli",
     "deploy.demo",
     "deid.edge.cli",

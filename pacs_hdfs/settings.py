@@ -174,8 +174,28 @@ class Settings(BaseSettings):
     # --- end of YARN and real clusters ---------------------------------------------------------
 
     # --- services -------------------------------------------------------------------------
-    gateway_port: int = 8443
-    portal_port: int = 8000
+    # The MDC's TLS block: server certificate and key, CA and client certificates that
+    # `pacs certs` writes and the gateway serves with (hl7_gateway/certs.py).
+    certs_dir: Path | None = Field(None, description="certificates; default $PACS_HOME/certs")
+    gateway_port: int = Field(8443, description="HL7 v3 + STOW-RS gateway port (mTLS)")
+    gateway_bind: str = Field("127.0.0.1", description="gateway listen address")
+    gateway_max_bytes: int = Field(20 * 1024 * 1024, ge=1024,
+                                   description="HL7 request body limit in bytes")
+    gateway_log: Path | None = Field(None, description="default $PACS_HOME/logs/gateway.log")
+    portal_port: int = Field(8000, description="portal port")
+    portal_bind: str = Field("127.0.0.1", description="portal listen address")
+    portal_cert: Path | None = Field(None, description="portal HTTPS certificate (PEM); "
+                                     "with portal_key: HTTPS, else plain HTTP")
+    portal_key: Path | None = Field(None, description="portal HTTPS key (PEM)")
+
+    @field_validator("certs_dir", "gateway_log", "portal_cert", "portal_key", mode="before")
+    @classmethod
+    def _service_empty_path_is_none(cls, v):
+        return v or None
+
+    @property
+    def certs_path(self) -> Path:
+        return self.certs_dir or self.path("certs")
 
     # --- MDC DIMSE (`pacs scp`) ---------------------------------------------------------------
     # The data center's own DICOM service: Query/Retrieve for data-center users, and C-STORE
@@ -360,7 +380,28 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = os.environ.get("PACS_CONFIG", "pacs.toml")
         return (init_settings, env_settings,
-                TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+                SectionedToml(settings_cls, toml_file=toml_file))
+
+
+class SectionedToml(TomlConfigSettingsSource):
+    """`pacs.toml` with a table per service: `[edge] port = 11112` is `edge_port = 11112`
+    (and `PACS_EDGE_PORT`). Flat keys work too. A table whose name is itself a setting
+    (`[heap_mb]`, `[gateway_hospitals]`) stays that setting's value."""
+
+    def __call__(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        fields = self.settings_cls.model_fields
+        for key, value in super().__call__().items():
+            if isinstance(value, dict) and key not in fields:
+                for sub, v in value.items():
+                    name = f"{key}_{sub}"
+                    if name not in fields:
+                        raise ValueError(f"pacs.toml: [{key}] {sub} is not a setting "
+                                         f"({name}); `pacs config show` lists them")
+                    flat[name] = v
+            else:
+                flat[key] = value
+        return flat
 
 
 @lru_cache(maxsize=1)

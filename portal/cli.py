@@ -12,28 +12,26 @@ from pacs_hdfs.cli_apps import app, console, emit_json, fail, search_app, user_a
 from pacs_hdfs.hardening import AEAD_CIPHERS
 from pacs_hdfs.settings import get_settings
 
-CERT_ENV, KEY_ENV = "PACS_PORTAL_CERT", "PACS_PORTAL_KEY"
-
-
-def tls_files() -> tuple[str, str] | None:
-    """(certificate, key) when both PACS_PORTAL_CERT and PACS_PORTAL_KEY name files."""
-    cert, key = os.environ.get(CERT_ENV, ""), os.environ.get(KEY_ENV, "")
-    if not cert and not key:
+def tls_files(s) -> tuple[str, str] | None:
+    """(certificate, key) when portal_cert and portal_key are set (`PACS_PORTAL_CERT`, ...)."""
+    if not s.portal_cert and not s.portal_key:
         return None
-    if not (cert and key and Path(cert).is_file() and Path(key).is_file()):
-        fail(f"{CERT_ENV} and {KEY_ENV} must both name existing files")
-    return cert, key
+    if not (s.portal_cert and s.portal_key and s.portal_cert.is_file()
+            and s.portal_key.is_file()):
+        fail("portal_cert and portal_key must both name existing files")
+    return str(s.portal_cert), str(s.portal_key)
 
 
 @app.command("portal")
-def portal(host: str = typer.Option("127.0.0.1", help="address to listen on"),
+def portal(host: str = typer.Option(None, help="default: settings portal_bind (127.0.0.1)"),
            port: int = typer.Option(None, help="default: settings.portal_port (8000)")) -> None:
     """Run the web portal in the foreground (HTTPS when certificates are configured)."""
     import uvicorn
 
     from portal.app import create_app
     s = get_settings()
-    tls = tls_files()
+    tls = tls_files(s)
+    host = host or s.portal_bind
     web = create_app(s, secure_cookies=tls is not None)
     web.state.portal.search.start()     # load the case index while the first users sign in
     metrics.register_scrape(web.state.portal.search.lag_metrics)

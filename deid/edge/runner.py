@@ -41,7 +41,7 @@ class EdgeBusy(RuntimeError):
 
 def target(settings: Settings) -> Target:
     """Where the forwarder sends, and the certificates it uses (defaults under certs/)."""
-    certs = settings.path("certs")
+    certs = settings.certs_path
     edges = certs / "edges"
     return Target(
         url=settings.edge_mdc_url,

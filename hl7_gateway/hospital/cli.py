@@ -11,7 +11,7 @@ from pacs_hdfs.settings import get_settings
 
 def _certs(directory: Path | None):
     from hl7_gateway.certs import CertPaths
-    return CertPaths(directory or get_settings().path("certs"))
+    return CertPaths(directory or get_settings().certs_path)
 
 
 def _default_url() -> str:

@@ -99,4 +99,4 @@ def test_half_configured_tls_is_refused(tmp_path):
            "PACS_PORTAL_KEY": ""}
     out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(PORT)],
                          env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "PACS_PORTAL_CERT" in out.stderr
+    assert out.returncode == 1 and "portal_cert" in out.stderr
