@@ -446,8 +446,10 @@ class Lifecycle:
                          [am.Participant(user or "-", True, address=address),
                           am.Participant(SOURCE_ID, False, "application")],
                          SOURCE_ID, objects)
+        details = out.as_dict()
+        details["operation"] = details.pop("action")
         audit.record(self.settings, user, action, scope.study, store=self.hbase,
-                     **{**out.as_dict(), "xml": am.to_bytes(msg).decode()})
+                     **details, xml=am.to_bytes(msg).decode())
 
 
 def _covers(scope: Scope, record: dict) -> bool:
