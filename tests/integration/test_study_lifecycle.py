@@ -96,7 +96,7 @@ def world(ns, tmp_path_factory):
 
 
 def _pacs(ns, *args: str) -> dict:
-    r = subprocess.run([sys.executable, "-m", "pacs_cli", *args, "--json"], env=ns.env,
+    r = subprocess.run([str(VENV_BIN / "pacs"), *args, "--json"], env=ns.env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout)
@@ -244,7 +244,7 @@ def test_delete_hides_at_once_and_compaction_frees_the_space(ns, world):
     files = set(world.hdfs.walk_files("dicom/containers"))
     assert files == pointed
     # a deleted study cannot be restored
-    r = subprocess.run([sys.executable, "-m", "pacs_cli", "study", "restore", a], env=ns.env,
+    r = subprocess.run([str(VENV_BIN / "pacs"), "study", "restore", a], env=ns.env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "cannot be restored" in r.stderr
 
@@ -280,6 +280,6 @@ def test_reject_survives_compaction_and_restore_brings_it_back(ns, world):
     actions = {e.action for act in ("study-reject", "study-restore")
                for e in query(ns.settings, action=act) if e.target == c}
     assert {"study-reject", "study-restore"} <= actions
-    r = subprocess.run([sys.executable, "-m", "pacs_cli", "study", "restore", c], env=ns.env,
+    r = subprocess.run([str(VENV_BIN / "pacs"), "study", "restore", c], env=ns.env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1                                  # nothing left to restore
