@@ -25,7 +25,7 @@ DEMO_PASSWORD = "demo-password"
 def pacs(*args: str, env: dict | None = None) -> None:
     """Run one `pacs` sub-command the way a user would; fail loudly."""
     console.log("pacs " + " ".join(args))
-    subprocess.run([sys.executable, "-m", "pacs_hdfs", *args], check=True,
+    subprocess.run([sys.executable, "-m", "pacs_cli", *args], check=True,
                    env={**os.environ, **(env or {})})
 
 

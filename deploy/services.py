@@ -3,7 +3,7 @@
 The embedded default runs both sides on one machine: the data center's services and the
 hospital edge, which still talks to the data center only over the network (STOW-RS, mTLS).
 
-Each is a `pacs` sub-command run as `python -X pacs.daemon=NAME -m pacs_hdfs ARGS`, so the
+Each is a `pacs` sub-command run as `python -X pacs.daemon=NAME -m pacs_cli ARGS`, so the
 supervisor tracks it like a daemon (pid file, log file, `pacs cluster stop-node NAME`).
 """
 from __future__ import annotations

@@ -191,7 +191,7 @@ class Supervisor:
         from deploy.services import SERVICES
         args = dict(SERVICES).get(name)
         if args is not None:
-            return self.start_python_service(name, "pacs_hdfs", *args)
+            return self.start_python_service(name, "pacs_cli", *args)
         return self.start_daemon(name)
 
     def watch(self, interval: float = 3.0, max_restarts: int = 5, window_s: float = 600.0,
@@ -234,7 +234,7 @@ class Supervisor:
                 self.start_daemon(d.name)
             self._wait(checks[stage], members, progress, t0 + timeout)
         progress("starting the watchdog")
-        self.start_python_service(WATCHDOG, "pacs_hdfs", "cluster", "watch")
+        self.start_python_service(WATCHDOG, "pacs_cli", "cluster", "watch")
         return {"seconds": round(time.monotonic() - t0, 1)}
 
     def _wait(self, ready: Callable[[], str | None], members: list[Daemon],

@@ -1,5 +1,5 @@
 """The `pacs` command tree: the root app and its groups. Each area's cli module registers its
-commands on these (see pacs_hdfs/cli.py for the list of area modules)."""
+commands on these (pacs_cli/main.py imports them all: the composition root)."""
 from __future__ import annotations
 
 import json

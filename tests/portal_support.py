@@ -36,7 +36,7 @@ def portal_process(port: int | None = None, timeout: float = 90):
     port = port or free_port()
     log = Path(tempfile.mktemp(prefix="portal-test-", suffix=".log"))
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "pacs_cli", "portal", "--port", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     url = f"http://127.0.0.1:{port}"
     try:

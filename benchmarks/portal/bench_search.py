@@ -99,7 +99,7 @@ def rss_mib(pid: int) -> float:
 
 
 def start_portal(env: dict, port: int, log: Path):
-    proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "pacs_cli", "portal", "--port", str(port)],
                             env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):

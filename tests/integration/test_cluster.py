@@ -27,7 +27,7 @@ def _wait_live_datanodes(sup, n: int, timeout: float = 60) -> None:
 
 
 def test_status_json_reports_healthy_cluster(cluster, settings):
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "cluster", "status", "--json"],
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "cluster", "status", "--json"],
                          capture_output=True, text=True, timeout=60, env=os.environ.copy())
     status = json.loads(out.stdout)
     assert out.returncode == 0, out.stderr

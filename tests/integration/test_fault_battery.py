@@ -69,7 +69,7 @@ def test_fsck_finds_the_archive_clean_after_the_battery(namespace):
 
 
 def fsck(env, *flags: str) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "fsck", "--json", "--grace", "0",
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "fsck", "--json", "--grace", "0",
                           *flags], capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode in (0, 1), out.stderr[-3000:]
     return out

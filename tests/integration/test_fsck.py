@@ -43,7 +43,7 @@ def namespace(cluster, tmp_path_factory):
 
 
 def fsck(env, *args: str) -> tuple[int, dict]:
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "fsck", "--json", *args],
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "fsck", "--json", *args],
                          capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode in (0, 1), out.stderr[-3000:]
     return out.returncode, json.loads(out.stdout)

@@ -57,12 +57,12 @@ def test_cancel_running_job(service):
 
 
 def test_cli_submit_wait_json(cluster):
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "job", "submit", "spark-selftest",
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "job", "submit", "spark-selftest",
                           "--n", "500", "--wait", "--json"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)
     assert rec["state"] == "succeeded" and rec["params"]["n"] == 500
-    bad = subprocess.run([sys.executable, "-m", "pacs_hdfs", "job", "submit", "no-such-kind"],
+    bad = subprocess.run([sys.executable, "-m", "pacs_cli", "job", "submit", "no-such-kind"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown job kind" in bad.stderr

@@ -74,7 +74,7 @@ def _stop_spawned_runner(home: Path) -> None:
 
 
 def pacs(env, *args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pacs_hdfs", *args], env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "pacs_cli", *args], env=env, text=True,
                           capture_output=True, timeout=timeout, cwd=env["PACS_HOME"].rsplit(
                               "/", 1)[0])
 

@@ -29,7 +29,7 @@ def _name(role: str) -> str:
 
 def _add_user(name: str, role: str, password: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PACS_USER_PASSWORD": password}
-    return subprocess.run([sys.executable, "-m", "pacs_hdfs", "user", "add", name, "--role", role,
+    return subprocess.run([sys.executable, "-m", "pacs_cli", "user", "add", name, "--role", role,
                            "--json"], env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -43,7 +43,7 @@ def test_cli_user_add_then_login_and_audit(app, tmp_path, settings):
     other = _name("analyst")
     pwfile = tmp_path / "pw"
     pwfile.write_text(pw + "\n")
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "user", "add", other, "--role",
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "user", "add", other, "--role",
                           "analyst", "--password-file", str(pwfile)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -60,7 +60,7 @@ def test_gateway_visits_are_searchable_and_snapshot_reloads(settings, stored):
 
 
 def test_backfill_command_feeds_every_visit(settings, stored):
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "search", "backfill", "--json"],
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "search", "backfill", "--json"],
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["visits"] >= len(stored[0])
     live = LiveIndex(settings, snapshots=False)

@@ -40,7 +40,7 @@ def test_simulate_command_writes_bands_geometry_and_truth(cluster, settings):
     hdfs = clients.hdfs(settings)
     directory = f"tmp/test-recon-sim-{uuid.uuid4().hex[:10]}"
     try:
-        out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "recon", "simulate", "--size",
+        out = subprocess.run([sys.executable, "-m", "pacs_cli", "recon", "simulate", "--size",
                               "16", "--angles", "12", "--out", directory, "--json"],
                              capture_output=True, text=True, timeout=300, env=os.environ.copy())
         assert out.returncode == 0, out.stderr

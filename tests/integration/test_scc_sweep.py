@@ -90,7 +90,7 @@ def test_rows_and_result_carry_profiling_metadata(service, sweeps):
 
 def test_compare_two_sweeps_from_the_cli(sweeps):
     a, b = (rec.id for rec in sweeps)
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "job", "compare", a, b, "--json"],
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "job", "compare", a, b, "--json"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     cmp = json.loads(out.stdout)
@@ -102,7 +102,7 @@ def test_compare_two_sweeps_from_the_cli(sweeps):
         # same seed, same kernel: quality does not depend on which run it was
         assert r["false_candidate_median"][0] == r["false_candidate_median"][1]
     assert cmp["hosts"][0][0]["cpu_model"] == cmp["hosts"][1][0]["cpu_model"]
-    table = subprocess.run([sys.executable, "-m", "pacs_hdfs", "job", "compare", a, b],
+    table = subprocess.run([sys.executable, "-m", "pacs_cli", "job", "compare", a, b],
                            capture_output=True, text=True, timeout=120,
                            env={**os.environ, "COLUMNS": "200"})   # no wrapping inside cells
     assert table.returncode == 0 and "cpu_model" in table.stderr and "16:16" in table.stderr
@@ -111,6 +111,6 @@ def test_compare_two_sweeps_from_the_cli(sweeps):
 def test_compare_refuses_a_job_that_is_not_a_sweep(service, sweeps):
     other = service.submit("spark-selftest", {"n": "10"})
     service.wait(other.id, timeout=300)
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "job", "compare", sweeps[0].id, other.id],
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "job", "compare", sweeps[0].id, other.id],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "not a succeeded scc-sweep" in " ".join(out.stderr.split())

@@ -343,7 +343,7 @@ def test_services_listen_only_where_the_settings_say(cluster, settings, tmp_path
             for name, (args, _) in commands.items():
                 log = tmp_path / f"{name}.log"
                 procs[name] = subprocess.Popen(
-                    [sys.executable, "-m", "pacs_hdfs", *args], env=env,
+                    [sys.executable, "-m", "pacs_cli", *args], env=env,
                     stdout=open(log, "ab"), stderr=subprocess.STDOUT)
             for name, (_, wanted) in commands.items():
                 for port in wanted:

@@ -56,7 +56,7 @@ def test_sections_and_secret_masking():
 
 def test_config_show_json_lists_every_setting_once(toml):
     toml.write_text('[gateway]\nport = 9443\n')
-    from pacs_hdfs.cli import app
+    from pacs_cli.main import app
     out = CliRunner().invoke(app, ["config", "show", "--json"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)

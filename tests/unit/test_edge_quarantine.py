@@ -40,7 +40,7 @@ def held(home):
 
 
 def pacs(*args: str, input: str | None = None):
-    from pacs_hdfs.cli import app
+    from pacs_cli.main import app
     result = CliRunner().invoke(app, list(args), input=input)
     return result
 

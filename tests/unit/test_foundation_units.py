@@ -68,7 +68,7 @@ def test_parse_extra_rejects_positional():
 
 
 def test_stop_node_knows_our_services_as_well_as_the_daemons():
-    from pacs_hdfs.cli import _service_args
+    from pacs_cli.cluster import _service_args
     assert _service_args("job-runner") == ("job", "runner")
     assert _service_args("portal") == ("portal",)
     assert _service_args("datanode-2") is None

@@ -45,7 +45,7 @@ def _self_signed(tmp_path):
 def test_https_portal_sets_secure_cookies(tmp_path):
     cert, key = _self_signed(tmp_path)
     env = {**os.environ, "PACS_PORTAL_CERT": str(cert), "PACS_PORTAL_KEY": str(key)}
-    proc = subprocess.Popen([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(PORT)],
+    proc = subprocess.Popen([sys.executable, "-m", "pacs_cli", "portal", "--port", str(PORT)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     urllib3.disable_warnings()
     try:
@@ -97,6 +97,6 @@ def _handshake(version: ssl.TLSVersion, ciphers: str | None) -> bool:
 def test_half_configured_tls_is_refused(tmp_path):
     env = {**os.environ, "PACS_PORTAL_CERT": str(tmp_path / "missing.crt"),
            "PACS_PORTAL_KEY": ""}
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "portal", "--port", str(PORT)],
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "portal", "--port", str(PORT)],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "portal_cert" in out.stderr

@@ -1,8 +1,6 @@
-"""The `pacs` command: cluster and storage commands here; each area registers its own commands
-on the shared groups of `pacs_hdfs.cli_apps` when its module is imported at the bottom."""
+"""`pacs cluster ...`, `pacs init`, `pacs up` and `pacs down`: the embedded cluster (deploy/) and
+the archive's layout, started together with every area's services."""
 from __future__ import annotations
-
-import importlib
 
 import typer
 from rich.console import Console
@@ -111,7 +109,7 @@ def cluster_start_node(name: str) -> None:
     sup = _supervisor()
     try:
         args = _service_args(name)
-        pid = sup.start_python_service(name, "pacs_hdfs", *args) if args \
+        pid = sup.start_python_service(name, "pacs_cli", *args) if args \
             else sup.start_daemon(_known(name))
     except KeyError as e:
         _fail(e)
@@ -172,7 +170,7 @@ def up() -> None:
     sup, result = _start_cluster()
     init(json_out=False, upgrade=False)
     for name, args in available(_top_level_commands()):
-        pid = sup.start_python_service(name, "pacs_hdfs", *args)
+        pid = sup.start_python_service(name, "pacs_cli", *args)
         console.log(f"{name}: pid {pid}, log {sup.log_file(name)}")
     console.print(f"[green]up[/green] (cluster in {result['seconds']} s)")
 
@@ -182,28 +180,3 @@ def down() -> None:
     """Stop every service, then the cluster."""
     _supervisor().down(progress=console.log)
     console.print("down")
-
-
-# Area modules that add commands (each imports cli_apps and decorates its groups).
-AREA_MODULES = (
-    "recon_mapreduce.cli",
-    "analytics_jobs.cli",
-    "analytics_jobs.scc_cli",
-    "hl7_gateway.cli",
-    "hl7_gateway.hospital.cli",
-    "pacs_hdfs.dicom_cli",
-    "pacs_hdfs.fsck_cli",
-    "pacs_hdfs.study_cli",
-    "pacs_hdfs.backup_cli",
-    "pacs_hdfs.config_cli",
-    "portal.cli",
-    "deploy.demo",
-    "deid.edge.cli",
-    "pacs_hdfs.doctor_cli",
-)
-for _module in AREA_MODULES:
-    importlib.import_module(_module)
-
-
-def main() -> None:  # pragma: no cover
-    app()

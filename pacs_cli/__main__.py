@@ -1,0 +1,3 @@
+from pacs_cli.main import app
+
+app(prog_name="pacs")

@@ -1,3 +1,0 @@
-from pacs_hdfs.cli import app
-
-app(prog_name="pacs")
