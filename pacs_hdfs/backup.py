@@ -98,18 +98,18 @@ def create(settings: Settings, label: str = "", kind: str = "manual", progress=p
 def list_backups(settings: Settings) -> list[Manifest]:
     """Backups of this namespace, oldest first: the manifests on HDFS, else the local copies."""
     hdfs = clients.hdfs(settings)
-    found: dict[str, Manifest] = {}
-    for info in hdfs.list_status(MANIFEST_DIR):
-        if info.path.endswith(".json"):
-            m = Manifest.from_json(json.loads(hdfs.read(info.path)))
-            found[m.name] = m
+    texts = [hdfs.read(i.path) for i in hdfs.list_status(MANIFEST_DIR)
+             if i.path.endswith(".json")]
     local = settings.path("backups")
-    if local.is_dir():
-        for p in local.glob("*.json"):
-            m = Manifest.from_json(json.loads(p.read_text()))
-            if m.hdfs_root == settings.hdfs_root and m.hbase_table_prefix == \
-                    settings.hbase_table_prefix:
-                found.setdefault(m.name, m)
+    texts += [p.read_bytes() for p in sorted(local.glob("*.json"))] if local.is_dir() else []
+    found: dict[str, Manifest] = {}
+    for text in texts:
+        m = Manifest.from_json(json.loads(text))
+        try:
+            check_namespace(m, settings.hdfs_root, settings.hbase_table_prefix)
+        except ValueError:
+            continue          # another namespace's manifest (copied here): not ours to list
+        found.setdefault(m.name, m)
     live = set(HdfsSnapshots(settings).names())
     return sorted((m for m in found.values() if m.hdfs_snapshot in live),
                   key=lambda m: m.name)
