@@ -45,7 +45,8 @@ class Daemon:
 def daemon_table(s: Settings) -> list[Daemon]:
     """All daemons of the embedded cluster for these settings, in start order."""
     nn_rpc_port = int(s.namenode_rpc.rsplit(":", 1)[1])
-    spark_port = int(s.spark_master.rsplit(":", 1)[1])
+    # spark_master may say "yarn" (then no standalone daemons are run)
+    spark_port = int(s.spark_master.rsplit(":", 1)[1]) if not s.yarn else 0
     spark_webui_port = int(s.spark_master_webui.rsplit(":", 1)[1])
     host = s.cluster_host
     spark_env = {"SPARK_LOCAL_IP": s.cluster_bind}
