@@ -1,11 +1,13 @@
 """`pacs demo`: everything up, demo data loaded once, one job run, URLs and logins printed.
 
 Demo data goes through the real front doors, as a hospital's would: a synthetic HIS export (with
-synthetic PHI) is synced by the HAS over HTTPS/mTLS to the gateway; synthetic CT studies of some
-of the same patients (same national id, matching accession numbers) are sent by C-STORE to the
-hospital edge, which de-identifies them, spools them and forwards them over STOW-RS to the data
-center (the demo waits until they have arrived); a larger synthetic visit set (no PHI, already
-pseudonymous) is put into the Parquet store so the statistics have something to count.
+synthetic PHI) is synced by the HAS over HTTPS/mTLS to the gateway; for every imaging exam of
+that export a small synthetic series (deploy/demo_images.py: modality from the exam kind, same
+national id, the exam's accession number, a handful of 128x128 images) is sent by C-STORE to
+the hospital edge, which de-identifies it, spools it and forwards it over STOW-RS to the data
+center (the demo waits until they have arrived), so every "Show examination" opens a study; a
+larger synthetic visit set (no PHI, already pseudonymous) is put into the Parquet store so the
+statistics have something to count.
 """
 from __future__ import annotations
 
@@ -74,6 +76,60 @@ def send_demo_studies(export: Path, settings, studies: int = 3, slices: int = 16
     return sent
 
 
+def demo_examinations(export: Path) -> list[tuple[dict, str, str, str]]:
+    """(patient, exam kind, accession, study date YYYYMMDD) of every imaging exam of the export
+    whose kind has a demo series (`demo_images.KINDS`), in export order: what makes every
+    "Show examination" of the demo open a study."""
+    from deploy.demo_images import KINDS
+    from hl7_gateway.hospital.his_export import read_export
+
+    out = []
+    for rec in read_export(export):
+        day = rec["admission"][:10].replace("-", "")
+        out += [(rec["patient"], e["kind"], e["accession"], day) for e in rec.get("exams", [])
+                if e.get("accession") and e.get("kind") in KINDS]
+    return out
+
+
+def send_demo_examinations(export: Path, settings, *, host: str = "127.0.0.1",
+                           port: int | None = None, ae_title: str | None = None,
+                           progress=None) -> tuple[int, int]:
+    """C-STORE a small synthetic series (`demo_images.exam_series`) for every imaging exam of
+    the export to the hospital edge, over one association, like a modality would; returns
+    (studies, images acknowledged). A store the edge refuses raises: the demo must not look
+    complete when it is not."""
+    from pynetdicom import AE
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from deploy.demo_images import KINDS, exam_series
+
+    exams = demo_examinations(export)
+    ae = AE(ae_title="DEMO")
+    for sop_class in sorted({k.sop_class for k in KINDS.values()}):
+        ae.add_requested_context(sop_class, ExplicitVRLittleEndian)
+    assoc = ae.associate(host, port or settings.edge_port,
+                         ae_title=ae_title or settings.edge_ae_title)
+    if not assoc.is_established:
+        raise RuntimeError("the edge refused the demo association")
+    sent = 0
+    try:
+        for n, (person, kind, accession, date) in enumerate(exams, 1):
+            for ds in exam_series(kind, patient_id=person["national_id"],
+                                  patient_name=f"{person['last_name']}^{person['first_name']}",
+                                  accession=accession, study_date=date,
+                                  sex=person.get("sex", "")):
+                status = assoc.send_c_store(ds)
+                if getattr(status, "Status", None) != 0:
+                    raise RuntimeError(f"the edge answered {getattr(status, 'Status', None)} "
+                                       f"for a demo {kind} image")
+                sent += 1
+            if progress and n % 50 == 0:
+                progress(f"{n}/{len(exams)} demo examinations sent")
+    finally:
+        assoc.release()
+    return len(exams), sent
+
+
 def wait_forwarded(settings, expected: int, timeout: float = 300) -> int:
     """Wait until the edge's spool is empty (everything forwarded and acknowledged by the
     data center); return how many images the data center's index holds for the demo."""
@@ -105,8 +161,10 @@ def load_demo_data(settings) -> None:
 
     export = demo_export(settings)
     pacs("has", "sync", str(export))
-    sent = send_demo_studies(export, settings)
-    console.log(f"C-STORE demo studies to the edge: {sent} images acknowledged")
+    started = time.monotonic()
+    studies, sent = send_demo_examinations(export, settings, progress=console.log)
+    console.log(f"C-STORE demo examinations to the edge: {studies} studies, {sent} images "
+                f"acknowledged in {time.monotonic() - started:.1f} s")
     console.log(f"arrived at the data center: {wait_forwarded(settings, sent)} images")
     local = settings.path("data", "demo-visits")
     generate_visits(local, 200_000, months=24, first_month="2023-01", seed=1)
