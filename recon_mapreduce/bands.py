@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from recon_mapreduce.fdk_fast import backproject_owned
+from recon_mapreduce.fdk_fast import backproject_owned, pad_transposed
 from recon_mapreduce.filters import filter_projection_rows
 from recon_mapreduce.geometry import ConeBeamGeometry
 
@@ -60,8 +60,7 @@ def backproject_band(filtered_band: np.ndarray, geom: ConeBeamGeometry, angle: f
         raise ValueError(f"band [{v0}, {v1}) needs rows [{first}, {stop}) x {geom.n_cols} cols, "
                          f"got {filtered_band.shape}")
     # Padded rows are v0 - 1 .. v1 + 1 (exclusive); rows outside the detector stay zero.
-    padded = np.zeros((1, geom.n_cols + 2, v1 - v0 + 2), dtype=np.float32)
-    padded[0, 1:-1, 1:1 + stop - first] = filtered_band.T
+    padded = pad_transposed(filtered_band[None], rows_before=1, rows_after=v1 + 1 - stop)
     weight = geom.uniform_angle_weight if weight is None else weight
     slab = np.zeros((z1 - z0, geom.n_voxels, geom.n_voxels), dtype=np.float32)
     own_lo = -1 if v0 == 0 else v0

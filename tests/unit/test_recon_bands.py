@@ -15,9 +15,11 @@ from recon_mapreduce.geometry import ConeBeamGeometry
 BAND, SLAB = 8, 8
 
 
-@pytest.fixture(scope="module", params=["covering", "truncated"])
+@pytest.fixture(scope="module", params=["covering", "truncated", "fine-rows"])
 def case(request):
     geom = ConeBeamGeometry.for_volume(32, 24, detector_shape=(40, 44))
+    if request.param == "fine-rows":  # under 2 rows per voxel: the kernel's AVX2 window path
+        geom = ConeBeamGeometry.for_volume(32, 24, detector_shape=(64, 44))
     if request.param == "truncated":  # the volume overhangs the detector's first and last rows
         geom = dataclasses.replace(geom, dv=geom.dv * 0.7, offset_u=0.8, offset_v=1.3)
     # phantom plus noise, so the outermost detector rows and columns carry data too
