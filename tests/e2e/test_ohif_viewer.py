@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import threading
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import datetime
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
@@ -31,6 +29,7 @@ import requests
 from PIL import Image
 
 from tests.integration.dicom_support import DCMTK, deid_uid, scp_process, store
+from tests.integration.dicomweb_viewer_support import case_with_exam, environment
 from tests.portal_support import (ARTIFACTS, free_port, have_chromium, make_user,
                                   portal_process, screenshot)
 
@@ -122,20 +121,6 @@ def ohif_server(dicomweb_root: str):
         server.server_close()
 
 
-@contextmanager
-def environment(**values):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 @pytest.fixture(scope="module")
 def portal_url(cluster):
     """A portal that lets OHIF's origin call /dicomweb and links case pages to OHIF."""
@@ -169,30 +154,12 @@ def teacher(cluster, settings):
 @pytest.fixture(scope="module")
 def case(cluster, settings, study, portal_url, teacher):
     """A case whose visit holds the study's exam (its de-identified accession, read back over
-    QIDO), written as the gateway writes visits (subject and visit rows); removed afterwards."""
-    from hl7_gateway import store_rows
-    from hl7_gateway.hospital.samples import sample_visit, visit_token
-    from hl7_gateway.models import Exam
+    QIDO), written as the gateway writes visits; removed afterwards."""
     from pacs_hdfs import clients
-    from pacs_hdfs.containers import Location
     found = requests.get(f"{portal_url}/dicomweb/studies", auth=teacher,
                          params={"StudyInstanceUID": study}).json()
-    accession = found[0]["00080050"]["Value"][0]
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-    pseudonym = "RS" + "".join(secrets.choice(alphabet) for _ in range(16))
-    visit = sample_visit(visit_id=visit_token(f"ohif-{uuid.uuid4()}"),
-                         patient_id=pseudonym, admission=datetime(2024, 5, 2, 9, 0),
-                         discharge=datetime(2024, 5, 3, 9, 0),
-                         exams=[Exam(kind="CT", accession=accession, text="CT chest.")])
-    hbase = clients.hbase(settings)
-    key, cols = store_rows.subject_column(visit)
-    hbase.put("subject", key, cols)
-    hbase.put("visit", visit.visit_id.encode(), store_rows.visit_row(
-        visit, Location("hl7/archive/test/w-0.pack", 0, 1, "0" * 64),
-        "2024-05-03T10:00:00.000", []))
-    yield pseudonym
-    hbase.delete("visit", visit.visit_id.encode())
-    hbase.delete("subject", key)
+    with case_with_exam(clients.hbase(settings), found[0]["00080050"]["Value"][0]) as pseudonym:
+        yield pseudonym
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +204,10 @@ def test_ohif_opens_the_study_from_the_case_page(browser, portal_url, teacher, s
         WebDriverWait(browser, 120, poll_frequency=0.25).until(_shows_image)
         first_image = time.monotonic() - started
         screenshot(browser, "ohif-02-first-image")
+        for skip in browser.find_elements(By.XPATH, "//*[normalize-space(text())='Skip all']"):
+            skip.click()                                      # OHIF's first-visit tour
+            time.sleep(0.5)
+            screenshot(browser, "ohif-03-tour-skipped")
         assert browser.current_url.startswith(OHIF_ORIGIN + "/viewer")
         assert "token=" not in browser.current_url          # OHIF took it out of the URL
         img = _viewport_image(browser)
@@ -253,6 +224,8 @@ def test_ohif_opens_the_study_from_the_case_page(browser, portal_url, teacher, s
         WebDriverWait(browser, 120, poll_frequency=0.25).until(_shows_image)
         warm = time.monotonic() - started
 
+    _every_request_was_audited_with_the_token(teacher[0], study)
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     (ARTIFACTS / "ohif-timing.json").write_text(json.dumps({
@@ -261,3 +234,20 @@ def test_ohif_opens_the_study_from_the_case_page(browser, portal_url, teacher, s
         "loadavg": [round(x, 2) for x in load]}, indent=2))
     print(f"OHIF time to first image: {first_image:.2f} s (again: {warm:.2f} s); "
           f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def _every_request_was_audited_with_the_token(user: str, study: str) -> None:
+    """OHIF's QIDO, metadata, frames and thumbnails are in the audit trail under the teacher,
+    authenticated by the viewer token; frames went out as stored (not decoded)."""
+    from pacs_hdfs import audit
+    from pacs_hdfs.settings import get_settings
+    events = [e for e in audit.query(get_settings(), user=user, limit=2000)
+              if e.target == study]
+    by_token = [e for e in events if e.details.get("auth") == "viewer-token"]
+    assert {e.action for e in by_token} >= {"qido", "wado"}
+    what = {e.details.get("what") for e in by_token if e.action == "wado"}
+    assert {"metadata", "frames", "thumbnail"} <= what, what
+    frames = [e for e in by_token if e.details.get("what") == "frames"]
+    assert frames and not any(e.details.get("decoded") for e in frames)
+    assert any(e.action == "view-study" and e.details.get("via") == "viewer-launch"
+               for e in events)
