@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.cluster
+REPO = Path(__file__).resolve().parents[2]
 
 BLOCKER = '''
 import importlib.abc, sys
@@ -55,7 +56,7 @@ def site(cluster, settings, tmp_path_factory):
     env.update(PACS_EMBEDDED="false", PACS_HOME=str(base / "home"),
                HADOOP_CONF_DIR=str(hadoop), HBASE_CONF_DIR=str(hbase), SPARK_CONF_DIR=str(spark),
                PACS_HDFS_ROOT=f"/pacs-site-{tag}", PACS_HBASE_TABLE_PREFIX=f"site{tag}",
-               PYTHONPATH=str(blocker))
+               PYTHONPATH=f"{blocker}:{REPO}")      # REPO: packages newer than the install
     yield env
     _stop_spawned_runner(Path(env["PACS_HOME"]))
     from pacs_hdfs.settings import Settings
@@ -92,6 +93,16 @@ def test_settings_come_from_the_conf_dirs(site, settings):
     assert got["fields"]["thrift_port"] == settings.thrift_port
 
 
+def test_doctor_before_init_names_what_to_do(site):
+    out = pacs(site, "doctor", "--json", timeout=180)
+    report = json.loads(out.stdout)
+    failing = {c["name"]: c for c in report["checks"] if not c["ok"]}
+    assert out.returncode == 1 and not report["ok"]
+    assert set(failing) == {"hdfs-write", "hbase"}, failing
+    assert failing["hbase"]["fix"] == "run `pacs init`"
+    assert f"{site['PACS_HBASE_TABLE_PREFIX']}_jobs" in failing["hbase"]["detail"]
+
+
 def test_init_and_a_job_run_without_the_supervisor(site):
     init = pacs(site, "init", "--json")
     assert init.returncode == 0, init.stderr[-2000:]
@@ -120,6 +131,7 @@ def test_status_and_list_answer(site):
 
 
 def test_doctor_finds_the_cluster_healthy(site):
+    assert pacs(site, "init").returncode == 0
     out = pacs(site, "doctor", "--json", timeout=180)
     report = json.loads(out.stdout)
     failing = [c for c in report["checks"] if not c["ok"]]
