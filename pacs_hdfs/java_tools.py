@@ -4,8 +4,9 @@ configured cluster: the Maven-resolved jars, a conf dir, and the Java 17 opening
 Used where the Python clients have no call for the job: HBase snapshots (Thrift 1 has none),
 `DFSAdmin -allowSnapshot` on a cluster whose permissions make ALLOWSNAPSHOT superuser-only.
 
-Conf dirs: `$HADOOP_CONF_DIR` / `$HBASE_CONF_DIR` when set (a real cluster), else the embedded
-cluster's generated ones under `$PACS_HOME/conf/<daemon>/` (deploy/configs.py writes them).
+Conf dirs: the settings' `hadoop_conf_dir` / `hbase_conf_dir`, else `$HADOOP_CONF_DIR` /
+`$HBASE_CONF_DIR` (a real cluster; `Settings.cluster_conf_dirs`, pacs_hdfs/hadoop_conf.py), else
+the embedded cluster's generated ones under `$PACS_HOME/conf/<daemon>/` (deploy/configs.py).
 """
 from __future__ import annotations
 
@@ -30,16 +31,14 @@ CLIENT_JVM_OPTIONS = (
     "-Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true",
 )
 
-_EMBEDDED_CONF = {"hadoop": ("HADOOP_CONF_DIR", "namenode"),
-                  "hbase": ("HBASE_CONF_DIR", "hbase-master")}
+_EMBEDDED_CONF = {"hadoop": (0, "namenode"), "hbase": (1, "hbase-master")}
 
 
 def conf_dir(settings: Settings, kind: str) -> Path:
     """The client conf dir for `kind` ("hadoop" or "hbase")."""
-    env, daemon = _EMBEDDED_CONF[kind]
-    if os.environ.get(env):
-        return Path(os.environ[env])
-    return settings.path("conf", daemon)
+    index, daemon = _EMBEDDED_CONF[kind]
+    given = settings.cluster_conf_dirs[index]
+    return given if given else settings.path("conf", daemon)
 
 
 def classpath(settings: Settings, kind: str) -> str:

@@ -10,7 +10,15 @@
 //   delete  SNAPSHOT ...         delete snapshots (missing ones are skipped)
 //   count   TABLE ...            rows of each table
 //
-// Output: one JSON object per line on stdout; errors go to stderr with a non-zero exit.
+// Tables are handled concurrently (each a master procedure: flush, snapshot, restore...), so a
+// backup of a dozen tables waits about as long as its slowest table, not as long as all of them.
+// Output: one JSON object per line on stdout, in argument order; errors go to stderr with a
+// non-zero exit.
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.regex.Pattern;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.hbase.HBaseConfiguration;
@@ -28,56 +36,67 @@ import org.apache.hadoop.hbase.filter.FirstKeyOnlyFilter;
 public class HBaseSnapshots {
     public static void main(String[] args) throws Exception {
         Configuration conf = HBaseConfiguration.create();
-        try (Connection conn = ConnectionFactory.createConnection(conf);
-             Admin admin = conn.getAdmin()) {
-            String op = args[0];
+        String op = args[0];
+        try (Connection conn = ConnectionFactory.createConnection(conf)) {
+            if (op.equals("list")) {
+                try (Admin admin = conn.getAdmin()) {
+                    for (SnapshotDescription d : admin.listSnapshots(Pattern.compile(args[1]))) {
+                        line("snapshot", d.getName(), "table", d.getTableNameAsString(),
+                             "created_ms", d.getCreationTime());
+                    }
+                }
+                return;
+            }
+            ExecutorService pool = Executors.newFixedThreadPool(4);
+            List<Future<String>> results = new ArrayList<>();
             for (int i = 1; i < args.length; i++) {
                 String arg = args[i];
-                String[] kv = arg.split("=", 2);
-                switch (op) {
-                    case "create": {
-                        TableName t = TableName.valueOf(kv[0]);
-                        admin.snapshot(kv[1], t);
-                        line("table", kv[0], "snapshot", kv[1], "rows", count(conn, t));
-                        break;
-                    }
-                    case "restore": {
-                        TableName t = TableName.valueOf(kv[1]);
-                        boolean existed = admin.tableExists(t);
-                        if (existed) {
-                            if (admin.isTableEnabled(t)) admin.disableTable(t);
-                            admin.restoreSnapshot(kv[0]);
-                            admin.enableTable(t);
-                        } else {
-                            admin.cloneSnapshot(kv[0], t);
-                        }
-                        line("table", kv[1], "snapshot", kv[0], "rows", count(conn, t),
-                             "cloned", !existed);
-                        break;
-                    }
-                    case "list": {
-                        for (SnapshotDescription d : admin.listSnapshots(Pattern.compile(arg))) {
-                            line("snapshot", d.getName(), "table", d.getTableNameAsString(),
-                                 "created_ms", d.getCreationTime());
-                        }
-                        break;
-                    }
-                    case "delete": {
-                        if (!admin.listSnapshots(Pattern.compile(Pattern.quote(arg))).isEmpty()) {
-                            admin.deleteSnapshot(arg);
-                            line("snapshot", arg, "deleted", true);
-                        } else {
-                            line("snapshot", arg, "deleted", false);
-                        }
-                        break;
-                    }
-                    case "count": {
-                        line("table", arg, "rows", count(conn, TableName.valueOf(arg)));
-                        break;
-                    }
-                    default:
-                        throw new IllegalArgumentException("unknown operation " + op);
+                results.add(pool.submit(() -> one(conn, op, arg)));
+            }
+            try {
+                for (Future<String> r : results) {
+                    System.out.println(r.get());
                 }
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    /** One table's (or snapshot's) operation, with an Admin of its own (Admin is not
+     *  thread-safe; the Connection is). */
+    static String one(Connection conn, String op, String arg) throws Exception {
+        String[] kv = arg.split("=", 2);
+        try (Admin admin = conn.getAdmin()) {
+            switch (op) {
+                case "create": {
+                    TableName t = TableName.valueOf(kv[0]);
+                    admin.snapshot(kv[1], t);
+                    return json("table", kv[0], "snapshot", kv[1], "rows", count(conn, t));
+                }
+                case "restore": {
+                    TableName t = TableName.valueOf(kv[1]);
+                    boolean existed = admin.tableExists(t);
+                    if (existed) {
+                        if (admin.isTableEnabled(t)) admin.disableTable(t);
+                        admin.restoreSnapshot(kv[0]);
+                        admin.enableTable(t);
+                    } else {
+                        admin.cloneSnapshot(kv[0], t);
+                    }
+                    return json("table", kv[1], "snapshot", kv[0], "rows", count(conn, t),
+                                "cloned", !existed);
+                }
+                case "delete": {
+                    boolean there =
+                        !admin.listSnapshots(Pattern.compile(Pattern.quote(arg))).isEmpty();
+                    if (there) admin.deleteSnapshot(arg);
+                    return json("snapshot", arg, "deleted", there);
+                }
+                case "count":
+                    return json("table", arg, "rows", count(conn, TableName.valueOf(arg)));
+                default:
+                    throw new IllegalArgumentException("unknown operation " + op);
             }
         }
     }
@@ -93,6 +112,10 @@ public class HBaseSnapshots {
     }
 
     static void line(Object... kv) {
+        System.out.println(json(kv));
+    }
+
+    static String json(Object... kv) {
         StringBuilder b = new StringBuilder("{");
         for (int i = 0; i < kv.length; i += 2) {
             if (i > 0) b.append(", ");
@@ -102,7 +125,6 @@ public class HBaseSnapshots {
                 .replace("\"", "\\\"")).append('"');
             else b.append(v);
         }
-        System.out.println(b.append('}'));
-        System.out.flush();
+        return b.append('}').toString();
     }
 }

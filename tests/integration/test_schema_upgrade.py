@@ -22,7 +22,7 @@ def namespace(cluster, tmp_path_factory):
 
 
 def init(env, *args: str) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "pacs_hdfs", "init", "--json", *args],
+    out = subprocess.run([sys.executable, "-m", "pacs_cli", "init", "--json", *args],
                          capture_output=True, text=True, timeout=300, env=env)
     out.stderr = " ".join(out.stderr.split())      # the console wraps long messages
     return out
