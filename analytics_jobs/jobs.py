@@ -74,7 +74,8 @@ def _decode(row: dict[bytes, bytes]) -> JobRecord:
     for col, raw in row.items():
         k = col.decode().split(":", 1)[1]
         d[k] = json.loads(raw) if k in _JSON_FIELDS else raw.decode()
-    return JobRecord(**d)
+    known = JobRecord.__dataclass_fields__   # a column a newer release added is skipped
+    return JobRecord(**{k: v for k, v in d.items() if k in known})
 
 
 class JobStore:
