@@ -13,7 +13,10 @@ Realism (good enough for statistics and benchmarks, not for epidemiology):
   age at admission from a (generated, not written) birth year and birthday, top-coded at 90 as
   the gateway stores it ("90 or more");
 - visits: admissions uniform in the month (sorted, so row-group statistics prune time ranges),
-  35 % day cases of 0.5-8 h, others log-normal around 3 days, ~3 % still open (null discharge);
+  35 % day cases of 0.5-8 h, others log-normal around 3 days (the longest a few months); a visit
+  whose discharge falls after the export moment (the end of the last month) is still open (null
+  discharge), as in a real export: open visits sit in the last weeks only, not scattered
+  over years (which would make every past period "still treat" them);
 - labs: Poisson(3) results from a small LOINC panel, ~20 % outside the reference range
   (H/L, HH/LL when far out), ~2 % without interpretation, ~2 % of visits with null ``labs``;
 - exams: 0-2 per visit (CT, RTG, MR, USG, MORPHOLOGY) with template texts.
@@ -181,8 +184,10 @@ def _exams(rng: np.random.Generator, n: int) -> pa.Array:
     return _list(per_visit, pa.StructArray.from_arrays([kind, accession, text], fields=list(EXAM)))
 
 
-def month_table(month_start: dt.date, n: int, patients: Patients, rng: np.random.Generator) -> pa.Table:
-    """``n`` visits admitted in the month starting ``month_start`` (without the partition column)."""
+def month_table(month_start: dt.date, n: int, patients: Patients, rng: np.random.Generator,
+                export_at: dt.date | None = None) -> pa.Table:
+    """``n`` visits admitted in the month starting ``month_start`` (without the partition column);
+    visits not discharged by ``export_at`` (midnight; default: never) are open."""
     next_month = (month_start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     start = np.datetime64(month_start, "us")
     span = int((np.datetime64(next_month, "us") - start).astype(np.int64))
@@ -190,7 +195,8 @@ def month_table(month_start: dt.date, n: int, patients: Patients, rng: np.random
     day_case = rng.random(n) < 0.35
     hours = np.where(day_case, rng.uniform(0.5, 8.0, n), rng.lognormal(np.log(72.0), 0.8, n))
     discharge = admission + (hours * MICROS_PER_HOUR).astype("timedelta64[us]")
-    is_open = rng.random(n) < 0.03
+    rng.random(n)  # was a random 3 % of open visits: keeps the draws after it as they were
+    is_open = (discharge >= np.datetime64(export_at, "us")) if export_at else np.zeros(n, bool)
 
     who = _sample(rng, patients.cdf, n)
     birth_year = patients.birth_year[who]
@@ -237,7 +243,8 @@ def generate_visits(out_dir: str | Path, n_visits: int, n_patients: int | None =
     per_month[: n_visits % months] += 1
     written = {}
     for m, (start, n) in enumerate(zip(starts, per_month)):
-        table = month_table(start, int(n), patients, np.random.default_rng([seed, m]))
+        table = month_table(start, int(n), patients, np.random.default_rng([seed, m]),
+                            export_at=month_starts(first_month, months + 1)[-1])
         folder = out / f"{PARTITION_COLUMN}={start:%Y-%m}"
         folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, folder / "part-00000.parquet", row_group_size=row_group_size)

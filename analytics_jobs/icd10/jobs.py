@@ -1,7 +1,8 @@
 """The five ICD-10 analyses as job kinds of the job service (`pacs job submit icd10-...`).
 
 Each job reads the visit Parquet on HDFS (default `<hdfs_root>/visits/parquet`, partitioned by
-visit_month), runs one analysis of `analyses.py` on the runner's warm SparkSession, and returns the
+visit_month), picks the partitions the period rule needs (`period_rule`: `overlap`, the default, or
+`admitted`; see `period.py`; earlier months come from the footer stay index), runs one analysis of `analyses.py` on the runner's warm SparkSession, and returns the
 result document: parameters, the numbers with their `definitions`, and provenance (input path,
 snapshot of the input files, row counts, Spark configuration — the runner adds host facts and
 runtime). A chart (PNG) is stored next to `result.json` under `jobs/<id>/`.
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from analytics_jobs.context import JobContext
-from analytics_jobs.icd10 import analyses
+from analytics_jobs.icd10 import analyses, stay_index
 from analytics_jobs.icd10.charts import chart_png
+from analytics_jobs.icd10.period import Period
 
 DEFAULT_SOURCE = "visits/parquet"
 
@@ -30,6 +33,9 @@ class PeriodParams(BaseModel):
     date_from: dt.date = Field(description="first day of the period (inclusive)")
     date_to: dt.date = Field(description="last day of the period (inclusive)")
     source: str = Field(DEFAULT_SOURCE, description="visit Parquet root on HDFS")
+    period_rule: Literal["overlap", "admitted"] = Field(
+        "overlap", description="overlap: visits whose stay overlaps the period (patients treated in "
+        "it, the default); admitted: visits admitted in the period")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -68,22 +74,40 @@ class CasesParams(CodesParams):
     subperiods: int = Field(12, ge=1, le=1000, description="number of equal sub-periods")
 
 
+def _parquet_files(ctx: JobContext, root: str) -> list:
+    """FileInfo of every ``visit_month=*/*.parquet`` under ``root`` (one listing per month)."""
+    files = []
+    for entry in ctx.hdfs.list_status(root):
+        if entry.is_dir and stay_index.month_of(entry.path + "/"):
+            files += [f for f in ctx.hdfs.list_status(entry.path)
+                      if not f.is_dir and f.path.endswith(".parquet")]
+    return files
+
+
 def _visits(ctx: JobContext, p: PeriodParams):
+    """The visit DataFrame, the partitions this period needs under the rule, and provenance."""
     root = ctx.hdfs.abs(p.source)
-    files = [f for f in ctx.hdfs.walk_files(root) if f.endswith(".parquet")]
+    files = _parquet_files(ctx, root)
     if not files:
         raise FileNotFoundError(f"no visit Parquet files under {root}")
+    period = Period.of(p.date_from, p.date_to)
+    all_months = sorted({stay_index.month_of(f.path) for f in files})
+    index = {}
+    if p.period_rule == "overlap":
+        index = stay_index.hdfs_index(ctx.hdfs, files, stay_index.months_before(all_months, period))
+    months = stay_index.months_to_read(all_months, index, period, p.period_rule)
     df = analyses.read_visits(ctx.spark, ctx.hdfs.url(root))
-    return df, {"input": ctx.hdfs.url(root), "input_files": len(files)}
+    return df, months, {"input": ctx.hdfs.url(root), "input_files": len(files),
+                        "period_rule": p.period_rule, "months_read": months}
 
 
 def _run(name: str, call):
     def run(ctx: JobContext, p: PeriodParams) -> dict:
         ctx.progress(0.05, "reading visits")
-        df, provenance = _visits(ctx, p)
+        df, months, provenance = _visits(ctx, p)
         ctx.progress(0.2, f"computing {name}")
         t0 = time.monotonic()
-        numbers = call(df, p)
+        numbers = call(df, p, {"rule": p.period_rule, "months": months})
         spark_s = time.monotonic() - t0
         provenance["rows_in_input"] = df.count()
         provenance["spark_seconds"] = round(spark_s, 3)
@@ -94,15 +118,15 @@ def _run(name: str, call):
 
 
 JOB_KINDS = {
-    "icd10-age": (AgeParams, _run("age_groups", lambda df, p: analyses.age_groups(
-        df, p.date_from, p.date_to, p.bins))),
-    "icd10-sex": (PeriodParams, _run("sex_distribution", lambda df, p: analyses.sex_distribution(
-        df, p.date_from, p.date_to))),
-    "icd10-cases": (CasesParams, _run("cases_over_time", lambda df, p: analyses.cases_over_time(
-        df, p.codes, p.date_from, p.date_to, p.subperiods))),
-    "icd10-abnormal-labs": (CodesParams, _run("abnormal_labs", lambda df, p: analyses.abnormal_labs(
-        df, p.codes, p.date_from, p.date_to))),
+    "icd10-age": (AgeParams, _run("age_groups", lambda df, p, kw: analyses.age_groups(
+        df, p.date_from, p.date_to, p.bins, **kw))),
+    "icd10-sex": (PeriodParams, _run("sex_distribution", lambda df, p, kw: analyses.sex_distribution(
+        df, p.date_from, p.date_to, **kw))),
+    "icd10-cases": (CasesParams, _run("cases_over_time", lambda df, p, kw: analyses.cases_over_time(
+        df, p.codes, p.date_from, p.date_to, p.subperiods, **kw))),
+    "icd10-abnormal-labs": (CodesParams, _run("abnormal_labs", lambda df, p, kw: analyses.abnormal_labs(
+        df, p.codes, p.date_from, p.date_to, **kw))),
     "icd10-visit-duration": (CodesParams, _run("visit_duration",
-                                               lambda df, p: analyses.visit_duration(
-                                                   df, p.codes, p.date_from, p.date_to))),
+                                               lambda df, p, kw: analyses.visit_duration(
+                                                   df, p.codes, p.date_from, p.date_to, **kw))),
 }

@@ -1,13 +1,21 @@
 """Analysis periods: which visits fall into ``[date_from, date_to]`` and equal sub-periods.
 
-Rule shared by all five analyses (Spark and DuckDB alike):
-a visit is *in the period* when its **admission** lies in ``[date_from 00:00, date_to + 1 day 00:00)``,
-i.e. both dates are inclusive whole days. A visit admitted inside and discharged after ``date_to``
-is counted (with its whole duration); a visit admitted before ``date_from`` is not, even if the
-patient is still in hospital. Why admission and not overlap: the visit Parquet is partitioned by
-the month of admission, so this rule prunes whole ``visit_month`` directories and pushes a simple
-range filter on ``admission`` into the Parquet reader; an overlap rule would have to scan every
-earlier month for still-open visits. Timestamps are naive hospital local time (``TIMESTAMP_NTZ``).
+Both dates are inclusive whole days: the period is ``[date_from 00:00, date_to + 1 day 00:00)``.
+Two rules say which visits are *in* it (``PERIOD_RULES``; Spark and DuckDB alike):
+
+- ``overlap`` (default; the SCAPE study counts patients *treated* in a period): the stay
+  overlaps the period. The visit is admitted before the period ends, and it is either admitted at
+  or after the start, or discharged after the start, or still open (null discharge). For a normal
+  stay (discharge >= admission) this is exactly "admitted before the end and discharged after the
+  start or still open"; writing the admission term out keeps zero-length and invalid stays
+  admitted inside the period in it, so every visit admitted in the period is also in the overlap set.
+- ``admitted``: the admission lies in the period; a patient admitted earlier and still in
+  hospital is left out (the rule of the first version of the jobs; kept as an option).
+
+Pruning: the visit Parquet is partitioned by the month of admission. ``admitted`` reads only the
+period's months. ``overlap`` also reads earlier months, but only those whose latest discharge is
+after the start or that hold open visits (:mod:`.stay_index`, read from the Parquet footers).
+Timestamps are naive hospital local time (``TIMESTAMP_NTZ``).
 """
 from __future__ import annotations
 
@@ -15,6 +23,23 @@ import datetime as dt
 from dataclasses import dataclass
 
 MICROS_PER_DAY = 86_400_000_000
+
+# rule name -> what it counts, in words (also in every result's definitions)
+PERIOD_RULES = {
+    "overlap": ("A visit is in the period when its stay overlaps [date_from 00:00, date_to+1 day 00:00) "
+                "(both dates inclusive): admitted before the period ends, and admitted at or after its "
+                "start, or discharged after its start, or still open (no discharge). Patients admitted "
+                "earlier and still treated in the period are counted."),
+    "admitted": ("A visit is in the period when its admission is in [date_from 00:00, date_to+1 day 00:00): "
+                 "both dates inclusive; visits admitted earlier but still in hospital are not counted."),
+}
+DEFAULT_RULE = "overlap"
+
+
+def check_rule(rule: str) -> str:
+    if rule not in PERIOD_RULES:
+        raise ValueError(f"unknown period rule {rule!r}; known: {', '.join(PERIOD_RULES)}")
+    return rule
 
 
 def _as_date(value: dt.date | str) -> dt.date:
@@ -56,6 +81,10 @@ class Period:
     @property
     def total_micros(self) -> int:
         return ((self.date_to - self.date_from).days + 1) * MICROS_PER_DAY
+
+    def bucket_of(self, micros_from_start: int, n: int) -> int:
+        """The sub-period (of ``n``) holding an instant ``micros_from_start`` after the start."""
+        return micros_from_start * n // self.total_micros
 
     def subperiod_bounds(self, n: int) -> list[tuple[dt.datetime, dt.datetime]]:
         """``n`` equal half-open sub-periods; sub-period ``k`` holds admissions with

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from .hierarchy import CodeSelection
-from .period import Period
+from .period import DEFAULT_RULE, PERIOD_RULES, Period, check_rule
 
 MICROS_PER_HOUR = 3_600_000_000
 AGE_TOP = 90   # hl7_gateway.models.AGE_TOP: an age of 90 means "90 or more"
@@ -21,8 +21,6 @@ AGE_TOP = 90   # hl7_gateway.models.AGE_TOP: an age of 90 means "90 or more"
 MAX_SHIFT_DAYS = 3650
 SEXES = ("F", "M", "UN")   # HL7 AdministrativeGender; anything else or null counts as UN
 
-PERIOD_RULE = ("A visit is in the period when its admission is in [date_from 00:00, date_to+1 day 00:00): "
-               "both dates inclusive; visits admitted earlier but still in hospital are not counted.")
 CODE_RULE = ("A visit matches the disease when any of its ICD-10 codes (column icd10: primary and "
              "secondary diagnoses) is in the selection; chapters, blocks and categories include all sub-codes.")
 FIRST_VISIT_RULE = ("Each patient is counted once, with the age/sex recorded on their first visit in the "
@@ -42,7 +40,6 @@ DATE_RULE = (
 DEFINITIONS = {
     "age_groups": {
         "unit": "patients",
-        "period": PERIOD_RULE,
         "patient": FIRST_VISIT_RULE,
         "age": ("Whole years at admission (column age) of that first visit, top-coded: 90 means "
                 "'90 or more' (an exact age above 89 identifies), so the group holding 90 holds everyone "
@@ -52,7 +49,6 @@ DEFINITIONS = {
     },
     "sex_distribution": {
         "unit": "patients",
-        "period": PERIOD_RULE,
         "patient": FIRST_VISIT_RULE,
         "sex": "HL7 AdministrativeGender of that first visit: F, M, UN; null or any other value is counted as UN.",
         "missing_discharge": "Irrelevant: visits without discharge are counted.",
@@ -62,15 +58,17 @@ DEFINITIONS = {
         "why": ("A hospital episode is the natural unit of workload and incidence; a patient admitted "
                 "twice is two cases. 'patients' gives distinct patients with a matching visit in each "
                 "sub-period (a patient may appear in several sub-periods)."),
-        "period": PERIOD_RULE,
         "codes": CODE_RULE,
-        "subperiods": ("[start, end) split into N equal half-open sub-periods in microseconds; a visit "
-                       "belongs to sub-period floor((admission - start) * N / (end - start))."),
+        "subperiods": ("[start, end) split into N equal half-open sub-periods in microseconds; sub-period "
+                       "k holds the instants t with floor((t - start) * N / (end - start)) = k. Rule "
+                       "'admitted': a visit counts in the sub-period holding its admission. Rule 'overlap': "
+                       "in every sub-period its stay [admission, discharge) overlaps (an open visit up to "
+                       "the last; a zero-length or invalid stay at its admission), so the sub-periods' cases "
+                       "may add up to more than 'cases', the distinct visits of the period."),
         "missing_discharge": "Irrelevant: visits without discharge are counted.",
     },
     "abnormal_labs": {
         "unit": "lab results (elements of labs) of matching visits",
-        "period": PERIOD_RULE,
         "codes": CODE_RULE,
         "abnormal": "interpretation not null and not 'N' (H, L, HH, LL, A, ...).",
         "uninterpreted": "interpretation null: neither normal nor abnormal.",
@@ -79,7 +77,6 @@ DEFINITIONS = {
     },
     "visit_duration": {
         "unit": "visits with a matching diagnosis",
-        "period": PERIOD_RULE,
         "codes": CODE_RULE,
         "duration": "discharge - admission, exact to the microsecond; mean_days = mean_hours / 24.",
         "missing_discharge": ("Visits without discharge (still admitted) are excluded from the means and "
@@ -92,8 +89,9 @@ for _definition in DEFINITIONS.values():
     _definition["dates"] = DATE_RULE
 
 
-def _base(name: str, period: Period, codes: CodeSelection | None = None) -> dict:
-    out = {"analysis": name, "period": period.as_dict(), "definitions": DEFINITIONS[name]}
+def _base(name: str, period: Period, rule: str, codes: CodeSelection | None = None) -> dict:
+    definitions = {**DEFINITIONS[name], "period": PERIOD_RULES[check_rule(rule)]}
+    out = {"analysis": name, "period": {**period.as_dict(), "rule": rule}, "definitions": definitions}
     if codes is not None:
         out["codes"] = {"specs": list(codes.specs), "ranges": [list(r) for r in codes.ranges],
                         "prefixes": list(codes.prefixes)}
@@ -118,40 +116,45 @@ def check_age_bins(bins: list[int]) -> list[int]:
     return bins
 
 
-def age_groups_result(period: Period, bins: list[int], counts: Iterable[tuple[int | None, int]]) -> dict:
+def age_groups_result(period: Period, bins: list[int], counts: Iterable[tuple[int | None, int]],
+                      rule: str = DEFAULT_RULE) -> dict:
     """``counts``: (bin index or None for unknown age, patients)."""
     by_bin = {b: int(n) for b, n in counts}
     groups = [{"label": label, "from": lo, "to_exclusive": hi, "patients": by_bin.get(i, 0)}
               for i, (label, lo, hi) in enumerate(zip(age_group_labels(bins), bins[:-1], bins[1:]))]
     unknown = by_bin.get(None, 0)
-    return {**_base("age_groups", period), "bins": list(bins), "groups": groups,
+    return {**_base("age_groups", period, rule), "bins": list(bins), "groups": groups,
             "unknown_age": unknown, "patients": sum(by_bin.values())}
 
 
-def sex_distribution_result(period: Period, counts: Iterable[tuple[str, int]]) -> dict:
+def sex_distribution_result(period: Period, counts: Iterable[tuple[str, int]],
+                            rule: str = DEFAULT_RULE) -> dict:
     """``counts``: (sex code, already one of SEXES, patients)."""
     by_sex = {s: 0 for s in SEXES}
     for sex, n in counts:
         by_sex[sex] = by_sex.get(sex, 0) + int(n)
-    return {**_base("sex_distribution", period), "patients": sum(by_sex.values()),
+    return {**_base("sex_distribution", period, rule), "patients": sum(by_sex.values()),
             "counts": dict(sorted(by_sex.items()))}
 
 
 def cases_over_time_result(period: Period, codes: CodeSelection, n: int,
-                           rows: Iterable[tuple[int, int, int]]) -> dict:
-    """``rows``: (sub-period index, cases, distinct patients)."""
+                           rows: Iterable[tuple[int, int, int]], rule: str = DEFAULT_RULE,
+                           total_cases: int | None = None) -> dict:
+    """``rows``: (sub-period index, cases, distinct patients); ``total_cases``: distinct visits of
+    the period (default: the sum over sub-periods, exact when each visit counts in one)."""
     by_k = {int(k): (int(c), int(p)) for k, c, p in rows}
     subperiods = [{"index": k, "start": lo.isoformat(), "end_exclusive": hi.isoformat(),
                    "cases": by_k.get(k, (0, 0))[0], "patients": by_k.get(k, (0, 0))[1]}
                   for k, (lo, hi) in enumerate(period.subperiod_bounds(n))]
-    return {**_base("cases_over_time", period, codes), "n_subperiods": n, "subperiods": subperiods,
-            "cases": sum(s["cases"] for s in subperiods)}
+    return {**_base("cases_over_time", period, rule, codes), "n_subperiods": n, "subperiods": subperiods,
+            "cases": int(total_cases) if total_cases is not None else sum(s["cases"] for s in subperiods)}
 
 
 def abnormal_labs_result(period: Period, codes: CodeSelection, visits: int, lab_results: int,
-                         abnormal: int, uninterpreted: int, visits_with_abnormal: int) -> dict:
+                         abnormal: int, uninterpreted: int, visits_with_abnormal: int,
+                         rule: str = DEFAULT_RULE) -> dict:
     interpreted = int(lab_results or 0) - int(uninterpreted or 0)
-    return {**_base("abnormal_labs", period, codes), "visits": int(visits),
+    return {**_base("abnormal_labs", period, rule, codes), "visits": int(visits),
             "lab_results": int(lab_results or 0), "abnormal": int(abnormal or 0),
             "uninterpreted": int(uninterpreted or 0),
             "visits_with_abnormal": int(visits_with_abnormal or 0),
@@ -159,10 +162,10 @@ def abnormal_labs_result(period: Period, codes: CodeSelection, visits: int, lab_
 
 
 def visit_duration_result(period: Period, codes: CodeSelection, visits: int, open_visits: int,
-                          invalid_visits: int, total_micros: int | None) -> dict:
+                          invalid_visits: int, total_micros: int | None, rule: str = DEFAULT_RULE) -> dict:
     measured = int(visits) - int(open_visits) - int(invalid_visits)
     mean_hours = int(total_micros) / measured / MICROS_PER_HOUR if measured else None
-    return {**_base("visit_duration", period, codes), "visits": int(visits),
+    return {**_base("visit_duration", period, rule, codes), "visits": int(visits),
             "visits_measured": measured, "open_visits": int(open_visits),
             "invalid_visits": int(invalid_visits), "mean_hours": mean_hours,
             "mean_days": mean_hours / 24 if mean_hours is not None else None}

@@ -15,7 +15,9 @@ pyspark = pytest.importorskip("pyspark")
 from analytics_jobs.icd10 import analyses as A  # noqa: E402
 from analytics_jobs.icd10 import duckdb_sql as D  # noqa: E402
 from analytics_jobs.icd10.generator import generate_visits  # noqa: E402
+from analytics_jobs.icd10 import stay_index  # noqa: E402
 from analytics_jobs.icd10.hierarchy import resolve_codes  # noqa: E402
+from analytics_jobs.icd10.period import Period  # noqa: E402
 from pacs_hdfs.visit_schema import PARTITION_COLUMN, VISIT_SCHEMA  # noqa: E402
 
 T = dt.datetime
@@ -87,11 +89,13 @@ def con():
     connection.close()
 
 
-def both(hand, con, name, *args):
-    """Run one analysis in Spark and DuckDB; they must agree; return the Spark result."""
+def both(hand, con, name, *args, rule="admitted", months=None):
+    """Run one analysis in Spark and DuckDB under ``rule``; they must agree; return the Spark result.
+    The hand-computed tests below were written for the ``admitted`` rule; overlap ones say so."""
     df, source = hand
-    spark_result = getattr(A, name)(df, *args)
-    assert getattr(D, f"duckdb_{name}")(con, source, *args) == spark_result
+    spark_result = getattr(A, name)(df, *args, rule=rule, months=months)
+    assert getattr(D, f"duckdb_{name}")(con, source, *args, rule=rule) == spark_result
+    assert spark_result["period"]["rule"] == rule
     return spark_result
 
 
@@ -187,14 +191,19 @@ def test_period_boundaries_inclusive_days(hand, con):
 def test_spark_plan_prunes_partitions_columns_and_nested_fields(hand):
     df, _ = hand
     period = A.Period.of(*PERIOD)
-    plan = A.in_period(df.select("admission", "visit_month"), period)._jdf.queryExecution() \
+    plan = A.in_period(df.select("admission", "visit_month"), period, "admitted")._jdf.queryExecution() \
         .executedPlan().toString()
     assert "PartitionFilters: [isnotnull(visit_month" in plan and "(visit_month#" in plan and "2024-03" in plan
     assert "PushedFilters: [IsNotNull(admission), GreaterThanOrEqual(admission" in plan
     assert "ReadSchema: struct<admission:timestamp_ntz>" in plan
-    labs = A._matching(df, resolve_codes(["II"]), period, "labs").select("labs.interpretation")
+    labs = A._matching(df, resolve_codes(["II"]), period, "admitted", None, "labs").select("labs.interpretation")
     labs_plan = labs._jdf.queryExecution().executedPlan().toString()
     assert "labs:array<struct<interpretation:string>>" in labs_plan   # only one leaf of labs is read
+    overlap = A.in_period(df.select("admission", "discharge", "visit_month"), period, "overlap",
+                          ["2023-12", "2024-01"])._jdf.queryExecution().executedPlan().toString()
+    assert "visit_month#" in overlap and "IN (2023-12,2024-01)" in overlap.replace("'", "")
+    assert "PushedFilters: [IsNotNull(admission), LessThan(admission" in overlap
+    assert "Or(Or(GreaterThanOrEqual(admission" in overlap       # (admitted inside or discharged after or open)
 
 
 @pytest.fixture(scope="module")
@@ -204,15 +213,27 @@ def generated(tmp_path_factory, spark):
     return A.read_visits(spark, root.as_uri()), D.parquet_source(str(root))
 
 
+@pytest.fixture(scope="module")
+def generated_root(generated):
+    return generated[1].split("'")[1].rsplit("/*/*.parquet", 1)[0]
+
+
+@pytest.mark.parametrize("rule", ["overlap", "admitted"])
 @pytest.mark.parametrize("name, args", [
     ("age_groups", ("2023-02-15", "2023-09-30")),
     ("sex_distribution", ("2023-02-15", "2023-09-30")),
     ("cases_over_time", (["IX", "E10-E14", "C50"], "2023-01-01", "2023-12-31", 12)),
+    ("cases_over_time", (["IX", "E10-E14", "C50"], "2023-06-01", "2023-06-30", 30)),
     ("abnormal_labs", (["J00-J99", "diabetes"], "2023-03-01", "2023-06-30")),
     ("visit_duration", (["I10", "C00-D48"], "2023-01-10", "2023-11-20")),
 ])
-def test_spark_equals_duckdb_on_generated_data(generated, con, name, args):
-    r = both(generated, con, name, *args)
+def test_spark_equals_duckdb_on_generated_data(generated, generated_root, con, name, args, rule):
+    """Spark reads only the months the stay index keeps; DuckDB scans every month (no index)."""
+    period = Period.of(args[-3] if name == "cases_over_time" else args[-2],
+                       args[-2] if name == "cases_over_time" else args[-1])
+    index = stay_index.local_index(generated_root)
+    months = stay_index.months_to_read(sorted(index), index, period, rule)
+    r = both(generated, con, name, *args, rule=rule, months=months)
     total = {"age_groups": "patients", "sex_distribution": "patients", "cases_over_time": "cases",
              "abnormal_labs": "abnormal", "visit_duration": "visits_measured"}[name]
     assert r[total] > 1000       # a real workload, not two empty results agreeing
@@ -222,3 +243,93 @@ def test_resolved_selection_is_reused(generated, con):
     codes = resolve_codes(["C50"])
     r = both(generated, con, "cases_over_time", codes, "2023-01-01", "2023-12-31", 4)
     assert r["codes"]["ranges"] == [["C50", "C50"]] and r["cases"] > 0
+
+
+# --- the overlap rule (issue 19): patients *treated* in the period, the default -----------------
+
+def test_overlap_is_the_default_and_adds_the_patient_admitted_before(hand, con):
+    df, source = hand
+    assert A.sex_distribution(df, *PERIOD)["period"]["rule"] == "overlap"
+    assert D.duckdb_sex_distribution(con, source, *PERIOD)["period"]["rule"] == "overlap"
+    # v3 (p2, M, 70, C50.9, labs [H], 2023-12-30 12:00 .. 2024-01-03 12:00) is treated in January
+    assert both(hand, con, "sex_distribution", *PERIOD, rule="overlap")["counts"] == {"F": 1, "M": 2, "UN": 2}
+    ages = both(hand, con, "age_groups", *PERIOD, rule="overlap")
+    assert [g["patients"] for g in ages["groups"]] == [1, 1, 1, 1] and ages["patients"] == 5
+    c50 = both(hand, con, "cases_over_time", ["C50.9"], *PERIOD, 1, rule="overlap")
+    assert (c50["cases"], c50["subperiods"][0]["patients"]) == (2, 2)       # v1 and v3
+    labs = both(hand, con, "abnormal_labs", ["II"], *PERIOD, rule="overlap")
+    assert (labs["visits"], labs["lab_results"], labs["abnormal"]) == (5, 8, 5)
+    duration = both(hand, con, "visit_duration", ["II"], *PERIOD, rule="overlap")
+    assert (duration["visits_measured"], duration["mean_hours"]) == (4, pytest.approx((48 + 36 + 12 + 96) / 4))
+    one_day = both(hand, con, "sex_distribution", "2024-01-02", "2024-01-02", rule="overlap")
+    assert one_day["counts"] == {"F": 0, "M": 1, "UN": 0}                   # only v3 is in hospital
+    assert "overlaps" in one_day["definitions"]["period"]
+
+
+# Period February 2024 (29 days). In it under overlap: s1 s2 s4 s6 s7; under admitted: s4 s6 s7.
+FEB = ("2024-02-01", "2024-02-29")
+SPANS = [
+    visit("s1", "pA", "F", 40, T(2024, 1, 20), T(2024, 2, 3), ["C50.9"], ["H", "N"]),   # spans the start
+    visit("s2", "pB", "M", 60, T(2023, 11, 15), None, ["I10"], ["N"]),                # open since November
+    visit("s3", "pC", "F", 30, T(2024, 1, 30), T(2024, 2, 1), ["C50.9"], []),         # leaves at the start
+    visit("s4", "pA", "F", 41, T(2024, 2, 10), T(2024, 3, 5), ["C50.1"], ["L"]),      # spans the end
+    visit("s5", "pD", "M", 80, T(2023, 12, 1), T(2023, 12, 10), ["C50.9"], ["H"]),    # December only
+    visit("s6", "pE", "F", 20, T(2024, 2, 1), T(2024, 2, 1), ["Z00.0"], []),          # zero length at the start
+    visit("s7", "pF", "M", 50, T(2024, 2, 20), T(2024, 2, 19), ["Z00.0"], []),        # invalid, admitted inside
+    visit("s8", "pG", "F", 10, T(2024, 1, 31, 20), T(2024, 1, 31), ["Z00.0"], []),    # invalid, before
+    visit("s9", "pH", "UN", 70, T(2024, 3, 1), T(2024, 3, 2), ["C50.9"], []),         # at the exclusive end
+]
+
+
+@pytest.fixture(scope="module")
+def spans_root(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("spans"), SPANS)
+
+
+@pytest.fixture(scope="module")
+def spans(spans_root, spark):
+    return A.read_visits(spark, spans_root.as_uri()), D.parquet_source(str(spans_root))
+
+
+def test_stay_index_keeps_the_months_that_may_still_be_in_hospital(spans_root):
+    index = stay_index.local_index(spans_root)
+    assert index["2023-11"].open_visits == 1
+    assert index["2023-12"].latest_discharge == T(2023, 12, 10) and index["2023-12"].open_visits == 0
+    assert index["2024-01"].latest_discharge == T(2024, 2, 3)
+    months, period = sorted(index), Period.of(*FEB)
+    assert stay_index.months_to_read(months, index, period, "overlap") == ["2023-11", "2024-01", "2024-02"]
+    assert stay_index.months_to_read(months, index, period, "admitted") == ["2024-02"]
+    assert stay_index.months_to_read(months, {}, period, "overlap") == ["2023-11", "2023-12", "2024-01", "2024-02"]
+    # the footer alone (the last bytes of a file, as read over WebHDFS) gives the same answer
+    f = next((spans_root / "visit_month=2024-01").glob("*.parquet")).read_bytes()
+    assert stay_index.tail_stays(f[-stay_index.footer_length(f):]) == index["2024-01"]
+
+
+@pytest.mark.parametrize("rule, pruned", [("overlap", True), ("overlap", False), ("admitted", True)])
+def test_overlap_rule_by_hand(spans, spans_root, con, rule, pruned):
+    months = None
+    if pruned:
+        index = stay_index.local_index(spans_root)
+        months = stay_index.months_to_read(sorted(index), index, Period.of(*FEB), rule)
+    run = lambda name, *args: both(spans, con, name, *args, rule=rule, months=months)  # noqa: E731
+    overlap = rule == "overlap"
+    sex = run("sex_distribution", *FEB)
+    assert sex["counts"] == ({"F": 2, "M": 2, "UN": 0} if overlap else {"F": 2, "M": 1, "UN": 0})
+    ages = run("age_groups", *FEB, [0, 41, 200])     # pA: 40 at s1 (first under overlap), 41 at s4
+    assert [g["patients"] for g in ages["groups"]] == ([2, 2] if overlap else [1, 2])
+    cases = run("cases_over_time", ["II", "I10"], *FEB, 2)     # sub-periods split at Feb 15 12:00
+    if overlap:   # s1 [0], s4 [0, 1], s2 (open) [0, 1]
+        assert [(s["cases"], s["patients"]) for s in cases["subperiods"]] == [(3, 2), (2, 2)]
+        assert cases["cases"] == 3
+    else:         # s4 [0]
+        assert [(s["cases"], s["patients"]) for s in cases["subperiods"]] == [(1, 1), (0, 0)]
+        assert cases["cases"] == 1
+    odd = run("cases_over_time", ["Z00"], *FEB, 2)             # s6 zero length, s7 invalid: at admission
+    assert [s["cases"] for s in odd["subperiods"]] == [1, 1] and odd["cases"] == 2
+    labs = run("abnormal_labs", ["II"], *FEB)
+    assert (labs["visits"], labs["lab_results"], labs["abnormal"]) == ((2, 3, 2) if overlap else (1, 1, 1))
+    duration = run("visit_duration", ["II", "I10"], *FEB)      # s1 14 d, s4 24 d, s2 open
+    if overlap:
+        assert (duration["visits"], duration["open_visits"], duration["mean_hours"]) == (3, 1, (14 + 24) * 12)
+    else:
+        assert (duration["visits"], duration["open_visits"], duration["mean_hours"]) == (1, 0, 24 * 24)

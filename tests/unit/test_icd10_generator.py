@@ -1,4 +1,7 @@
 """The synthetic visit generator: exact schema, hive layout, determinism, realistic shares."""
+import datetime as dt
+
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pyarrow.compute as pc
@@ -36,7 +39,13 @@ def test_realistic_shares(tmp_path):
     generate_visits(tmp_path, 40_000, months=2, seed=1)
     t = read(tmp_path)
     open_share = t["discharge"].null_count / t.num_rows
-    assert 0.02 < open_share < 0.04
+    assert 0.02 < open_share < 0.07          # ~2.7 days in hospital per visit over 59 days
+    still_in = pc.filter(t["admission"], pc.is_null(t["discharge"]))
+    late = pc.sum(pc.greater_equal(still_in, pa.scalar(dt.datetime(2023, 2, 14), pa.timestamp("us")))).as_py()
+    assert late / len(still_in) > 0.8        # open visits: mostly in the last weeks before the export (Mar 1)
+    stays = pc.cast(pc.subtract(t["discharge"], t["admission"]), pa.int64())
+    assert pc.max(t["discharge"]).as_py() < dt.datetime(2023, 3, 1)
+    assert pc.max(stays).as_py() > 20 * 86_400_000_000   # a long tail: what the overlap rule must find
     interp = pc.struct_field(pc.list_flatten(t["labs"]), "interpretation")
     abnormal = pc.sum(pc.and_(pc.is_valid(interp), pc.not_equal(interp, "N"))).as_py() / len(interp)
     assert 0.12 < abnormal < 0.30
