@@ -105,6 +105,9 @@ def send_demo_examinations(export: Path, settings, *, host: str = "127.0.0.1",
 
     exams = demo_examinations(export)
     ae = AE(ae_title="DEMO")
+    # the edge answers after de-identifying and fsyncing; its first object also loads the
+    # pixel rules, and on a busy machine that can take longer than pynetdicom's 30 s
+    ae.dimse_timeout = ae.acse_timeout = 180
     for sop_class in sorted({k.sop_class for k in KINDS.values()}):
         ae.add_requested_context(sop_class, ExplicitVRLittleEndian)
     assoc = ae.associate(host, port or settings.edge_port,

@@ -1,0 +1,131 @@
+"""A teacher on demo data (issue 18 item 4): the first three search results each open an
+examination with an image, in headless Chromium.
+
+The data is made by the demo's own code, in a scratch namespace of this test (its own HDFS
+root, HBase prefix and $PACS_HOME, so the search shows only these cases): `pacs has generate`
++ `pacs has sync` to a real gateway, then `deploy.demo.send_demo_examinations` sends a small
+synthetic series for every imaging exam by C-STORE to a real `pacs edge` (sharing the HAS's
+vault), which de-identifies and forwards over STOW-RS. Smaller than `make demo` (fewer
+patients), same code path. For each of the first three cases every "Show examination" link
+must lead to a study (303, never the "has not arrived" 404), and the first one, clicked, must
+draw a non-black image. Screenshots: test-artifacts/e2e/demo-*.png.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import requests
+
+from tests.integration.dicom_support import DCMTK, scp_process, wait_forwarded
+from tests.integration.hl7_support import Gateway, run_has
+from tests.portal_support import (CANVAS_PIXELS, free_port, have_chromium, make_user,
+                                  portal_process, screenshot)
+
+pytestmark = pytest.mark.cluster
+
+SEED, PATIENTS, VISITS = 5150, 10, 30
+
+if not have_chromium():
+    pytest.skip("needs Debian packages chromium and chromium-driver", allow_module_level=True)
+pytest.importorskip("selenium.webdriver", reason="needs the selenium package")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def demo(cluster, tmp_path_factory):
+    """The demo's data in a scratch namespace; yields (settings, portal url, teacher)."""
+    if not DCMTK:
+        pytest.skip("dcmtk is not installed (apt-get install -y dcmtk): the edge helper "
+                    "checks the edge with echoscu")
+    from deploy.demo import demo_examinations, send_demo_examinations
+    from tests.namespace_support import scratch_namespace
+    work = tmp_path_factory.mktemp("demo-exams")
+    with scratch_namespace("demo", work / "mdc-home") as (s, env):
+        saved = {k: os.environ.get(k) for k in ("PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX",
+                                                "PACS_HOME")}
+        os.environ.update({k: env[k] for k in saved})
+        try:
+            home, export = work / "has", work / "his-export.jsonl"
+            run_has(home, "generate", "--patients", str(PATIENTS), "--visits", str(VISITS),
+                    "--seed", str(SEED), "--out", str(export))
+            (work / "gateway").mkdir()
+            gateway = Gateway(work / "gateway", free_port())
+            try:
+                gateway.start()
+                run_has(home, "sync", str(export), "--url", gateway.url,
+                        "--certs", str(gateway.certs.directory))
+            finally:
+                gateway.stop()
+            (work / "path").mkdir()
+            with scp_process(work / "path", free_port(), free_port(), edge_home=home) as scp:
+                t0 = time.monotonic()
+                studies, images = send_demo_examinations(export, s, port=scp.port,
+                                                         ae_title="PACS")
+                wait_forwarded(300)
+                print(f"\ndemo examinations: {studies} studies, {images} images sent and "
+                      f"forwarded in {time.monotonic() - t0:.1f} s")
+                assert studies == len(demo_examinations(export)) and studies >= 10
+            with portal_process() as portal:
+                yield s, portal.url, make_user(s, "teacher", "e2e-demo")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from tests.portal_support import chromium
+    with chromium() as driver:
+        yield driver
+
+
+def _pixels(driver) -> tuple:
+    return tuple(driver.execute_script(CANVAS_PIXELS))
+
+
+def test_first_three_results_each_open_an_examination_with_an_image(browser, demo):
+    _settings, url, (name, pw) = demo
+    wait = WebDriverWait(browser, 60)
+    browser.get(url + "/search")
+    wait.until(EC.presence_of_element_located((By.ID, "username"))).send_keys(name)
+    browser.find_element(By.ID, "password").send_keys(pw, Keys.ENTER)
+    wait.until(EC.presence_of_element_located((By.ID, "icd10")))
+    search = url + "/search?date_from=2000-01-01"          # every demo case, latest first
+    deadline = time.monotonic() + 90                       # the case index tails HBase
+    while True:
+        browser.get(search)
+        wait.until(EC.presence_of_element_located((By.ID, "result-count")))
+        links = browser.find_elements(By.CSS_SELECTOR, "#results a.case-link")
+        if len(links) >= 3:
+            break
+        assert time.monotonic() < deadline, "fewer than three demo cases in the search"
+        time.sleep(2)
+    screenshot(browser, "demo-01-results")
+    cases = [a.get_attribute("href") for a in links[:3]]
+    session = requests.Session()
+    for c in browser.get_cookies():
+        session.cookies.set(c["name"], c["value"])
+    for n, case in enumerate(cases, 1):
+        browser.get(case)
+        shows = browser.find_elements(By.CSS_SELECTOR, "a.show-exam")
+        hrefs = [a.get_attribute("href") for a in shows]
+        assert hrefs, f"search result {n} ({case}) has no examination to show"
+        for href in hrefs:                                  # every exam of the case arrived
+            r = session.get(href, allow_redirects=False, timeout=30)
+            assert r.status_code == 303 and "/viewer/study/" in r.headers["location"], \
+                f"{href}: {r.status_code} {r.text[:200]}"
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", shows[0])
+        browser.execute_script("arguments[0].click()", shows[0])
+        wait.until(EC.presence_of_element_located((By.ID, "view")))
+        assert "/viewer/study/" in browser.current_url
+        wait.until(lambda d: d.find_element(By.ID, "view").get_attribute("data-ready") == "1")
+        assert _pixels(browser)[1] > 0, f"search result {n}: the examination's image is black"
+        screenshot(browser, f"demo-0{n + 1}-examination")
