@@ -59,6 +59,9 @@ def _backproject_tiles(volume, padded, cos_b, sin_b, weights, dso, dsd, du, dv, 
     n_cols_padded = padded.shape[1]
     n_rows_padded = padded.shape[2]
     centre = (n - 1) / 2.0
+    z_first = -centre * voxel_size  # z of voxel index 0
+    inverse_du = 1.0 / du
+    inverse_dv = 1.0 / dv
     tiles_per_side = (n + TILE - 1) // TILE
     lo = own_lo - row_base  # ownership in padded-row coordinates, always >= 0
     hi = own_hi - row_base
@@ -74,13 +77,13 @@ def _backproject_tiles(volume, padded, cos_b, sin_b, weights, dso, dsd, du, dv, 
                 y = (y_start + ty - centre) * voxel_size
                 for tx in range(min(TILE, n - x_start)):
                     x = (x_start + tx - centre) * voxel_size
-                    distance = dso - (x * cb + y * sb)
-                    mag = dsd / distance
-                    c = ((-x * sb + y * cb) * mag - offset_u) / du + col_centre + 1.0
+                    inverse_distance = 1.0 / (dso - (x * cb + y * sb))
+                    mag = dsd * inverse_distance
+                    c = ((-x * sb + y * cb) * mag - offset_u) * inverse_du + col_centre + 1.0
                     if c < 0.0 or c >= n_cols_padded - 1:
                         continue
-                    dr = voxel_size * mag / dv
-                    r_at_0 = ((-centre * voxel_size) * mag - offset_v) / dv + row_centre - row_base
+                    dr = voxel_size * mag * inverse_dv
+                    r_at_0 = (z_first * mag - offset_v) * inverse_dv + row_centre - row_base
                     # Fixed point makes ownership exact and consistent across bands.
                     dr_fixed = np.int64(round(dr * ONE))
                     r_fixed_at_0 = np.int64(round(r_at_0 * ONE))
@@ -88,7 +91,7 @@ def _backproject_tiles(volume, padded, cos_b, sin_b, weights, dso, dsd, du, dv, 
                     if k_lo >= k_hi:
                         continue
                     c0 = np.uintp(c)
-                    weight = weights[a] * (dso / distance) ** 2
+                    weight = weights[a] * (dso * inverse_distance) ** 2
                     wr = np.float32(weight * (c - c0))  # column interpolation x FDK weight
                     wl = np.float32(weight) - wr
                     left = padded[a, c0]

@@ -36,6 +36,7 @@ MAX_DR = 1.99  # row step below which frac + 7 dr + 1 < WINDOW (frac < 1)
 
 _F32X8 = ir.VectorType(ir.FloatType(), LANES)
 _I32X8 = ir.VectorType(ir.IntType(32), LANES)
+_CONTRACT = ("contract",)
 
 
 def target_has_avx2() -> bool:
@@ -77,13 +78,17 @@ def add_window8(typingctx, out, k, left, right, base, wl, wr, frac, dr):
             pointer = builder.gep(array.data, [index], inbounds=True)
             return builder.load(builder.bitcast(pointer, vector_ptr), align=4)
 
+        def mul(a, b):  # "contract": LLVM may fuse a multiply and an add (FMA)
+            return builder.fmul(a, b, flags=_CONTRACT)
+
+        def add(a, b):
+            return builder.fadd(a, b, flags=_CONTRACT)
+
         wl8, wr8 = _splat(builder, wl_v, _F32X8), _splat(builder, wr_v, _F32X8)
-        low = builder.fadd(builder.fmul(wl8, load8(left_a, 0)), builder.fmul(wr8, load8(right_a, 0)))
-        high = builder.fadd(builder.fmul(wl8, load8(left_a, LANES)),
-                            builder.fmul(wr8, load8(right_a, LANES)))
+        low = add(mul(wl8, load8(left_a, 0)), mul(wr8, load8(right_a, 0)))
+        high = add(mul(wl8, load8(left_a, LANES)), mul(wr8, load8(right_a, LANES)))
         iota = ir.Constant(_F32X8, [float(j) for j in range(LANES)])
-        position = builder.fadd(_splat(builder, frac_v, _F32X8),
-                                builder.fmul(_splat(builder, dr_v, _F32X8), iota))
+        position = add(_splat(builder, frac_v, _F32X8), mul(_splat(builder, dr_v, _F32X8), iota))
         row = builder.fptosi(position, _I32X8)  # positions are >= 0: truncation is floor
         fraction = builder.fsub(position, builder.sitofp(row, _F32X8))
         seven = ir.Constant(_I32X8, [LANES - 1] * LANES)
@@ -95,7 +100,7 @@ def add_window8(typingctx, out, k, left, right, base, wl, wr, frac, dr):
 
         top = pick(row)
         bottom = pick(builder.add(row, ir.Constant(_I32X8, [1] * LANES)))
-        value = builder.fadd(top, builder.fmul(fraction, builder.fsub(bottom, top)))
+        value = add(top, mul(fraction, builder.fsub(bottom, top)))
         out_ptr = builder.bitcast(builder.gep(out_a.data, [k_v], inbounds=True), vector_ptr)
         builder.store(builder.fadd(builder.load(out_ptr, align=4), value), out_ptr, align=4)
         return context.get_dummy_value()
