@@ -30,24 +30,17 @@ from analytics_jobs.scc.wigner import column_step, recurrence_tables
 def _column_sums(betas, n, f, g, root, inv_root, log_factorial, s_low, s_high):
     """Column n ≥ 0 of S(β) and S(π−β) for every β in ``betas`` (irfft2 layout [p, m mod 2B, n]).
 
-    h_lm = f_lm conj(g_ln) is formed once per column and shared by all β; it is kept as
-    separate real/imaginary arrays, plus an m-reversed copy carrying the (−1)^l of the
-    reflection, so that the inner loops are plain forward multiply-adds.
+    Row l of h_lm = f_lm conj(g_ln) is formed when degree l is reached and shared by all β (as
+    separate real/imaginary vectors, plus an m-reversed copy carrying the (−1)^l of the
+    reflection), so the inner loops are plain forward multiply-adds and nothing of size B² is
+    written per column: the working set is the per-β recurrence state and accumulators.
     """
     bandwidth = f.shape[0]
     width = 2 * bandwidth - 1
     centre = bandwidth - 1
     n_grid = 2 * bandwidth
-    # only rows l ≥ n and entries |m| ≤ l are ever written or read
-    h_re, h_im = np.empty((bandwidth, width)), np.empty((bandwidth, width))
-    hr_re, hr_im = np.empty((bandwidth, width)), np.empty((bandwidth, width))
-    for l in range(n, bandwidth):
-        gc = np.conj(g[l, centre + n])
-        parity = 1.0 if l % 2 == 0 else -1.0
-        for i in range(centre - l, centre + l + 1):
-            v = f[l, i] * gc
-            w = f[l, 2 * centre - i] * gc * parity
-            h_re[l, i], h_im[l, i], hr_re[l, i], hr_im[l, i] = v.real, v.imag, w.real, w.imag
+    row_re, row_im = np.zeros(width), np.zeros(width)
+    rrow_re, rrow_im = np.zeros(width), np.zeros(width)
     n_beta = betas.shape[0]
     cos_beta, log_cos, log_sin = np.cos(betas), np.log(np.cos(betas / 2)), np.log(np.sin(betas / 2))
     # recurrence state and accumulators for all β at once: each h row is read once per l
@@ -55,7 +48,12 @@ def _column_sums(betas, n, f, g, root, inv_root, log_factorial, s_low, s_high):
     lo_re, lo_im = np.zeros((n_beta, width)), np.zeros((n_beta, width))
     hi_re, hi_im = np.zeros((n_beta, width)), np.zeros((n_beta, width))
     for l in range(n, bandwidth):
-        row_re, row_im, rrow_re, rrow_im = h_re[l], h_im[l], hr_re[l], hr_im[l]
+        gc = np.conj(g[l, centre + n])
+        parity = 1.0 if l % 2 == 0 else -1.0
+        for i in range(centre - l, centre + l + 1):
+            v = f[l, i] * gc
+            w = f[l, 2 * centre - i] * gc * parity
+            row_re[i], row_im[i], rrow_re[i], rrow_im[i] = v.real, v.imag, w.real, w.imag
         for p in range(n_beta):
             new = d_new[p]
             column_step(l, n, cos_beta[p], log_cos[p], log_sin[p], root, inv_root, log_factorial,
