@@ -6,7 +6,9 @@ cylindrical panorama by correlating their edge maps over all camera orientations
     panorama --cylmap--> f on S²      photo --projmap--> g on S² (camera frame)
     f, g --forward SHT (bandwidth B_in)--> f_lm, g_lm
     C(R) = ∫ f(x) g(R⁻¹x) dx on the SO(3) grid of bandwidth B_out ≤ B_in   (inverse SO(3) FFT)
-    C --> top-k local maxima (candidate poses), false-candidate ratio
+    C --> top-k local maxima (candidate poses); false candidates as the study counts them:
+          poses / distinct local maxima scoring above the best pose within one grid step
+          (π/B, geodesic) of the truth, the ratio taken over all grid poses
 
 Conventions
 -----------

@@ -53,6 +53,9 @@ def test_spark_sweep_matches_local_run_pair(service, sweeps):
         panorama, photo, rotation, _ = make_pair(7, r["pair"], fov)
         local = run_pair(panorama, photo, fov, r["b_in"], r["b_out"], rotation, top_k=10)
         assert r["false_candidate_ratio"] == local["false_candidate_ratio"]
+        assert (r["false_candidates"], r["false_peaks"]) == (local["false_candidates"], local["false_peaks"])
+        assert r["correct_score"] == pytest.approx(local["correct_score"], rel=1e-9)
+        assert r["correct_score"] >= r["true_score"]      # the best pose within one step of the truth
         assert r["true_score"] == pytest.approx(local["true_score"], rel=1e-9)
         spark_cands = json.loads(r["candidates_json"])
         assert [c["index"] for c in spark_cands] == [c["index"] for c in local["candidates"]]
@@ -85,7 +88,10 @@ def test_rows_and_result_carry_profiling_metadata(service, sweeps):
     assert result["hosts"][0]["spark"]["spark.master"].startswith("spark://")
     for name in ("time.png", "memory.png", "quality.png"):
         assert service.artifact(rec.id, name).startswith(b"\x89PNG")
-    assert b"False-candidate ratio" in service.artifact(rec.id, "report.md")
+    report = service.artifact(rec.id, "report.md").decode()
+    assert "False-candidate ratio" in report and "Study Tables 10–11" in report
+    assert "data differ from the study's" in report
+    assert all(r["false_peaks"] <= r["false_candidates"] for r in rows)
 
 
 def test_compare_two_sweeps_from_the_cli(sweeps):
