@@ -3,6 +3,7 @@ check, the steps that undo an HDFS snapshot diff, and what `pacs init` decides p
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,19 @@ def test_a_gap_in_the_migrations_is_refused():
     assert [m.to for m in sv.plan(1, True, current=2, migrations=noop).steps] == [2]
     with pytest.raises(sv.SchemaError, match="no migration path"):
         sv.plan(1, True, current=4, migrations=noop)
+
+
+def test_java_tools_take_a_real_clusters_conf_dirs_before_the_embedded_ones(tmp_path,
+                                                                            monkeypatch):
+    from pacs_hdfs.java_tools import conf_dir
+    from pacs_hdfs.settings import Settings
+    for var in ("HADOOP_CONF_DIR", "YARN_CONF_DIR", "HBASE_CONF_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    s = Settings(home=tmp_path)
+    assert conf_dir(s, "hadoop") == tmp_path.resolve() / "conf" / "namenode"
+    assert conf_dir(s, "hbase") == tmp_path.resolve() / "conf" / "hbase-master"
+    monkeypatch.setenv("HADOOP_CONF_DIR", "/etc/hadoop/conf")
+    assert conf_dir(Settings(home=tmp_path), "hbase") == Path("/etc/hadoop/conf")
+    given = Settings(home=tmp_path, hbase_conf_dir=tmp_path / "hbase-conf")
+    assert conf_dir(given, "hbase") == tmp_path / "hbase-conf"
+    assert conf_dir(given, "hadoop") == Path("/etc/hadoop/conf")
