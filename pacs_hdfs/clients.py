@@ -55,6 +55,12 @@ EXPLICIT_SPARK_FIELDS = {
 }
 
 
+def spark_master(s: Settings) -> str:
+    """The master of our sessions: "yarn" when jobs run on YARN (with `yarn = true`,
+    spark_master still names the embedded standalone master), else spark_master."""
+    return "yarn" if s.on_yarn else s.spark_master
+
+
 def admin_spark_conf(s: Settings) -> dict[str, str]:
     """What the cluster's administrator set in spark-defaults.conf (SPARK_CONF_DIR)."""
     from pacs_hdfs.hadoop_conf import read_spark_defaults
@@ -67,7 +73,7 @@ def cluster_target(s: Settings) -> tuple[str, int]:
     """A (host, port) of the cluster the driver talks to: the Spark master, else the first
     ResourceManager, else the NameNode; used to find our address on the route to it."""
     from urllib.parse import urlsplit
-    if s.spark_master.startswith("spark://"):
+    if not s.on_yarn and s.spark_master.startswith("spark://"):
         first = s.spark_master[len("spark://"):].split(",")[0]
         u = urlsplit(f"spark://{first}")
         return u.hostname or "127.0.0.1", u.port or 7077
@@ -144,7 +150,7 @@ def spark_conf(s: Settings, app_name: str, explicit: dict[str, str] | None = Non
     set_here = {key: value(s) for f, (key, value) in EXPLICIT_SPARK_FIELDS.items()
                 if f in s.model_fields_set and value(s) is not None}
     merged = {**ours, **admin, **set_here, **(explicit or {})}
-    merged.update({"spark.master": s.spark_master, "spark.app.name": app_name,
+    merged.update({"spark.master": spark_master(s), "spark.app.name": app_name,
                    "spark.hadoop.fs.defaultFS": s.namenode_rpc})
     if shipping:
         for key, value in shipping.items():

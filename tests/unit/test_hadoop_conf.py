@@ -172,3 +172,12 @@ def test_remote_cluster_driver_is_not_loopback():
     assert not host.startswith("127.") and bind == host
     assert clients.driver_addresses(s, {"spark.driver.host": "10.9.9.9"})[0] == "10.9.9.9"
     assert clients.driver_addresses(Settings(), {}) == ("127.0.0.1", "127.0.0.1")
+
+
+def test_embedded_yarn_runs_jobs_on_yarn():
+    conf = clients.spark_conf(Settings(yarn=True), "t",
+                              shipping={"spark.archives": "hdfs://h/pacs/env/e.tar.gz#env"})
+    assert conf["spark.master"] == "yarn" and conf["spark.yarn.queue"] == "default"
+    assert conf["spark.pyspark.python"] == "./env/bin/python"
+    assert clients.cluster_target(Settings(yarn=True, yarn_rm_url="http://10.0.0.2:8088")) == (
+        "10.0.0.2", 8088)
