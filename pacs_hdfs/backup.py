@@ -73,13 +73,18 @@ def create(settings: Settings, label: str = "", kind: str = "manual", progress=p
     t0 = time.monotonic()
     shorts = _tables(settings)
     progress(f"HBase: snapshotting {len(shorts)} tables")
-    made = HBaseSnapshots(settings).create(
-        [(f"{prefix}_{s}", hbase_snapshot_name(f"{prefix}_{s}", name)) for s in shorts])
-    rows = {m["table"]: m for m in made}
-    t1 = time.monotonic()
-    progress(f"HDFS: snapshot of {settings.hdfs_root}")
-    hdfs_snaps.allow()
-    hdfs_snaps.create(name)
+    hbase_snaps = HBaseSnapshots(settings)
+    pairs = [(f"{prefix}_{s}", hbase_snapshot_name(f"{prefix}_{s}", name)) for s in shorts]
+    try:
+        made = hbase_snaps.create(pairs)
+        rows = {m["table"]: m for m in made}
+        t1 = time.monotonic()
+        progress(f"HDFS: snapshot of {settings.hdfs_root}")
+        hdfs_snaps.allow()
+        hdfs_snaps.create(name)
+    except Exception:
+        _forget(hbase_snaps, [n for _, n in pairs])   # no half backups left behind
+        raise
     t2 = time.monotonic()
     found = schema_version.read(settings)
     m = Manifest(
@@ -167,6 +172,33 @@ def restore(settings: Settings, name: str, safety_backup: bool = True,
                     "total": round(t4 - t0, 2)},
         "next": "run `pacs fsck --repair` if writes were under way when the backup was taken",
     }
+
+
+def delete(settings: Settings, name: str) -> dict:
+    """Delete one backup: its HBase snapshots, its HDFS snapshot (whose blocks HDFS keeps until
+    then, even for files deleted since, e.g. by compaction) and its manifests."""
+    m = _read_manifest(settings, check_name(name))
+    if m is None:
+        raise BackupError(f"no backup named {name} in {settings.hdfs_root}")
+    try:
+        check_namespace(m, settings.hdfs_root, settings.hbase_table_prefix)
+    except ValueError as e:
+        raise BackupError(str(e)) from e
+    deleted = HBaseSnapshots(settings).delete([t["snapshot"] for t in m.hbase.values()])
+    hdfs_snaps = HdfsSnapshots(settings)
+    if m.hdfs_snapshot in hdfs_snaps.names():
+        hdfs_snaps.delete(m.hdfs_snapshot)
+    clients.hdfs(settings).delete(_manifest_path(name))
+    settings.path("backups", f"{name}.json").unlink(missing_ok=True)
+    return {"backup": name, "hbase_snapshots_deleted": sum(d["deleted"] for d in deleted),
+            "hdfs_snapshot": m.hdfs_snapshot}
+
+
+def _forget(hbase_snaps: HBaseSnapshots, names: list[str]) -> None:
+    try:
+        hbase_snaps.delete(names)
+    except StorageError:
+        pass          # the original error is the one worth reporting
 
 
 def drop_backups(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""`pacs backup create / list / restore` (see pacs_hdfs/backup.py and docs/BACKUP.md)."""
+"""`pacs backup create / list / restore / delete` (see pacs_hdfs/backup.py and docs/BACKUP.md)."""
 from __future__ import annotations
 
 import typer
@@ -7,7 +7,7 @@ from pacs_hdfs.cli_apps import console, emit_json, fail, group
 from pacs_hdfs.settings import get_settings
 
 backup_app = group("backup", "Backups of the archive (HDFS + HBase snapshots): create, list, "
-                             "restore.")
+                             "restore, delete.")
 
 
 def _say(json_out: bool):
@@ -83,3 +83,22 @@ def backup_restore(name: str,
                       f"{h['files_verified']} files verified; safety backup "
                       f"{report['safety_backup'] or 'none'}")
         console.print(report["next"])
+
+
+@backup_app.command("delete")
+def backup_delete(name: str, yes: bool = typer.Option(False, "--yes", help="do not ask"),
+                  json_out: bool = typer.Option(False, "--json")) -> None:
+    """Delete backup NAME (its snapshots keep the blocks of files deleted since: compaction
+    frees no space while a backup holds them)."""
+    from pacs_hdfs.backup import delete
+    if not yes and not typer.confirm(f"Delete backup {name}?"):
+        raise typer.Exit(1)
+    try:
+        report = delete(get_settings(), name)
+    except Exception as e:  # noqa: BLE001
+        fail(e)
+    if json_out:
+        emit_json(report)
+    else:
+        console.print(f"deleted backup {name} ({report['hbase_snapshots_deleted']} HBase "
+                      f"snapshots and HDFS snapshot {report['hdfs_snapshot']})")

@@ -129,6 +129,10 @@ def test_backup_drill(namespace):
               if m["name"] == report["safety_backup"]]
     assert safety and safety[0]["kind"] == "pre-restore"
     assert safety[0]["hbase"]["instance"]["rows"] == 6
+    gone = json.loads(pacs(env, "backup", "delete", safety[0]["name"], "--yes", "--json").stdout)
+    assert gone["hbase_snapshots_deleted"] == len(safety[0]["hbase"])
+    assert [m["name"] for m in json.loads(pacs(env, "backup", "list", "--json").stdout)] == [
+        made["name"]]
     # the restored archive passes fsck: rows and bytes agree
     fsck = subprocess.run([sys.executable, "-m", "pacs_cli", "fsck", "--json", "--grace", "0"],
                           capture_output=True, text=True, timeout=900, env=env)
