@@ -43,14 +43,16 @@ def compare_jobs(job_a: str, job_b: str, json_out: bool = typer.Option(False, "-
         return
     table = Table(title=f"A = {job_a}   B = {job_b}   (ratios are B / A)")
     for col in ("B_in:B_out", "total s A", "total s B", "time ×", "corr. time ×",
-                "corr. MiB A", "corr. MiB B", "corr. memory ×", "peak RSS ×", "false-cand. median A", "B"):
+                "corr. MiB A", "corr. MiB B", "corr. memory ×", "peak RSS ×", "false-cand. median A", "B",
+                "false peaks median A", "B"):
         table.add_column(col)
     for row in result["combinations"]:
         table.add_row(row["combination"], _num(row["total_seconds"][0]), _num(row["total_seconds"][1]),
                       _num(row["total_seconds_ratio"], ".2f"), _num(row["correlation_seconds_ratio"], ".2f"),
                       _num(row["correlation_mib"][0], ".1f"), _num(row["correlation_mib"][1], ".1f"),
                       _num(row["correlation_mib_ratio"], ".2f"), _num(row["peak_rss_mib_ratio"], ".2f"),
-                      _num(row["false_candidate_median"][0], ".2e"), _num(row["false_candidate_median"][1], ".2e"))
+                      _num(row["false_candidate_median"][0], ".2e"), _num(row["false_candidate_median"][1], ".2e"),
+                      *(_num(v, ".3g") for v in row.get("false_peaks_median", (None, None))))
     console.print(table)
     for side, only in (("A", result["only_in_a"]), ("B", result["only_in_b"])):
         if only:
