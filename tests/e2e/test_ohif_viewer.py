@@ -169,6 +169,26 @@ def browser():
         yield driver
 
 
+# Where OHIF's first load spends its time (Resource Timing, ms from the OHIF page's start): the
+# app's own boot until its first DICOMweb request, then the DICOMweb requests themselves.
+PHASES = """
+const all = performance.getEntriesByType('resource');
+const dw = all.filter(e => e.name.includes('/dicomweb/'));
+const kind = u => u.includes('/frames/') ? 'frames' : u.includes('/thumbnail') ? 'thumbnail'
+  : u.includes('/metadata') ? 'metadata' : 'qido';
+const out = {dom_content_loaded_ms: Math.round(performance.getEntriesByType('navigation')[0]
+               .domContentLoadedEventEnd),
+             app_resources: all.length - dw.length,
+             first_dicomweb_request_ms: dw.length ? Math.round(dw[0].startTime) : null,
+             dicomweb_requests: {}};
+for (const e of dw) {
+  const k = kind(e.name), o = out.dicomweb_requests[k] || {n: 0, ms: 0};
+  o.n += 1; o.ms += Math.round(e.duration); out.dicomweb_requests[k] = o;
+}
+return out;
+"""
+
+
 def _viewport_image(driver) -> np.ndarray | None:
     """Greyscale pixels of OHIF's first viewport canvas as shown on screen (None if absent)."""
     canvases = driver.find_elements(By.CSS_SELECTOR, ".cornerstone-viewport-element canvas,"
@@ -204,6 +224,7 @@ def test_ohif_opens_the_study_from_the_case_page(browser, portal_url, teacher, s
         WebDriverWait(browser, 120, poll_frequency=0.25).until(_shows_image)
         first_image = time.monotonic() - started
         screenshot(browser, "ohif-02-first-image")
+        phases = browser.execute_script(PHASES)
         for skip in browser.find_elements(By.XPATH, "//*[normalize-space(text())='Skip all']"):
             skip.click()                                      # OHIF's first-visit tour
             time.sleep(0.5)
@@ -226,13 +247,23 @@ def test_ohif_opens_the_study_from_the_case_page(browser, portal_url, teacher, s
 
     _every_request_was_audited_with_the_token(teacher[0], study)
 
+    # side by side in the same run: the portal's own viewer on the same study
+    started = time.monotonic()
+    browser.get(f"{portal_url}/viewer/study/{study}")
+    WebDriverWait(browser, 120, poll_frequency=0.25).until(
+        lambda d: d.find_element(By.ID, "view").get_attribute("data-ready") == "1")
+    portal_viewer = time.monotonic() - started
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     (ARTIFACTS / "ohif-timing.json").write_text(json.dumps({
         "ohif": "3.13.2", "slices": SLICES, "size": 256,
         "first_image_s": round(first_image, 2), "first_image_warm_s": round(warm, 2),
+        "portal_viewer_first_image_s": round(portal_viewer, 2),
+        "ohif_page": phases,
         "loadavg": [round(x, 2) for x in load]}, indent=2))
-    print(f"OHIF time to first image: {first_image:.2f} s (again: {warm:.2f} s); "
+    print(f"OHIF time to first image: {first_image:.2f} s (again: {warm:.2f} s; the portal's "
+          f"own viewer: {portal_viewer:.2f} s); "
           f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 

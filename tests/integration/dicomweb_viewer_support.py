@@ -13,10 +13,14 @@ PSEUDONYM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
 @contextmanager
-def environment(**values: str):
-    """Set environment variables (a portal subprocess inherits them), restore them after."""
+def environment(**values: str | None):
+    """Set (None: unset) environment variables a portal subprocess inherits; restore after."""
     old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         yield
     finally:
