@@ -131,15 +131,21 @@ def hu_of(ds: Dataset) -> np.ndarray:
     return stored * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
 
 
-def store_series_in_pacs(datasets, hdfs, hbase) -> dict:
-    """Store already de-identified datasets through the archive's one commit path
-    (`pacs_hdfs.dicom.commit`): verified batch files on HDFS, then the index rows that make the
-    series visible to Q/R and the portal. These objects never carried PHI, so there is no
-    de-identification step."""
+#: what the instance rows record as ``l:edge`` (the sender) for the FDK job's series
+SOURCE = "recon:fdk"
+
+
+def store_series_in_pacs(datasets, hdfs, hbase, source: str = SOURCE) -> dict:
+    """Store the series through the archive's ingest path: each slice is serialised and read
+    back like a received object (`received.made_in_mdc`: Part 10 reading, `validation.check`,
+    the index attributes of `received.prepare`), then committed by `commit.Committer` in
+    batches (verified batch files on HDFS, then instance, series and study rows and counters),
+    so its rows are built by the same code as every ingested object's. There is no
+    de-identification check: a simulated scan never carried PHI."""
     from pacs_hdfs.containers import ContainerWriter
-    from pacs_hdfs.dicom import index_rows as ix
     from pacs_hdfs.dicom.commit import Committer, Prepared, container_dir
     from pacs_hdfs.dicom.part10 import serialize
+    from pacs_hdfs.dicom.received import made_in_mdc
     from pacs_hdfs.hdfs_store import StorageError
 
     committer = Committer(hbase, ContainerWriter(hdfs, writer="recon"))
@@ -159,17 +165,20 @@ def store_series_in_pacs(datasets, hdfs, hbase) -> dict:
         batch.clear()
 
     for ds in datasets:
-        attrs = ix.attributes(ds, ix.ALL_KEYS)
-        attrs["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
-        study, series = attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"]
-        batch.append(Prepared(serialize(ds), attrs))
+        got = made_in_mdc(serialize(ds), source)
+        if got.failure is not None:
+            raise ValueError(f"reconstructed slice refused by ingest rules ({got.kind}): "
+                             f"{got.reason}")
+        study, series = got.prepared.attrs["StudyInstanceUID"], got.prepared.attrs["SeriesInstanceUID"]
+        batch.append(got.prepared)
         if sum(len(p.data) for p in batch) >= 32 << 20:
             flush()
     if batch:
         flush()
     return {"study_uid": study, "series_uid": series, "instances": count, "bytes": size,
             "container_dir": hdfs.abs(container_dir(study, series)) if count else None,
-            "stored_via": "pacs_hdfs.dicom.commit.Committer"}
+            "stored_via": "pacs_hdfs.dicom.received.made_in_mdc + commit.Committer",
+            "source": source}
 
 
 def store_volume_series(ctx, volume_meta: dict, geom: ConeBeamGeometry, params) -> dict:

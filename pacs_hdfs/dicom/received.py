@@ -13,6 +13,8 @@
 4. With a target study in the URL, an object of another study -> 0xA900 (PS3.18 10.5.1).
 
 Nothing here stores anything; `stow.py` commits every accepted object of a request together.
+`prepare` is the one place the index attributes are read; `made_in_mdc` gives objects the data
+center makes itself (the FDK job's CT series) the same reading, validation and attributes.
 Refusal reasons name rules and attributes only, never a value (the object may hold PHI), and
 the SOP Instance UID is logged only when it has the de-identified ``2.25.`` form.
 """
@@ -103,14 +105,46 @@ def receive(data: bytes, edge: str, study: str | None = None) -> Received:
         return Received(sop_class, sop, failure=NOT_DEIDENTIFIED, kind=KIND_NOT_DEID,
                         reason=summary(problems))
     try:
-        attrs = ix.attributes(ds, ix.ALL_KEYS)
-        attrs["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
+        prepared = prepare(data, ds, edge)
     except Exception as e:  # noqa: BLE001 - an indexed value pydicom cannot convert
         return Received(sop_class, sop, failure=MALFORMED, kind=KIND_MALFORMED,
                         reason=f"indexed attributes unreadable ({type(e).__name__})")
-    if study is not None and attrs.get("StudyInstanceUID") != study:
+    if study is not None and prepared.attrs.get("StudyInstanceUID") != study:
         return Received(sop_class, sop, failure=OTHER_STUDY, kind=KIND_OTHER_STUDY,
                         reason="StudyInstanceUID differs from the study in the URL")
     warning = verdict.status if verdict.warnings else None
-    return Received(sop_class, sop, Prepared(data, attrs, source=edge), warning=warning,
+    return Received(sop_class, sop, prepared, warning=warning,
+                    reason=verdict.comment if warning else "")
+
+
+def prepare(data: bytes, ds, source: str) -> Prepared:
+    """``data`` (whose data set is ``ds``) ready for the group commit: the indexed attributes
+    every instance, series and study row is built from, and ``source`` recorded as ``l:edge``.
+    Raises when pydicom cannot convert an indexed value."""
+    attrs = ix.attributes(ds, ix.ALL_KEYS)
+    attrs["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
+    return Prepared(data, attrs, source=source)
+
+
+def made_in_mdc(data: bytes, source: str) -> Received:
+    """Decide about an object the data center made itself (e.g. a reconstructed CT slice): the
+    same Part 10 reading, `validation.check` and index attributes as `receive`, without the
+    de-identification check, which is for what hospitals send (such an object never had PHI)."""
+    try:
+        ds = _read(data)
+    except Exception as e:  # noqa: BLE001 - the maker's bug, reported like a sender's
+        return Received(failure=MALFORMED, kind=KIND_MALFORMED,
+                        reason=f"not a readable DICOM Part 10 file ({type(e).__name__})")
+    sop_class, sop = _uid(ds, "SOPClassUID"), _uid(ds, "SOPInstanceUID")
+    verdict = validation.check(ds)
+    if verdict.refusal is not None:
+        return Received(sop_class, sop, failure=verdict.status, kind=KIND_INVALID,
+                        reason=verdict.comment)
+    try:
+        prepared = prepare(data, ds, source)
+    except Exception as e:  # noqa: BLE001 - an indexed value pydicom cannot convert
+        return Received(sop_class, sop, failure=MALFORMED, kind=KIND_MALFORMED,
+                        reason=f"indexed attributes unreadable ({type(e).__name__})")
+    warning = verdict.status if verdict.warnings else None
+    return Received(sop_class, sop, prepared, warning=warning,
                     reason=verdict.comment if warning else "")

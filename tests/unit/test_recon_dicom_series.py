@@ -76,3 +76,68 @@ def test_identity_is_new_uids_and_a_pseudonym(series):
     assert first.PatientIdentityRemoved == "YES"
     assert first.PatientID == ds_mod.pseudonym("tmp/scan") != ds_mod.pseudonym("tmp/other")
     assert "PatientBirthDate" not in first and "InstitutionName" not in first
+
+
+def _ingested_ct_rows():
+    """Rows of a de-identified CT series stored the way STOW-RS stores it (receive, Committer)."""
+    from deid import DeidKeys, deidentify
+    from pacs_hdfs.containers import ContainerWriter
+    from pacs_hdfs.dicom.commit import Committer
+    from pacs_hdfs.dicom.part10 import serialize
+    from pacs_hdfs.dicom.received import receive
+    from pacs_hdfs.dicom.synthetic import ct_series
+    from portal.memstore import MemoryStore
+    from tests.memory_archive import MemoryFiles
+
+    keys = DeidKeys.generate()
+    hbase = MemoryStore()
+    committer = Committer(hbase, ContainerWriter(MemoryFiles(), writer="unit"))
+    datasets = [deidentify(ds, keys).dataset
+                for ds in ct_series(3, patient_id="MRN-1", patient_name="Doe^J", size=16)]
+    received = [receive(serialize(ds), "edge-a") for ds in datasets]
+    assert all(r.failure is None for r in received)
+    assert all(o.acknowledged for o in committer.store_many([r.prepared for r in received]))
+    return hbase, [serialize(ds) for ds in datasets]
+
+
+def test_series_rows_are_built_by_the_ingest_code(series):
+    from pacs_hdfs.dicom.received import made_in_mdc, receive
+    from portal.memstore import MemoryStore
+    from tests.memory_archive import MemoryFiles
+
+    geom, volume, _ = series
+    header = ds_mod.series_header(geom, ds_mod.pseudonym("tmp/scan"), "FDK test", "FDK of a test")
+    hbase, files = MemoryStore(), MemoryFiles()
+    result = ds_mod.store_series_in_pacs(
+        ds_mod.volume_datasets([(0, volume)], geom, header, (volume.min(), volume.max())),
+        files, hbase)
+    assert result["instances"] == 12 and result["source"] == ds_mod.SOURCE
+    ingested, ingested_bytes = _ingested_ct_rows()
+    # the same function prepares a received object and a reconstructed one
+    for data in ingested_bytes:
+        assert made_in_mdc(data, "edge-a").prepared == receive(data, "edge-a").prepared
+    for table in ("instance", "series", "study", "sop"):
+        ours = hbase.tables[table].values()
+        theirs = ingested.tables[table].values()
+        columns = lambda rows: set().union(*map(set, rows))  # noqa: E731
+        # every bookkeeping column (location, transfer syntax, sender, counters) is the same;
+        # attribute columns differ only by which attributes the two series carry
+        assert ({c for c in columns(ours) if not c.startswith(b"a:")}
+                == {c for c in columns(theirs) if not c.startswith(b"a:")}), table
+    rows = list(hbase.tables["instance"].values())
+    assert {r[b"l:edge"] for r in rows} == {ds_mod.SOURCE.encode()}
+    assert {r[b"a:Modality"] for r in rows} == {b"CT"}
+
+
+def test_a_slice_the_ingest_rules_refuse_is_not_stored(series):
+    from portal.memstore import MemoryStore
+    from tests.memory_archive import MemoryFiles
+
+    _, _, datasets = series
+    broken = datasets[0].copy()
+    broken.file_meta = datasets[0].file_meta
+    broken.Rows = 13  # pixel data no longer matches Rows x Columns
+    hbase = MemoryStore()
+    with pytest.raises(ValueError, match="refused by ingest rules"):
+        ds_mod.store_series_in_pacs([broken], MemoryFiles(), hbase)
+    assert not hbase.tables.get("instance")
