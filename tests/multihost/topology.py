@@ -58,6 +58,8 @@ WORKERS = (Host("worker-1", f"{SUBNET}.11", ("datanode-1", "nodemanager")),
 SERVICE = Host("service", f"{SUBNET}.20", ())
 HOSTS = (MASTER, *WORKERS, SERVICE)
 
+GATEWAY_PORT, PORTAL_PORT, MDC_DIMSE_PORT = 8443, 8000, 11114
+
 #: lean heaps for the master (the machine also runs the shared test cluster)
 MASTER_HEAPS = {"namenode": 256, "datanode": 128, "zookeeper": 64, "hbase-master": 256,
                 "hbase-regionserver": 512, "hbase-thrift": 256, "resourcemanager": 256,
@@ -113,6 +115,7 @@ class Topology:
     def __init__(self, base: Path):
         self.base = Path(base)
         self.timings: dict[str, float] = {}
+        self.services: dict[str, subprocess.Popen] = {}
 
     # --- names ---------------------------------------------------------------------------
     @staticmethod
@@ -150,7 +153,15 @@ class Topology:
                 "spark_conf_dir": str(self.client_conf_dir()),
                 "hbase_conf_dir": str(self.client_conf_dir()),
                 "mdc_dimse_bind": host.address, "spark_driver_host": host.address,
-                "spark_driver_bind": host.address, "spark_executor_memory": "512m"})
+                "spark_driver_bind": host.address, "spark_executor_memory": "512m",
+                # Executors use the venv at its path (the same filesystem on every simulated
+                # host) instead of the venv-pack archive: a NodeManager without Hadoop's native
+                # library forks one `chmod` per file when it localizes an archive (FSDownload),
+                # and the venv's ~14,000 files took >10 min per worker here. The archive path
+                # itself is 16A's and is tested on the embedded cluster.
+                "spark_ship_python": False,
+                "mdc_dimse_port": MDC_DIMSE_PORT, "gateway_port": GATEWAY_PORT,
+                "portal_port": PORTAL_PORT})
         else:
             fields.update({"embedded": True, "cluster_bind": host.address,
                            "heap_mb": MASTER_HEAPS})
@@ -207,7 +218,8 @@ class Topology:
     def create(self) -> None:
         """Bridge, namespaces, cables, addresses, name files, per-host homes."""
         require()
-        self.destroy_network()          # leftovers of an interrupted run
+        self.kill_all()                 # leftovers of an interrupted run
+        self.destroy_network()
         t0 = time.monotonic()
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", self.bridge)
@@ -301,6 +313,51 @@ class Topology:
                 time.sleep(1.0)
             self.timings[f"stage{i}_{host.name}_s"] = round(time.monotonic() - ts, 1)
         self.timings["cluster_s"] = round(time.monotonic() - t0, 1)
+        return self.timings
+
+    # --- the MDC services on the service host ---------------------------------------------
+    def certs_dir(self) -> Path:
+        return self.base / "certs"
+
+    def start_services(self, timeout: float = 240.0) -> dict[str, float]:
+        """`pacs init`, then gateway, MDC DIMSE, portal and job runner on the service host,
+        each listening on the service host's address; waits until each answers."""
+        import socket
+
+        from hl7_gateway.certs import create_dev_pki
+        t0 = time.monotonic()
+        self.pacs(SERVICE, "init", timeout=600)
+        self.timings["init_s"] = round(time.monotonic() - t0, 1)
+        create_dev_pki(self.certs_dir(), hosts=(SERVICE.address, SERVICE.name))
+        logs = self.home(SERVICE) / "logs"
+        a = SERVICE.address
+        self.services = {
+            "gateway": self.popen(SERVICE, PACS, "gateway", "--host", a, "--port",
+                                  str(GATEWAY_PORT), "--certs", str(self.certs_dir()),
+                                  "--log-file", str(logs / "gateway.log"),
+                                  log=logs / "gateway.out"),
+            "scp": self.popen(SERVICE, PACS, "scp", log=logs / "scp.out",
+                              extra_env={"PACS_MDC_DIMSE_QR_AES": "FINDSCU"}),
+            "portal": self.popen(SERVICE, PACS, "portal", "--host", a, "--port",
+                                 str(PORTAL_PORT), log=logs / "portal.out"),
+            "job-runner": self.popen(SERVICE, PACS, "job", "runner", log=logs / "job-runner.out"),
+        }
+        for name, port in (("gateway", GATEWAY_PORT), ("scp", MDC_DIMSE_PORT),
+                           ("portal", PORTAL_PORT)):
+            deadline = time.monotonic() + timeout
+            while True:
+                proc = self.services[name]
+                if proc.poll() is not None:
+                    out = (logs / f"{name}.out").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"{name} on the service host exited:\n{out}")
+                try:
+                    with socket.create_connection((a, port), timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} did not listen on {a}:{port}") from None
+                    time.sleep(0.5)
+        self.timings["services_s"] = round(time.monotonic() - t0, 1)
         return self.timings
 
     @staticmethod
