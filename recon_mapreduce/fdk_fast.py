@@ -124,12 +124,19 @@ def _backproject_tiles(volume, padded, cos_b, sin_b, weights, dso, dsd, du, dv, 
                     volume[k, y_start + ty, x_start + tx] += acc[ty * TILE + tx, k]
 
 
+def padded_zeros(n_angles: int, n_rows: int, n_cols: int, rows_before: int,
+                 rows_after: int) -> np.ndarray:
+    """The kernel's zero projection array for ``n_rows`` detector rows: float32
+    ``(n_angles, n_cols + 2, rows_before + n_rows + rows_after + WINDOW)``; fill it with
+    ``padded[a, 1:-1, rows_before:rows_before + n_rows] = filtered[a].T``."""
+    return np.zeros((n_angles, n_cols + 2, rows_before + n_rows + rows_after + WINDOW),
+                    dtype=np.float32)
+
+
 def pad_transposed(filtered: np.ndarray, rows_before: int, rows_after: int) -> np.ndarray:
-    """``(n_angles, n_rows, n_cols)`` -> contiguous float32
-    ``(n_angles, n_cols + 2, rows_before + n_rows + rows_after + WINDOW)``; the border is zero."""
+    """``(n_angles, n_rows, n_cols)`` -> the kernel's layout (``padded_zeros``), border zero."""
     n_angles, n_rows, n_cols = filtered.shape
-    padded = np.zeros((n_angles, n_cols + 2, rows_before + n_rows + rows_after + WINDOW),
-                      dtype=np.float32)
+    padded = padded_zeros(n_angles, n_rows, n_cols, rows_before, rows_after)
     padded[:, 1:-1, rows_before:rows_before + n_rows] = np.swapaxes(filtered, 1, 2)
     return padded
 

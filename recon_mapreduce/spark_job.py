@@ -124,17 +124,19 @@ def backproject_chunk(raw: np.ndarray, geom: ConeBeamGeometry, task: MapTask, sl
     ``stored['v0']``). The same arithmetic as ``bands.map_band`` for each angle, but all angles of
     the chunk go through one kernel call onto one z range, which saves per-call overhead.
     """
-    from recon_mapreduce.fdk_fast import backproject_owned, pad_transposed
+    from recon_mapreduce.fdk_fast import backproject_owned, padded_zeros
     from recon_mapreduce.filters import filter_projection_rows
 
     first, stop = band_rows(task.v0, task.v1, geom.n_rows)
     offset = task.stored["v0"]
     rows = raw[:, first - offset:stop - offset]
-    filtered = np.empty(rows.shape, dtype=np.float32)
-    for index, angle_rows in enumerate(rows):  # one angle at a time: FFT temporaries stay small
-        filtered[index] = filter_projection_rows(angle_rows, geom, first, filter_name)
-    # padded rows are v0 - 1 .. v1 inclusive; rows past the detector stay zero
-    padded = pad_transposed(filtered, rows_before=1, rows_after=task.v1 + 1 - stop)
+    # padded rows are v0 - 1 .. v1 inclusive; rows past the detector stay zero. Each angle is
+    # filtered straight into it (FFT temporaries for one angle; no filtered copy of the chunk).
+    padded = padded_zeros(len(rows), stop - first, geom.n_cols, rows_before=1,
+                          rows_after=task.v1 + 1 - stop)
+    for index, angle_rows in enumerate(rows):
+        padded[index, 1:-1, 1:1 + stop - first] = filter_projection_rows(
+            angle_rows, geom, first, filter_name).T
     slabs = touched_slabs(geom, task.a0, task.a1, task.v0, task.v1, slab_size)
     if not slabs:
         return []
@@ -143,7 +145,8 @@ def backproject_chunk(raw: np.ndarray, geom: ConeBeamGeometry, task: MapTask, sl
     backproject_owned(volume, padded, geom, geom.angles[task.a0:task.a1],
                       geom.angle_weights()[task.a0:task.a1], row_base=task.v0 - 1,
                       own_lo=-1 if task.v0 == 0 else task.v0, own_hi=task.v1, z0=z_lo)
-    return [(z0, volume[z0 - z_lo:z1 - z_lo].copy()) for z0, z1 in slabs]
+    # views, not copies: each is serialised for the shuffle on its own
+    return [(z0, volume[z0 - z_lo:z1 - z_lo]) for z0, z1 in slabs]
 
 
 def central_mask(geom: ConeBeamGeometry, z0: int, z1: int) -> np.ndarray:
@@ -219,9 +222,9 @@ def _map_task_fn(settings, directory: str, geom: ConeBeamGeometry, slab_size: in
         partials = backproject_chunk(raw, geom, task, slab_size, filter_name)
         task_seconds.add({"read": read - start, "compute": time.perf_counter() - read,
                           "cpu": time.process_time() - cpu})
-        # what the task holds at its peak: raw rows, filtered + padded copies, the z range it
-        # back-projects onto plus the partial slabs cut from it
-        held = 3 * raw.nbytes + 2 * sum(p.nbytes for _, p in partials)
+        # what the task holds at its peak: raw rows, the padded filtered copy, the z range it
+        # back-projects onto (the partial slabs are views of it)
+        held = 2 * raw.nbytes + sum(p.nbytes for _, p in partials)
         array_mb.add(held / 2**20)
         rss_mb.add(peak_rss_mb())
         return partials
