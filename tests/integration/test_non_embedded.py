@@ -36,10 +36,9 @@ sys.meta_path.insert(0, _NoSupervisor())
 '''
 
 
-@pytest.fixture(scope="module")
-def site(cluster, settings, tmp_path_factory):
-    """Environment of a non-embedded 'site' on the running cluster; dropped afterwards."""
-    base = tmp_path_factory.mktemp("site")
+def _make_site(settings, base: Path, **extra: str):
+    """Conf dirs written from the embedded cluster's, and the environment of a 'site' with its
+    own HDFS root and table prefix; yields it, then drops what it stored."""
     conf = settings.path("conf")
     hadoop, hbase, spark, blocker = (base / d for d in ("hadoop", "hbase", "spark", "py"))
     for d in (hadoop, hbase, spark, blocker):
@@ -56,13 +55,29 @@ def site(cluster, settings, tmp_path_factory):
     env.update(PACS_EMBEDDED="false", PACS_HOME=str(base / "home"),
                HADOOP_CONF_DIR=str(hadoop), HBASE_CONF_DIR=str(hbase), SPARK_CONF_DIR=str(spark),
                PACS_HDFS_ROOT=f"/pacs-site-{tag}", PACS_HBASE_TABLE_PREFIX=f"site{tag}",
-               PYTHONPATH=f"{blocker}:{REPO}")      # REPO: packages newer than the install
+               PYTHONPATH=f"{blocker}:{REPO}", **extra)   # REPO: packages newer than the install
     yield env
     _stop_spawned_runner(Path(env["PACS_HOME"]))
     from pacs_hdfs.settings import Settings
     from pacs_hdfs.storage import drop_storage
     drop_storage(Settings(hdfs_root=env["PACS_HDFS_ROOT"],
                           hbase_table_prefix=env["PACS_HBASE_TABLE_PREFIX"]))
+
+
+@pytest.fixture(scope="module")
+def site(cluster, settings, tmp_path_factory):
+    """Environment of a non-embedded 'site' on the running cluster; dropped afterwards."""
+    yield from _make_site(settings, tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="module")
+def shipping_site(cluster, settings, tmp_path_factory):
+    """A site whose executors get the packed venv and our code zip, as on YARN. The archive is
+    kept in the tests' home between runs (packing takes minutes; it is rebuilt only when the
+    venv changes)."""
+    yield from _make_site(settings, tmp_path_factory.mktemp("shipping"),
+                          PACS_SPARK_SHIP_PYTHON="true",
+                          PACS_SPARK_PYTHON_ARCHIVE=str(settings.path("data", "pacs-env.tar.gz")))
 
 
 def _stop_spawned_runner(home: Path) -> None:
@@ -138,3 +153,19 @@ def test_doctor_finds_the_cluster_healthy(site):
     assert out.returncode == 0 and report["ok"], failing
     names = {c["name"] for c in report["checks"]}
     assert {"webhdfs", "datanodes", "hdfs-write", "hbase", "spark"} <= names
+
+
+def test_shipped_environment_runs_the_job(shipping_site):
+    """What YARN executors get, checked on the standalone cluster: spark.archives with the
+    packed venv (built and uploaded on first use), ./env/bin/python, our code as a zip."""
+    assert pacs(shipping_site, "init").returncode == 0
+    t0 = time.monotonic()
+    run = pacs(shipping_site, "job", "submit", "spark-selftest", "--n", "5000", "--wait",
+               "--json", timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rec = json.loads(run.stdout)
+    assert rec["state"] == "succeeded", rec["error"]
+    spark = json.loads(pacs(shipping_site, "job", "result", rec["id"]).stdout)["provenance"]["spark"]
+    assert spark["spark.executorEnv.PYSPARK_PYTHON"] == "./env/bin/python"
+    assert "/env/pacs-env-" in spark["spark.archives"] and spark["spark.archives"].endswith("#env")
+    print(f"shipped-environment job, submit -> result: {time.monotonic() - t0:.1f} s")
