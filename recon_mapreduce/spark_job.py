@@ -15,12 +15,17 @@ here against ~180 ns for the column's whole z walk at 128^3 (benchmarks/fdk). Tw
 ~1.2x one, eight bands ~2.5x, so the default stores and maps few, tall bands and gets its
 parallelism from angle chunks instead; ``band_rows`` can still cut them finer.
 
+Memory per task is bounded: ``task_mb`` (default 1 GiB) caps the arrays of the largest map
+task (``task_bytes``); ``fit_tasks`` halves angle chunks and bands until it fits, so a 512^3
+volume runs as more, smaller tasks rather than larger ones.
+
 Tasks run single-threaded numba (``spark.task.cpus`` threads): Spark already runs one task per
 core, and more threads per task would oversubscribe the executor.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -55,6 +60,9 @@ class Params(BaseModel):
     slab_size: int = Field(16, ge=1, le=2048, description="slices per reduce key")
     angle_chunk: int | None = Field(None, ge=1, description="angles per map task "
                                     "(default: about 4 tasks per core)")
+    task_mb: int = Field(1024, ge=16, description="memory budget of one map task's arrays "
+                         "(raw rows, padded copy, its z range): bands and angle chunks are cut "
+                         "until the largest task fits")
     backend: Literal["auto", "numba"] = "auto"
     dicom: bool = Field(True, description="also store the volume as a DICOM CT series")
 
@@ -105,6 +113,40 @@ def default_angle_chunk(n_angles: int, n_bands: int, cores: int) -> int:
     """Angles per task so that there are about four tasks per core (load balance vs overhead)."""
     chunks = max(1, math.ceil(4 * cores / max(1, n_bands)))
     return max(1, math.ceil(n_angles / chunks))
+
+
+def task_bytes(geom: ConeBeamGeometry, task: MapTask, slab_size: int) -> int:
+    """Arrays a map task holds at its peak: the raw rows of its stored band for its angles, the
+    padded filtered copy of its own rows, and the z range it back-projects onto."""
+    angles = task.a1 - task.a0
+    raw = angles * (task.stored["v1"] - task.stored["v0"] + 1) * geom.n_cols * 4
+    padded = angles * (task.v1 - task.v0 + 2) * (geom.n_cols + 2) * 4
+    slabs = touched_slabs(geom, task.a0, task.a1, task.v0, task.v1, slab_size)
+    depth = slabs[-1][1] - slabs[0][0] if slabs else 0
+    return raw + padded + depth * geom.n_voxels**2 * 4
+
+
+def fit_tasks(meta: dict, geom: ConeBeamGeometry, band_size: int | None, angle_chunk: int,
+              slab_size: int, budget_bytes: int) -> tuple[int | None, int, list[MapTask]]:
+    """``(band_size, angle_chunk, tasks)`` with the largest task's arrays within the budget:
+    halve the angle chunk while the rows dominate, the band while its z range does (a band's
+    z range shrinks with its height). Stops at 1 angle and 8 rows, even if still over."""
+    while True:
+        tasks = plan_tasks(meta, band_size, angle_chunk)
+        largest = max(tasks, key=lambda t: task_bytes(geom, t, slab_size))
+        if task_bytes(geom, largest, slab_size) <= budget_bytes:
+            return band_size, angle_chunk, tasks
+        rows = largest.v1 - largest.v0
+        depth_heavy = (task_bytes(geom, dataclasses.replace(largest, a1=largest.a0 + 1), slab_size)
+                       > budget_bytes / 2)
+        if depth_heavy and rows > 8:
+            band_size = math.ceil(rows / 2)
+        elif angle_chunk > 1:
+            angle_chunk = math.ceil(angle_chunk / 2)
+        elif rows > 8:
+            band_size = math.ceil(rows / 2)
+        else:
+            return band_size, angle_chunk, tasks
 
 
 def touched_slabs(geom: ConeBeamGeometry, a0: int, a1: int, v0: int, v1: int,
@@ -304,7 +346,9 @@ def reconstruct_on_spark(spark, settings, hdfs, directory: str, meta: dict, para
     threads = int(sc.getConf().get("spark.task.cpus", "1"))
     n_bands = len(plan_tasks(meta, params.band_rows, len(geom.angles)))
     chunk = params.angle_chunk or default_angle_chunk(geom.n_angles, n_bands, cores)
-    tasks = plan_tasks(meta, params.band_rows, chunk)
+    band_size, chunk, tasks = fit_tasks(meta, geom, params.band_rows, chunk, params.slab_size,
+                                        params.task_mb << 20)
+    n_bands = len(plan_tasks(meta, band_size, len(geom.angles)))
     truth_path, truth_header = None, 0
     if meta.get("truth") and geom.n_voxels == meta["geometry"]["n_voxels"]:
         truth_path = posixpath.join(directory, meta["truth"])
@@ -327,6 +371,7 @@ def reconstruct_on_spark(spark, settings, hdfs, directory: str, meta: dict, para
     slabs.sort(key=lambda s: s["z0"])
     return {"geometry": geom, "slabs": slabs, "seconds": seconds, "tasks": len(tasks),
             "angle_chunk": chunk, "bands": n_bands, "threads_per_task": threads,
+            "task_budget_mb": params.task_mb,
             "map_task_peak_rss_mb": rss_mb.value, "map_task_array_mb": array_mb.value,
             "map_task_seconds": {k: round(v, 3) for k, v in task_seconds.value.items()},
             "accuracy": accuracy([s["errors"] for s in slabs]) if truth_path else None}
@@ -367,6 +412,7 @@ def run(ctx, params: Params) -> dict:
         "dicom": series,
         "spark": {"seconds": round(recon["seconds"], 3), "map_tasks": recon["tasks"],
                   "angle_chunk": recon["angle_chunk"], "bands": recon["bands"],
+                  "task_budget_mb": recon["task_budget_mb"],
                   "slabs": len(recon["slabs"]), "threads_per_task": recon["threads_per_task"],
                   "map_task_peak_rss_mb": round(recon["map_task_peak_rss_mb"], 1),
                   "map_task_array_mb": round(recon["map_task_array_mb"], 2),

@@ -60,3 +60,20 @@ def test_size_reconstructs_the_same_field_of_view_on_another_grid():
     other = job_geometry(meta_for(geom, 16), 20)
     assert other.n_voxels == 20 and other.voxel_size * 20 == geom.voxel_size * 32
     assert job_geometry(meta_for(geom, 16), None).n_voxels == 32
+
+
+def test_a_memory_budget_cuts_tasks_until_the_largest_fits():
+    from recon_mapreduce.spark_job import fit_tasks, task_bytes
+
+    geom = ConeBeamGeometry.for_volume(64, 40, detector_shape=(128, 128))
+    meta = meta_for(geom, 64)
+    _, _, unbounded = fit_tasks(meta, geom, None, 20, 8, 1 << 40)
+    assert len(unbounded) == 2 * 2
+    largest = max(task_bytes(geom, t, 8) for t in unbounded)
+    band, chunk, tasks = fit_tasks(meta, geom, None, 20, 8, largest // 3)
+    assert max(task_bytes(geom, t, 8) for t in tasks) <= largest // 3
+    assert len(tasks) > len(unbounded) and (band is not None or chunk < 20)
+    covered = np.zeros((geom.n_angles, geom.n_rows), dtype=int)  # each (angle, row) once
+    for t in tasks:
+        covered[t.a0:t.a1, t.v0:t.v1] += 1
+    assert (covered == 1).all()
