@@ -6,6 +6,11 @@ file and appends rows to ``RESULTS.md``. The machine is shared, so each row also
 1-minute load average and the CPU seconds the process used.
 
     NUMBA_NUM_THREADS=2 .venv/bin/python benchmarks/fdk/bench_kernels.py [--skip-large]
+        [--wait-load 2 --wait-minutes 20]
+
+``--wait-load`` waits (up to ``--wait-minutes``) for a 1-minute load average at or below the
+given value before it starts, and the run records the load averages (1, 5, 15 min) before and
+after, numba's threading layer and thread count, and whether the AVX2 window path was used.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import datetime as dt
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", str(os.cpu_count()))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
@@ -75,6 +82,15 @@ def run_case(kernel: str, n: int, n_angles: int, detector: int, repeats: int) ->
     return rows
 
 
+def wait_for_quiet(max_load: float, minutes: float) -> float:
+    """Wait until the 1-minute load is at most ``max_load`` (or time is up); the load then."""
+    deadline = time.monotonic() + 60 * minutes
+    while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
+        print(f"load {os.getloadavg()[0]:.1f} > {max_load}: waiting", flush=True)
+        time.sleep(20)
+    return os.getloadavg()[0]
+
+
 def append_markdown(rows: list[dict], stamp: str, cores: int) -> None:
     path = HERE / "RESULTS.md"
     if not path.exists():
@@ -85,7 +101,13 @@ def append_markdown(rows: list[dict], stamp: str, cores: int) -> None:
                         "| date (UTC) | host cores | numba threads | case | kernel | seconds "
                         "| CPU seconds | GUPS | GUPS/CPU-s | load1 |\n"
                         "|---|---|---|---|---|---|---|---|---|---|\n")
+    import numba
+
     threads = os.environ["NUMBA_NUM_THREADS"]
+    try:
+        threads += f" ({numba.threading_layer()})"
+    except ValueError:  # no parallel kernel ran
+        pass
     with path.open("a") as out:
         for row in rows:
             gups = "" if row["gups"] is None else f"{row['gups']:.3f}"
@@ -98,7 +120,13 @@ def append_markdown(rows: list[dict], stamp: str, cores: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-large", action="store_true", help=f"skip the {LARGE}^3 cases")
+    parser.add_argument("--wait-load", type=float, default=None,
+                        help="wait for a 1-minute load average at or below this first")
+    parser.add_argument("--wait-minutes", type=float, default=20.0)
     args = parser.parse_args()
+    if args.wait_load is not None:
+        wait_for_quiet(args.wait_load, args.wait_minutes)
+    load_before = os.getloadavg()
     available = backends.available_backends()
     rows = []
     for kernel, n, n_angles, detector, repeats in CASES:
@@ -113,10 +141,17 @@ def main() -> None:
         rows += case_rows
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     cores = os.cpu_count() or 1
+    import numba
+
+    from benchmarks.common import host_facts
+    from recon_mapreduce import lerp_window
+
     (HERE / "results.json").write_text(json.dumps(
-        dict(date=stamp, host=platform.node(), cores=cores,
-             numba_threads=int(os.environ["NUMBA_NUM_THREADS"]), backends=available,
-             results=rows), indent=2) + "\n")
+        dict(date=stamp, host=platform.node(), cpu=host_facts()["cpu"], cores=cores,
+             numba_threads=int(os.environ["NUMBA_NUM_THREADS"]),
+             numba_threading_layer=numba.threading_layer(), avx2_window=lerp_window.HAS_AVX2,
+             load_avg_before=list(load_before), load_avg_after=list(os.getloadavg()),
+             backends=available, results=rows), indent=2) + "\n")
     append_markdown(rows, stamp, cores)
 
 
