@@ -222,7 +222,25 @@ def read_volume(hdfs, volume_meta: dict) -> np.ndarray:
     return np.concatenate([store.npy_load(hdfs.read(s["path"])) for s in volume_meta["slabs"]])
 
 
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS period for this process (Linux: clear_refs 5 resets VmHWM), so a
+    reused Python worker reports the peak of the task it runs now, not of an earlier one."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
 def peak_rss_mb() -> float:
+    """Peak resident set size since ``reset_peak_rss`` (VmHWM), else of the process's life."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -257,6 +275,7 @@ def _map_task_fn(settings, directory: str, geom: ConeBeamGeometry, slab_size: in
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         from pacs_hdfs.hdfs_store import HdfsStore
 
+        reset_peak_rss()
         start, cpu = time.perf_counter(), time.process_time()
         raw = store.read_band(HdfsStore(settings), directory, task.stored, geom.n_cols,
                               task.a0, task.a1)
@@ -268,8 +287,10 @@ def _map_task_fn(settings, directory: str, geom: ConeBeamGeometry, slab_size: in
         # back-projects onto (the partial slabs are views of it)
         held = 2 * raw.nbytes + sum(p.nbytes for _, p in partials)
         array_mb.add(held / 2**20)
+        del raw
+        yield from partials
+        # after Spark took the partial slabs (all but the last batch serialised for the shuffle)
         rss_mb.add(peak_rss_mb())
-        return partials
     return run_task
 
 
@@ -279,6 +300,7 @@ def _reduce_fn(settings, out_dir: str, geom: ConeBeamGeometry, slab_size: int,
         from pacs_hdfs.hdfs_store import HdfsStore
 
         hdfs = HdfsStore(settings)
+        reset_peak_rss()
         for z0, total in partition:
             slab = total.astype(np.float32)
             z1 = z0 + slab.shape[0]
