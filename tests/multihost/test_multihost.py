@@ -49,6 +49,28 @@ def listeners(topology, host) -> set[str]:
 
 # --- the cluster across hosts ----------------------------------------------------------------
 
+def test_yarn_config_binds_the_cluster_bind_address_and_names_the_rm():
+    """Pure: every YARN listener binds cluster_bind; a NodeManager names itself by its own
+    address and finds the ResourceManager where yarn_rm_url says (not on loopback)."""
+    from deploy.configs import capacity_scheduler, yarn_site
+    from deploy.daemons import daemon_table
+    from pacs_hdfs.settings import Settings
+    s = Settings(yarn=True, cluster_bind="10.11.12.13", yarn_rm_url="http://10.0.0.1:8088",
+                 yarn_queue="mdc")
+    y = yarn_site(s)
+    assert y["yarn.resourcemanager.bind-host"] == y["yarn.nodemanager.bind-host"] == "10.11.12.13"
+    assert all(v.startswith("10.11.12.13:") for k, v in y.items()
+               if k.startswith("yarn.nodemanager.") and k.endswith(".address"))
+    assert all(str(v).startswith("10.0.0.1") for k, v in y.items()
+               if k.startswith("yarn.resourcemanager.") and k.endswith("address"))
+    assert not [k for k, v in y.items() if "0.0.0.0" in str(v)]
+    assert capacity_scheduler(s)["yarn.scheduler.capacity.root.queues"] == "mdc"
+    names = [d.name for d in daemon_table(s)]
+    assert "resourcemanager" in names and "nodemanager" in names
+    assert "spark-master" not in names and "spark-worker" not in names
+    assert "resourcemanager" not in [d.name for d in daemon_table(Settings())]
+
+
 def test_every_listener_is_on_its_own_hosts_address(topology):
     for host in HOSTS:
         found = listeners(topology, host)
