@@ -221,7 +221,7 @@ def test_ohif_opens_the_study_from_the_case_page(browser, portal_url, teacher, s
     with ohif_server(f"{portal_url}/dicomweb"):
         started = time.monotonic()
         browser.get(href)                   # portal 303 -> OHIF /viewer?StudyInstanceUIDs=..&token=..
-        WebDriverWait(browser, 120, poll_frequency=0.25).until(_shows_image)
+        WebDriverWait(browser, 300, poll_frequency=0.25).until(_shows_image)
         first_image = time.monotonic() - started
         screenshot(browser, "ohif-02-first-image")
         phases = browser.execute_script(PHASES)
@@ -242,7 +242,7 @@ def test_ohif_opens_the_study_from_the_case_page(browser, portal_url, teacher, s
         # a second open of the same study, warm caches: the time the viewer itself needs
         started = time.monotonic()
         browser.get(href)
-        WebDriverWait(browser, 120, poll_frequency=0.25).until(_shows_image)
+        WebDriverWait(browser, 300, poll_frequency=0.25).until(_shows_image)
         warm = time.monotonic() - started
 
     _every_request_was_audited_with_the_token(teacher[0], study)
