@@ -1,14 +1,19 @@
 """DICOMweb read endpoints (role teacher and up) so OHIF, Weasis or dicomweb-client connect:
-QIDO-RS search and WADO-RS retrieve (objects as stored, metadata, frames, rendered images).
+QIDO-RS search at every level, WADO-RS retrieve (objects and frames as stored, or decoded only
+when the client asks for uncompressed data), metadata with BulkDataURIs and the bulkdata
+resource, rendered images and thumbnails (PS3.18).
 
-Authentication: the portal session cookie, or HTTP Basic checked against the portal users
+Authentication: the portal session cookie, HTTP Basic checked against the portal users
 (`portal.login.sign_in`: throttle first, bounded argon2, failures audited; a verified
 credential is remembered for a minute so a viewer's many requests do not each cost an argon2
-hash, and forgotten at once when the user is disabled, deleted or gets a new password). GET
-only, so no CSRF. Errors are JSON with the precise status (401 carries
-`WWW-Authenticate: Basic`, 429 and 503 `Retry-After`). Quarantined objects never appear (see
-portal/dicom_access.py). Every request is audited: QIDO-RS as `qido` (level, keys, matches),
-WADO-RS retrieve as `download-study`, metadata, frames and rendered images as `wado`.
+hash, and forgotten at once when the user is disabled, deleted or gets a new password), or a
+study-scoped viewer token (`Authorization: Bearer`, made by `viewer_launch_url` for the case
+page's "Open in OHIF"). GET only, so no CSRF. CORS headers only for the origins in
+`portal_cors_origins` (none by default), never with credentials. Errors are JSON with the
+precise status (401 carries `WWW-Authenticate`, 429 and 503 `Retry-After`). Quarantined
+objects never appear (see portal/dicom_access.py). Every request is audited: QIDO-RS as
+`qido` (level, keys, matches), WADO-RS retrieve as `download-study`, metadata, frames, bulk
+data, rendered images and thumbnails as `wado` (with `auth: viewer-token` for token requests).
 
 WADO-RS retrieve never truncates silently (every object is read through
 `pacs_hdfs.dicom.stored.read_bytes`, which checks the indexed sha256):
