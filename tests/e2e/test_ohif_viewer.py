@@ -162,13 +162,6 @@ def case(cluster, settings, study, portal_url, teacher):
         yield pseudonym
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from tests.portal_support import chromium
-    with chromium() as driver:
-        yield driver
-
-
 # Where OHIF's first load spends its time (Resource Timing, ms from the OHIF page's start): the
 # app's own boot until its first DICOMweb request, then the DICOMweb requests themselves.
 PHASES = """
