@@ -78,6 +78,8 @@ NOTES = f"{LIFECYCLE_ROOT}/notes"          # notes/<study>/<note uid>.{dcm,json}
 REJECTED = f"{LIFECYCLE_ROOT}/rejected"    # rejected/<study>/<series>/*.pack
 PURGE = f"{LIFECYCLE_ROOT}/purge"          # purge/<note uid>.json: files compaction may free now
 SOURCE_ID = "pacs-lifecycle"
+#: the audit trail's actions (listed for the admin page's filter in pacs_hdfs/audit.py)
+AUDIT_ACTIONS = ("study-delete", "study-reject", "study-restore", "study-compact")
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 #: bytes of objects copied per rejected-store batch file
 STORE_BATCH_BYTES = 64 << 20

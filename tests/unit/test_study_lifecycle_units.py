@@ -62,3 +62,30 @@ def test_deleted_audit_message_conforms_to_the_schema():
     assert am.validate(msg) == []
     xml = am.to_bytes(msg).decode()
     assert 'csd-code="110105"' in xml and 'EventActionCode="D"' in xml
+
+
+def test_lifecycle_audit_actions_are_listed_for_the_admin_filter():
+    from pacs_hdfs import audit
+    from pacs_hdfs.dicom.lifecycle import AUDIT_ACTIONS
+    from pacs_hdfs.dicom.rejection_note import REASONS
+    assert set(AUDIT_ACTIONS) <= set(audit.ACTIONS)
+    assert {f"study-{a.split('-')[0]}" for a in REASONS} <= set(AUDIT_ACTIONS)
+
+
+def test_admin_delete_needs_admin_csrf_and_a_known_reason_and_uid():
+    from fastapi.testclient import TestClient
+
+    from portal.testing import csrf_token, fast_hashing, login, portal_app
+    with fast_hashing():
+        app = portal_app({"t": "teacher", "a": "admin"}, "pw-unit-1234")
+        url = "/dicomweb/studies/2.25.1/series/2.25.2"
+        with TestClient(app) as teacher:
+            login(teacher, "t", "pw-unit-1234")
+            r = teacher.delete(url, headers={"X-CSRF-Token": csrf_token(teacher)})
+            assert r.status_code == 403
+        with TestClient(app) as admin:
+            login(admin, "a", "pw-unit-1234")
+            assert admin.delete(url).status_code == 403                     # no CSRF token
+            h = {"X-CSRF-Token": csrf_token(admin)}
+            assert admin.delete(url, params={"reason": "shred"}, headers=h).status_code == 400
+            assert admin.delete("/dicomweb/studies/2.25.x", headers=h).status_code == 400
