@@ -207,7 +207,7 @@ def yarn_site(s: Settings) -> dict[str, object]:
         "yarn.resourcemanager.webapp.address": f"{rm_host}:{rm_web}",
         "yarn.resourcemanager.bind-host": s.cluster_bind,
         "yarn.resourcemanager.recovery.enabled": "false",
-        "yarn.resourcemanager.system-metrics-publisher.enabled": "false",
+        "yarn.system-metrics-publisher.enabled": "false",
         "yarn.resourcemanager.max-completed-applications": 200,
         "yarn.nm.liveness-monitor.expiry-interval-ms": 10000,
         "yarn.resourcemanager.nodemanagers.heartbeat-interval-ms": 1000,

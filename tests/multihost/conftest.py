@@ -24,6 +24,10 @@ def topology():
         require()
     except TopologyUnavailable as e:
         pytest.fail(f"multi-host stage cannot run on this machine: {e}", pytrace=False)
+    reuse = os.environ.get("PACS_MULTIHOST_REUSE")   # development: a topology left running
+    if reuse:                                          # by PACS_MULTIHOST_KEEP=1
+        yield Topology(Path(reuse))
+        return
     topo = Topology(Path(tempfile.mkdtemp(prefix="pacs-multihost-")))
     t0 = time.monotonic()
     try:

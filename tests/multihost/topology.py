@@ -280,9 +280,15 @@ class Topology:
             "hbase.zookeeper.quorum": m, "hbase.zookeeper.property.clientPort": s.zookeeper_port,
             "hbase.regionserver.thrift.ipaddress": m,
             "hbase.regionserver.thrift.port": s.thrift_port}))
+        # Spark's jars as `local:` (already at this path on every simulated host, as on a
+        # cluster with Spark installed on its nodes): else every application uploads and every
+        # NodeManager localizes ~400 MB of jars (the shared file system makes this honest here
+        # for the same reason as spark_ship_python = false above)
+        from deploy.daemons import pyspark_home
         (conf / "spark-defaults.conf").write_text(
             "spark.master yarn\nspark.executor.memory 512m\nspark.executor.instances 2\n"
-            "spark.yarn.am.memory 384m\nspark.driver.memory 768m\n")
+            "spark.yarn.am.memory 384m\nspark.driver.memory 768m\n"
+            f"spark.yarn.jars local:{pyspark_home() / 'jars'}/*\n")
 
     # --- start ---------------------------------------------------------------------------
     def start_daemons(self, host: Host, names: tuple[str, ...]) -> None:
