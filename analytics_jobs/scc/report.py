@@ -128,7 +128,10 @@ def study_tables(summary: list[dict]) -> list[str]:
              "| study (real photos) | " + " | ".join(_fmt(STUDY_MEDIAN_RATIO.get(k), ".3g") for k in keys) + " |"]
     def cell(key, field):
         return "–" if key not in ours else _fmt(ours[key][field]["median"], ".3g")
+    def mean(key):
+        return "–" if key not in ours else _fmt(ours[key]["false_candidate_ratio"]["mean"], ".3g")
     lines += ["| here: median ratio | " + " | ".join(cell(k, "false_candidate_ratio") for k in keys) + " |",
+              "| here: mean ratio | " + " | ".join(mean(k) for k in keys) + " |",
               "| here: median false peaks | " + " | ".join(
                   cell(k, "false_peaks") if k in ours and "false_peaks" in ours[k] else "–" for k in keys) + " |",
               "| here: pairs | " + " | ".join(str(ours[k]["tasks"]) if k in ours else "–" for k in keys) + " |"]

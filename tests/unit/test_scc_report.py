@@ -76,6 +76,8 @@ def test_false_peaks_and_the_study_tables_10_11():
         "| study", "| here: median ratio", "| here: median false peaks", "| here: pairs"))
     assert study.split("|")[2].strip() == "0.00944" and study.split("|")[-2].strip() == "1.18e-05"
     assert ours.split("|")[2].strip() == "0.001" and ours.split("|")[3].strip() == "–"
+    mean = next(ln for ln in lines if ln.startswith("| here: mean ratio"))
+    assert mean.split("|")[2].strip() == "0.001" and mean.split("|")[-3].strip() == "0"
     assert peaks.split("|")[2].strip() == "3" and pairs.split("|")[2].strip() == "3"
     assert pairs.split("|")[-3].strip() == "1"                          # 512:512, one pair
 
