@@ -22,6 +22,7 @@ KINDS: dict[str, str] = {
     "scc-sweep": "analytics_jobs.scc.spark_sweep",
     "spark-selftest": "analytics_jobs.selftest",
     "fsck": "pacs_hdfs.dicom.fsck_job",
+    "study-compact": "pacs_hdfs.dicom.lifecycle_job",
 }
 
 

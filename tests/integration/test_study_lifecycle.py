@@ -287,3 +287,21 @@ def test_reject_survives_compaction_and_restore_brings_it_back(ns, world):
     r = subprocess.run([str(VENV_BIN / "pacs"), "study", "restore", c], env=ns.env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1                                  # nothing left to restore
+
+
+def test_compaction_runs_as_a_job_kind(ns, world):
+    """`study-compact` through the job service (the namespace's own runner): a deleted series
+    is freed by the job, the result document carries the numbers."""
+    from pacs_hdfs.schema import row_key
+    b = world.study["B"]
+    series = sorted({k.split(b"\x00")[1].decode() for k in _rows(world, b)})
+    out = _pacs(ns, "study", "delete", b, "--series", series[0])
+    assert out["objects"] == 4 and out["scope"]["level"] == "series"
+    assert not world.hbase.get("study", row_key(b))          # its only series: study gone too
+    before = _space(world)["length"]
+    job = _pacs(ns, "job", "submit", "study-compact", "--wait")
+    assert job["state"] == "succeeded", job
+    result = json.loads(world.hdfs.read(job["result_path"]))
+    assert result["released_bytes_reclaimed"] > 0 and result["purge_entries_done"] >= 1
+    assert before - _space(world)["length"] >= out["bytes"]
+    _sha_of_every_object(world)
