@@ -138,10 +138,13 @@ class HdfsSnapshots:
     def tree(self, base: str, skip: tuple[str, ...]) -> dict[str, int]:
         """Relative path -> length of every file under `base`, except those under `skip`."""
         out = {}
-        for path in self.store.walk_files(base):
-            rel = posixpath.relpath(path, base)
-            if not any(rel == k or rel.startswith(k + "/") for k in skip):
-                out[rel] = self.store.info(path).length
+        walked = self.store._do(f"walk {base}",
+                                lambda: list(self.client.walk(base, status=True)))
+        for (root, _st), _dirs, files in walked:
+            for name, st in files:
+                rel = posixpath.relpath(posixpath.join(root, name), base)
+                if not any(rel == k or rel.startswith(k + "/") for k in skip):
+                    out[rel] = int(st["length"])
         return out
 
 
