@@ -1,4 +1,4 @@
-"""`pacs backup create / list / restore`: point-in-time backups of one namespace (the HDFS root
+"""`pacs backup create / list / restore / delete`: point-in-time backups of one namespace (the HDFS root
 and the HBase tables of the prefix), kept inside the cluster as snapshots.
 
 create:  HBase snapshots of every table of the prefix (flushed; rows counted), THEN an HDFS
