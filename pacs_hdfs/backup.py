@@ -1,5 +1,5 @@
-"""`pacs backup create / list / restore / delete`: point-in-time backups of one namespace (the HDFS root
-and the HBase tables of the prefix), kept inside the cluster as snapshots.
+"""`pacs backup create / list / restore / delete`: point-in-time backups of one namespace (the
+HDFS root and the HBase tables of the prefix), kept inside the cluster as snapshots.
 
 create:  HBase snapshots of every table of the prefix (flushed; rows counted), THEN an HDFS
          snapshot of the root. Files are written before the rows that point at them, and batch
