@@ -103,6 +103,14 @@ class JobStore:
         rows = self.hb.scan(TABLE, row_prefix=b"job/")
         return [_decode(r) for _, r in reversed(rows)][:limit]
 
+    def state_counts(self) -> dict[tuple[str, str], int]:
+        """(kind, state) -> number of jobs, from the kind and state columns only (`/metrics`)."""
+        counts: dict[tuple[str, str], int] = {}
+        for _, row in self.hb.scan(TABLE, row_prefix=b"job/", columns=[b"j:kind", b"j:state"]):
+            key = (row.get(b"j:kind", b"?").decode(), row.get(b"j:state", b"?").decode())
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def request_cancel(self, job_id: str) -> None:
         self.hb.put(TABLE, f"job/{job_id}".encode(), {b"j:cancel_requested": b"true"})
 

@@ -28,11 +28,11 @@ import traceback
 from analytics_jobs.context import JobCancelled, JobContext
 from analytics_jobs.jobs import JobStore, now_iso
 from analytics_jobs.kinds import kind_spec
-from pacs_hdfs import clients
+from pacs_hdfs import clients, logs, metrics
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.settings import Settings, get_settings
 
-log = logging.getLogger("pacs.jobs")
+log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0        # a runner writes `runner/<host>` this often
 
 
@@ -49,9 +49,15 @@ class Runner:
 
     def spark(self):
         with self._lock:
-            if self._spark is not None and self._spark.sparkContext._jsc.sc().isStopped():
-                log.warning("Spark context was stopped (cluster restarted?); starting a new one")
+            if self._spark is not None and self._spark_stopped():
+                log.warning("Spark context was stopped (cluster restarted? application "
+                            "killed?); starting a new one")
+                try:
+                    self._spark.stop()
+                except Exception:  # noqa: BLE001 - already torn down
+                    pass
                 self._spark = None
+                wait_jvm_context_gone()
             if self._spark is None:
                 self._spark = clients.spark_session(
                     self.s, app_name="pacs-job-runner",
@@ -69,6 +75,13 @@ class Runner:
                 spark.stop()
             except Exception as e:  # noqa: BLE001 - a session killed by YARN may not stop cleanly
                 log.warning("stopping the Spark session: %s", e)
+            wait_jvm_context_gone()
+
+    def _spark_stopped(self) -> bool:
+        try:
+            return self._spark.sparkContext._jsc.sc().isStopped()
+        except Exception:  # noqa: BLE001 - a context torn down under us counts as stopped
+            return True
 
     def start_heartbeat(self, every_s: float = HEARTBEAT_S) -> threading.Event:
         """Write `runner/<host>` every few seconds until the returned event is set."""
@@ -173,6 +186,7 @@ class Runner:
         rec.finished = now_iso()
         rec.runtime_s = round(time.monotonic() - t0, 3)
         self._record_outcome(rec)
+        metrics.JOB_SECONDS.labels(rec.kind, rec.state).observe(rec.runtime_s)
         log.info("job %s (%s) %s in %.2f s", job_id, rec.kind, rec.state, rec.runtime_s)
 
     def _record_outcome(self, rec, patience_s: float = 300.0) -> None:
@@ -218,6 +232,25 @@ class Runner:
                 "finished": now_iso()}
 
 
+def wait_jvm_context_gone(timeout_s: float = 120.0) -> None:
+    """Wait until the driver JVM has no active SparkContext. When YARN kills an application,
+    Spark's monitor thread stops the context in the JVM while our stop() returns at once; a new
+    context made before that ends fails ("Only one SparkContext should be running")."""
+    from pyspark import SparkContext
+    jvm = SparkContext._jvm
+    if jvm is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if not jvm.org.apache.spark.SparkContext.getActive().isDefined():
+                return
+        except Exception:  # noqa: BLE001 - no gateway or no such method: nothing to wait for
+            return
+        time.sleep(0.5)
+    log.warning("the driver JVM still has an active SparkContext after %.0f s", timeout_s)
+
+
 def kill_yarn_app(settings: Settings, rec) -> str | None:
     """Kill a job's YARN application through the ResourceManager REST API (None when the job
     has no YARN application or the RM could not be asked; logged)."""
@@ -255,14 +288,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle-exit-s", type=float, default=None,
                         help="leave after this many idle seconds (runners a submit started)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("hdfs").setLevel(logging.WARNING)
     settings = get_settings()
+    logs.setup("job-runner", settings.path("logs", "job-runner.log"))
     lock = sole_runner_lock(settings)
     if lock is None:
         log.info("another job runner is running; this one exits")
         return
     runner = Runner(settings)
+    metrics.register_scrape(lambda: {"pacs_jobs": (
+        "jobs by kind and state", ("kind", "state"), runner.store.state_counts())})
+    metrics.serve("job-runner", settings)
     log.info("job runner on %s (%s)", settings.spark_master,
              "one YARN application per job" if runner.session_per_job else "warm session")
     beating = runner.start_heartbeat()

@@ -24,7 +24,7 @@ from pacs_hdfs.settings import Settings
 RUNNER_NAME = "job-runner"
 RUNNER_STALE_S = 30.0           # a heartbeat older than this: that runner is gone
 SPAWNED_RUNNER_IDLE_EXIT_S = 900.0
-log = logging.getLogger("pacs.jobs")
+log = logging.getLogger(__name__)
 
 
 class JobNotFound(KeyError):

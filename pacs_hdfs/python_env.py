@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pacs_hdfs.settings import REPO_ROOT, Settings
 
-log = logging.getLogger("pacs.python_env")
+log = logging.getLogger(__name__)
 
 #: packages shipped to executors (data-center side), and hospital-side modules allowed in
 CODE_PACKAGES = ("pacs_hdfs", "analytics_jobs", "recon_mapreduce", "hl7_gateway")

@@ -48,7 +48,7 @@ from recon_mapreduce.filters import FILTER_NAMES
 from recon_mapreduce.geometry import ConeBeamGeometry
 from pacs_hdfs.clients import executor_python
 
-log = logging.getLogger("pacs.jobs.fdk")
+log = logging.getLogger(__name__)
 
 
 class Params(BaseModel):

@@ -32,7 +32,7 @@ from pacs_hdfs.dicom.commit import CONTAINER_ROOT
 from pacs_hdfs.hdfs_store import FileInfo, StorageError
 from pacs_hdfs.schema import row_key
 
-log = logging.getLogger("pacs.compaction")
+log = logging.getLogger(__name__)
 LOCATION_COLUMNS = [b"l:path", b"l:offset", b"l:length", b"l:sha256"]
 
 

@@ -59,7 +59,7 @@ from portal.roles import allows
 from portal.users import User
 from portal.web import client_ip
 
-log = logging.getLogger("pacs.portal.dicomweb")
+log = logging.getLogger(__name__)
 
 DICOM_JSON = "application/dicom+json"
 REALM = 'Basic realm="pacs DICOMweb", charset="UTF-8"'

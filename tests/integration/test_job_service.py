@@ -66,3 +66,22 @@ def test_cli_submit_wait_json(cluster):
     bad = subprocess.run([sys.executable, "-m", "pacs_cli", "job", "submit", "no-such-kind"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown job kind" in bad.stderr
+
+
+def test_job_states_for_metrics_count_every_job_once(service):
+    """`pacs_jobs{kind,state}` of the runner's /metrics (read at scrape from the job table)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from pacs_hdfs.metrics import ReadAtScrape
+    before = service.store.state_counts()
+    done = service.wait(service.submit("spark-selftest", {"n": "100"}).id, timeout=300)
+    assert done.state == "succeeded"
+    after = service.store.state_counts()
+    assert after[("spark-selftest", "succeeded")] == before.get(
+        ("spark-selftest", "succeeded"), 0) + 1
+    assert sum(after.values()) == len(service.store.list(100_000))
+    registry = CollectorRegistry()
+    registry.register(ReadAtScrape(lambda: {"pacs_jobs": (
+        "jobs by kind and state", ("kind", "state"), service.store.state_counts())}))
+    text = generate_latest(registry).decode()
+    assert 'pacs_jobs{kind="spark-selftest",state="succeeded"}' in text
