@@ -66,6 +66,13 @@ class _Request:
     future: Future = field(default_factory=Future)
 
 
+def _timed(call, *args) -> float:
+    """Milliseconds ``call(*args)`` took (for the per-commit profile in the log)."""
+    started = time.perf_counter()
+    call(*args)
+    return (time.perf_counter() - started) * 1000
+
+
 def sub_locations(whole: Location, parts: list[bytes]) -> list[Location]:
     """Locations of consecutive parts of a blob stored at ``whole``."""
     offset, found = whole.offset, []
@@ -102,8 +109,11 @@ class VisitStore:
         those whose rows another hospital owns are left out (`StoreReport.refused`). ``None``
         (in-process callers, not the gateway) skips the ownership check and records no owner.
         Raises StorageError."""
+        started = time.perf_counter()
         refused = self.owners.claim(self.hbase, visits, hospital) if (
             hospital is not None and visits) else {}
+        log.info("request %s: ownership reads %.0f ms for %d visits", request_id,
+                 (time.perf_counter() - started) * 1000, len(visits))
         visits = [v for v in visits if v.visit_id not in refused]
         if not visits:
             return StoreReport(0, None, [], refused)
@@ -152,26 +162,38 @@ class VisitStore:
         # what earlier versions of these visits indexed: read from HBase while HDFS is written
         earlier = self._pool.submit(lambda: self.hbase.get_many(
             "visit", list({v.visit_id.encode() for v in visits}), columns=[b"v:index"]))
-        writes = [(path, self._pool.submit(self.hdfs.write, path, data))
-                  for path, data in visit_parquet.month_files(visits, received)]
+        tp = time.perf_counter()
+        files = visit_parquet.month_files(visits, received)
+        encode_ms = (time.perf_counter() - tp) * 1000
+        writes = [(path, self._pool.submit(_timed, self.hdfs.write, path, data))
+                  for path, data in files]
         try:  # the archive append runs here while the Parquet files upload
+            ta = time.perf_counter()
             xmls = [build_batch(r.visits, batch_id=r.request_id,
                                 created=received.replace(tzinfo=None)) for r in group]
+            tb = time.perf_counter()
             whole = self.containers.put(f"{ARCHIVE_ROOT}/{received:%Y-%m-%d}", b"".join(xmls))
+            archive_ms, build_ms = (time.perf_counter() - tb) * 1000, (tb - ta) * 1000
         finally:
             wait([done for _, done in writes])
-        parquet = [path for path, done in writes if done.result() is None]  # re-raises errors
+        parquet_ms = max((done.result() for _, done in writes), default=0.0)  # re-raises errors
+        parquet = [path for path, _ in writes]
         archives = sub_locations(whole, xmls)
         t1 = time.perf_counter()
-        self._put_rows([(v, loc, r.hospital) for r, loc in zip(group, archives)
-                        for v in r.visits], received, earlier.result())
+        phases = self._put_rows([(v, loc, r.hospital) for r, loc in zip(group, archives)
+                                 for v in r.visits], received, earlier.result())
         log.info("stored %d visits of %d requests: HDFS %.0f ms (%d Parquet files), "
-                 "HBase %.0f ms", len(visits), len(group), (t1 - t0) * 1000, len(parquet),
-                 (time.perf_counter() - t1) * 1000)
+                 "HBase %.0f ms; parquet encode %.0f ms, parquet write %.0f ms, archive build "
+                 "%.0f ms, archive append %.0f ms, %s", len(visits), len(group),
+                 (t1 - t0) * 1000, len(parquet), (time.perf_counter() - t1) * 1000, encode_ms,
+                 parquet_ms, build_ms, archive_ms,
+                 ", ".join(f"{name} {ms:.0f} ms" for name, ms in phases.items()))
         return [StoreReport(len(r.visits), loc, parquet) for r, loc in zip(group, archives)]
 
     def _put_rows(self, visits: list[tuple[Visit, Location, str | None]], when: datetime,
-                  old: dict[bytes, dict[bytes, bytes]]) -> None:
+                  old: dict[bytes, dict[bytes, bytes]]) -> dict[str, float]:
+        """Write the HBase rows; returns milliseconds per phase (for the commit log line)."""
+        t0 = time.perf_counter()
         received = when.isoformat(timespec="milliseconds")
         # a visit sent twice: last wins (`Owners.claim` let only one hospital send it)
         latest = {v.visit_id: (v, loc, h) for v, loc, h in visits}
@@ -186,6 +208,7 @@ class VisitStore:
             rows.append((row_key, store_rows.visit_row(visit, archive, received, owned[row_key],
                                                        hospital)))
         hbase = self.hbase
+        t1 = time.perf_counter()
         for row_key, keys in owned.items():
             for stale in store_rows.stale_index_keys(old.get(row_key, {}), keys):
                 hbase.delete("search", stale)
@@ -195,12 +218,17 @@ class VisitStore:
         wait(index_done)
         for done in index_done:
             done.result()  # re-raises a failed put before any visit row is written
+        t2 = time.perf_counter()
         hbase.put_many("visit", rows)
+        t3 = time.perf_counter()
         # the case-search feed comes last: a feed row means the visit is readable everywhere;
         # keyed by the time of this write, so readers need only a short overlap to miss none
         now_ms = int(time.time() * 1000)
         hbase.put_many("search", [store_rows.feed_row(v, now_ms)
                                   for v, _, _ in latest.values()])
+        t4 = time.perf_counter()
+        return {"rows build": (t1 - t0) * 1000, "index+subject": (t2 - t1) * 1000,
+                "visit rows": (t3 - t2) * 1000, "feed": (t4 - t3) * 1000}
 
     def get_visit_json(self, visit_id: str, hospital: str | None = None) -> bytes | None:
         """The stored visit, or None when there is none *or* ``hospital`` does not own it (the
