@@ -413,6 +413,10 @@ class Topology:
             _ip("link", "del", self.veth(h), check=False)
             shutil.rmtree(Path("/etc/netns") / self.ns(h), ignore_errors=True)
         _ip("link", "del", self.bridge, check=False)
+        try:
+            Path("/etc/netns").rmdir()      # only when empty (another user's stays)
+        except OSError:
+            pass
 
     def destroy(self) -> None:
         self.kill_all()
