@@ -242,8 +242,9 @@ def wait_jvm_context_gone(timeout_s: float = 120.0) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            if not jvm.org.apache.spark.SparkContext.getActive().isDefined():
+        try:   # the Scala companion object (getActive has no static forwarder)
+            companion = getattr(getattr(jvm.org.apache.spark, "SparkContext$"), "MODULE$")
+            if not companion.getActive().isDefined():
                 return
         except Exception:  # noqa: BLE001 - no gateway or no such method: nothing to wait for
             return
