@@ -42,7 +42,7 @@ def load_secret(path: Path) -> bytes:
 @dataclass
 class PortalState:
     settings: object
-    store: object                      # HBaseStore (or portal.memstore.MemoryStore in tests)
+    store: object                      # HBaseStore (or tests.memory_store.MemoryStore in tests)
     jobs: object                       # analytics_jobs.service.JobService (or a test double)
     secure_cookies: bool = False       # True when served over HTTPS
     search: object = None              # portal.search.feed.LiveIndex, set by create_app

@@ -212,7 +212,7 @@ def test_c_move_delivers_every_good_object_and_reports_the_bad_one(scp, spoiled)
 def wado(cluster, stores):
     """The portal app in-process over the real HBase and HDFS, a teacher signed in by Basic."""
     from fastapi.testclient import TestClient
-    from portal.testing import fast_hashing, portal_app
+    from tests.portal_doubles import fast_hashing, portal_app
     name, password = f"rd-{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
     with fast_hashing():
         app = portal_app({name: "teacher"}, password, store=stores.hbase)

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pacs_hdfs import audit
-from portal.testing import csrf_token, login
+from tests.portal_doubles import csrf_token, login
 
 pytestmark = pytest.mark.cluster
 

@@ -233,7 +233,7 @@ def test_credentials_required(archive, portal_url, teacher):
 
 
 def _signed_in(url: str, name: str, password: str) -> requests.Session:
-    from portal.testing import LOGIN_TOKEN
+    from tests.portal_doubles import LOGIN_TOKEN
     s = requests.Session()
     token = LOGIN_TOKEN.search(s.get(url + "/login").text).group(1)  # signed for the pre-session
     r = s.post(url + "/login", data={"username": name, "password": password, "next": "/",

@@ -239,7 +239,7 @@ def test_cors_only_for_configured_origins(archive, base, teacher):
 
 
 def _signed_in(url: str, name: str, password: str) -> requests.Session:
-    from portal.testing import LOGIN_TOKEN
+    from tests.portal_doubles import LOGIN_TOKEN
     s = requests.Session()
     token = LOGIN_TOKEN.search(s.get(url + "/login").text).group(1)
     r = s.post(url + "/login", data={"username": name, "password": password, "next": "/",

@@ -127,7 +127,7 @@ def _qido(world, study: str) -> list:
 
 def _signed_in(url: str, name: str, password: str) -> tuple[requests.Session, str]:
     """A portal session and its CSRF token (for the DELETE)."""
-    from portal.testing import LOGIN_TOKEN
+    from tests.portal_doubles import LOGIN_TOKEN
     s = requests.Session()
     token = LOGIN_TOKEN.search(s.get(url + "/login").text).group(1)
     r = s.post(url + "/login", data={"username": name, "password": password, "next": "/",

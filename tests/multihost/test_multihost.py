@@ -265,7 +265,7 @@ def test_scc_sweep_job_on_yarn(topology):
 # --- the portal -------------------------------------------------------------------------------
 
 def test_portal_search_on_the_service_host_finds_synced_visits(topology, tmp_path):
-    from portal.testing import LOGIN_TOKEN
+    from tests.portal_doubles import LOGIN_TOKEN
     name, password = f"mh-teacher-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
     pw = tmp_path / "pw"
     pw.write_text(password)

@@ -9,7 +9,7 @@
   certificate for the given address, and the client SSL contexts a peer uses.
 - `in_process_mdc`: the MDC's DIMSE handlers (`pacs_hdfs.dicom.server`) on pynetdicom servers in
   this process, over an in-memory archive (`tests.memory_archive`) and an in-memory audit trail
-  (`portal.memstore.MemoryStore`), with real listeners (plain and TLS) on real addresses.
+  (`tests.memory_store.MemoryStore`), with real listeners (plain and TLS) on real addresses.
 - `mdc_scp_process`: the real `pacs scp` in a subprocess, in a scratch namespace of the cluster.
 - `associate` / `rejection`: one association from a pynetdicom peer, and the A-ASSOCIATE-RJ
   (result, source, reason) it got.
@@ -191,7 +191,7 @@ def in_process_mdc(qr_aes: str, bind: str = HOST, tls: ssl.SSLContext | None = N
     from pacs_hdfs.dicom.config import DimsePolicy, grants, parse_destinations
     from pacs_hdfs.dicom.dimse_audit import DimseAudit
     from pacs_hdfs.dicom.server import Handlers, build_ae, event_handlers
-    from portal.memstore import MemoryStore
+    from tests.memory_store import MemoryStore
     from tests.memory_archive import MemoryFiles, commit_objects
     store, files = MemoryStore(), MemoryFiles()
     studies = studies if studies is not None else deidentified_series()

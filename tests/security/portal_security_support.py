@@ -86,7 +86,7 @@ def client(stack, address: str, **kw) -> httpx.Client:
 
 def login_pair(stack, address: str) -> tuple[str, str]:
     """(pre-session cookie, signed form token) as a browser gets them from GET /login."""
-    from portal.testing import LOGIN_TOKEN
+    from tests.portal_doubles import LOGIN_TOKEN
     with client(stack, address) as c:
         page = c.get("/login")
         return page.cookies["pacs_login_csrf"], LOGIN_TOKEN.search(page.text).group(1)

@@ -401,7 +401,7 @@ def multipart(resp) -> list[tuple[str, bytes]]:
 def wado(monkeypatch):
     from fastapi.testclient import TestClient
     from portal.dicom_access import archive
-    from portal.testing import fast_hashing, portal_app
+    from tests.portal_doubles import fast_hashing, portal_app
     objects = {f"1.2.3.{i}": f"DICM-object-{i}".encode() * 10 for i in range(1, 5)}
     fake = FakeArchive(objects, set())
     with fast_hashing():

@@ -218,7 +218,7 @@ def test_params_validation():
 @pytest.fixture
 def archive():
     from pacs_hdfs.dicom.commit import Committer, Prepared
-    from portal.memstore import MemoryStore
+    from tests.memory_store import MemoryStore
     from tests.memory_archive import MemoryFiles
     hbase, files = MemoryStore(), MemoryFiles()
     study, series = f"2.25.{uuid.uuid4().int}", f"2.25.{uuid.uuid4().int}"

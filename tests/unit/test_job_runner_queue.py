@@ -8,7 +8,7 @@ from analytics_jobs.jobs import JobRecord, JobStore, new_job_id
 from analytics_jobs.runner import Runner, sole_runner_lock
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.settings import Settings
-from portal.memstore import MemoryStore
+from tests.memory_store import MemoryStore
 
 
 class FlakyStore(MemoryStore):

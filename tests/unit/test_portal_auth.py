@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from pacs_hdfs.settings import Settings
 from pacs_hdfs import audit
 from portal.app import create_app
-from portal.memstore import MemoryStore
+from tests.memory_store import MemoryStore
 from portal.roles import allows
 from portal.deps import login_csrf_token, login_csrf_valid
-from portal.testing import (FakeJobService, csrf_token, fast_hashing, login, login_form_token,
+from tests.portal_doubles import (FakeJobService, csrf_token, fast_hashing, login, login_form_token,
                             portal_app)
 from portal.throttle import LoginThrottle, Throttled
 from portal.users import Busy, HashGate, UserError, UserStore

@@ -16,8 +16,8 @@ from hl7_gateway.hospital.samples import sample_visit
 from pacs_hdfs.containers import Location
 from pacs_hdfs import audit
 from portal import case_view as cv
-from portal.memstore import MemoryStore
-from portal.testing import fast_hashing, login, portal_app
+from tests.memory_store import MemoryStore
+from tests.portal_doubles import fast_hashing, login, portal_app
 
 PW = "s3cret-pass"
 PATIENT = "RSABCDEFGHIJKLMNOP"

@@ -17,8 +17,8 @@ from pacs_hdfs.dicom.synthetic import ct_series
 from pacs_hdfs.schema import row_key
 from pacs_hdfs import audit
 from portal import dicomweb_http as http
-from portal.memstore import MemoryStore
-from portal.testing import fast_hashing, login, portal_app
+from tests.memory_store import MemoryStore
+from tests.portal_doubles import fast_hashing, login, portal_app
 from tests.memory_archive import MemoryFiles, commit_objects, install_files
 
 PASSWORD = "correct-horse-2"

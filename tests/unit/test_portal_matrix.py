@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
-from portal.memstore import MemoryStore
 from portal.roles import ROLES, allows
-from portal.testing import (FakeJobService, csrf_token, fast_hashing, login, login_form_token,
-                            portal_app)
+from tests.memory_store import MemoryStore
+from tests.portal_doubles import (FakeJobService, csrf_token, fast_hashing, login,
+                                  login_form_token, portal_app)
 
 PASSWORD = "correct-horse-1"
 
@@ -68,6 +68,9 @@ MATRIX = [
     ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/thumbnail", "teacher"),
     ("GET", "/dicomweb/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/thumbnail", "teacher"),
     ("OPTIONS", "/dicomweb/{rest:path}", None),                # CORS preflight, no credentials
+    ("DELETE", "/dicomweb/studies/{study}", "admin"),             # study lifecycle
+    ("DELETE", "/dicomweb/studies/{study}/series/{series}", "admin"),
+    ("DELETE", "/dicomweb/studies/{study}/series/{series}/instances/{sop}", "admin"),
     ("GET", "/cases/{pseudonym}/viewer/{accession}", "teacher"),
     ("GET", "/cases/{pseudonym}", "teacher"),
     ("GET", "/api/cases/{pseudonym}", "teacher"),
@@ -160,7 +163,7 @@ def test_role_matrix(world, sessions, role, method, template, needed):
         client.cookies.set("pacs_session", sessions[role])
     path = _url(template, job_id)
     kw = _body(method, path)
-    if method == "POST" and role:
+    if method in ("POST", "DELETE") and role:
         kw.setdefault("headers", {})["X-CSRF-Token"] = csrf_token(client)
     if template == "/login" and method == "POST":
         kw = {"data": {"username": "nobody", "password": "wrong-password",
@@ -170,7 +173,9 @@ def test_role_matrix(world, sessions, role, method, template, needed):
     if needed is None:
         assert r.status_code in (200, 401), r.text        # public (the login POST answers 401)
     elif role is None:
-        if path.startswith("/dicomweb/"):   # DICOMweb clients get 401 + Basic challenge
+        if path.startswith("/dicomweb/") and method == "DELETE":
+            assert r.status_code == 401     # an admin's session with its CSRF token, not Basic
+        elif path.startswith("/dicomweb/"):   # DICOMweb clients get 401 + Basic challenge
             assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
         elif method == "GET" and not path.startswith("/api/"):
             assert r.status_code == 303 and r.headers["location"].startswith("/login")

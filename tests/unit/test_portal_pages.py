@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 
 from pacs_hdfs import audit
 from portal.forms import form_fields, params_from_form
-from portal.memstore import MemoryStore
+from tests.memory_store import MemoryStore
 from portal.results import result_table, to_csv
-from portal.testing import csrf_token, fast_hashing, login, portal_app
+from tests.portal_doubles import csrf_token, fast_hashing, login, portal_app
 
 PW = "s3cret-pass"
 
@@ -131,7 +131,7 @@ def test_result_page_chart_table_and_downloads(app):
 
 
 def test_result_page_shows_every_png_artifact_and_refuses_other_names(app):
-    from portal.testing import PNG_1x1
+    from tests.portal_doubles import PNG_1x1
 
     jobs = app.state.portal.jobs
     rec = jobs.submit("spark-selftest", {"n": "10"}, user="ann")

@@ -12,12 +12,12 @@ from pydantic import ValidationError
 from hl7_gateway.hospital.samples import sample_visit, sample_visits
 from hl7_gateway.store_rows import feed_row, search_document
 from pacs_hdfs.settings import Settings
-from portal.memstore import MemoryStore
+from tests.memory_store import MemoryStore
 from portal.search import feed
 from portal.search.index import CaseIndex
 from portal.search.query import CaseQuery, resolve
 from portal.search.text import code_key, fold, words
-from portal.testing import fast_hashing, login, portal_app
+from tests.portal_doubles import fast_hashing, login, portal_app
 
 CODES = ["I10", "C50.9", "C50.1", "J18.9", "E11.9", "C34.9", "K35.8", "I25.1"]
 ICD9 = [("250.00", "Diabetes mellitus"), ("401.9", "Essential hypertension")]

@@ -86,7 +86,7 @@ def _ingested_ct_rows():
     from pacs_hdfs.dicom.part10 import serialize
     from pacs_hdfs.dicom.received import receive
     from pacs_hdfs.dicom.synthetic import ct_series
-    from portal.memstore import MemoryStore
+    from tests.memory_store import MemoryStore
     from tests.memory_archive import MemoryFiles
 
     keys = DeidKeys.generate()
@@ -102,7 +102,7 @@ def _ingested_ct_rows():
 
 def test_series_rows_are_built_by_the_ingest_code(series):
     from pacs_hdfs.dicom.received import made_in_mdc, receive
-    from portal.memstore import MemoryStore
+    from tests.memory_store import MemoryStore
     from tests.memory_archive import MemoryFiles
 
     geom, volume, _ = series
@@ -130,7 +130,7 @@ def test_series_rows_are_built_by_the_ingest_code(series):
 
 
 def test_a_slice_the_ingest_rules_refuse_is_not_stored(series):
-    from portal.memstore import MemoryStore
+    from tests.memory_store import MemoryStore
     from tests.memory_archive import MemoryFiles
 
     _, _, datasets = series

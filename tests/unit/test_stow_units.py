@@ -31,7 +31,7 @@ from pacs_hdfs.dicom.stow import stow_router, warning_headers
 from pacs_hdfs.dicom.stow_response import InstanceResult, http_status, response_json
 from pacs_hdfs.dicom.synthetic import ct_series
 from pacs_hdfs.hdfs_store import StorageError
-from portal.memstore import MemoryStore
+from tests.memory_store import MemoryStore
 from tests.memory_archive import MemoryFiles
 
 BOUNDARY = "stow-test-boundary"

@@ -75,7 +75,7 @@ def test_lifecycle_audit_actions_are_listed_for_the_admin_filter():
 def test_admin_delete_needs_admin_csrf_and_a_known_reason_and_uid():
     from fastapi.testclient import TestClient
 
-    from portal.testing import csrf_token, fast_hashing, login, portal_app
+    from tests.portal_doubles import csrf_token, fast_hashing, login, portal_app
     with fast_hashing():
         app = portal_app({"t": "teacher", "a": "admin"}, "pw-unit-1234")
         url = "/dicomweb/studies/2.25.1/series/2.25.2"

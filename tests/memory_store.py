@@ -1,5 +1,5 @@
-"""An in-memory stand-in for `HBaseStore` (put/get/scan/delete), for unit tests and local demos
-without a cluster. Rows are kept sorted by key like HBase."""
+"""An in-memory stand-in for `HBaseStore` (put/get/scan/delete) for unit tests of pure portal
+and ingest code; integration tests use the real HBase. Rows are kept sorted by key like HBase."""
 from __future__ import annotations
 
 import threading

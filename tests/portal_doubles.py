@@ -1,4 +1,5 @@
-"""Test doubles and helpers for portal tests: an in-memory job service and a login helper."""
+"""Test doubles and helpers for portal tests (moved out of the portal package: production code
+never ships them): an in-memory job service and a login helper."""
 from __future__ import annotations
 
 import json
@@ -104,7 +105,7 @@ def portal_app(users: dict[str, str], password: str, store=None, jobs=None, **kw
     ``users`` (name -> role) all signing in with ``password``."""
     from pacs_hdfs.settings import Settings
     from portal.app import create_app
-    from portal.memstore import MemoryStore
+    from tests.memory_store import MemoryStore
     app = create_app(Settings(), MemoryStore() if store is None else store,
                      FakeJobService() if jobs is None else jobs, **kw)
     for name, role in users.items():
