@@ -96,6 +96,10 @@ class Runner:
                 except Exception as e:  # noqa: BLE001 - HBase away: try again next time
                     log.debug("heartbeat failed: %s", e)
                 if stop.wait(every_s):
+                    try:   # leaving: a submit must not count on this runner any more
+                        self.store.beat(platform.node(), {**info, "beat": "0"})
+                    except Exception:  # noqa: BLE001
+                        pass
                     return
         threading.Thread(target=beat, name="runner-heartbeat", daemon=True).start()
         return stop

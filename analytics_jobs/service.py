@@ -148,7 +148,7 @@ class JobService:
         `runner_grace_s` while no runner reports in raises RunnerUnavailable (the job stays
         queued for the next runner) instead of waiting out the timeout."""
         deadline = time.monotonic() + timeout
-        started = time.monotonic()
+        started = respawned = time.monotonic()
         while True:
             try:
                 rec = self.status(job_id)
@@ -161,8 +161,14 @@ class JobService:
                 on_progress(rec)
             if rec.final:
                 return rec
+            waited = time.monotonic() - started
+            if (not self.s.embedded and rec.state == "queued" and self.s.job_runner == "auto"
+                    and waited > RUNNER_STALE_S and not self.live_runners()
+                    and time.monotonic() - respawned > RUNNER_STALE_S):
+                self.ensure_runner()           # the runner it counted on went away
+                respawned = time.monotonic()
             if (not self.s.embedded and rec.state == "queued"
-                    and time.monotonic() - started > runner_grace_s and not self.live_runners()):
+                    and waited > runner_grace_s and not self.live_runners()):
                 raise RunnerUnavailable(f"job {job_id} is still queued and no job runner "
                                         f"reports in; it runs when one starts: "
                                         + runner_hint(self.s))
