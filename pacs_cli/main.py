@@ -21,7 +21,7 @@ COMMAND_MODULES = (
     "pacs_hdfs.backup_cli",
     "pacs_hdfs.config_cli",
     "portal.cli",
-    "deploy.demo",
+    "pacs_cli.demo",
     "deid.edge.cli",
     "pacs_hdfs.doctor_cli",
 )

@@ -3,7 +3,7 @@ examination with an image, in headless Chromium.
 
 The data is made by the demo's own code, in a scratch namespace of this test (its own HDFS
 root, HBase prefix and $PACS_HOME, so the search shows only these cases): `pacs has generate`
-+ `pacs has sync` to a real gateway, then `deploy.demo.send_demo_examinations` sends a small
++ `pacs has sync` to a real gateway, then `pacs_cli.demo.send_demo_examinations` sends a small
 synthetic series for every imaging exam by C-STORE to a real `pacs edge` (sharing the HAS's
 vault), which de-identifies and forwards over STOW-RS. Smaller than `make demo` (fewer
 patients), same code path. For each of the first three cases every "Show examination" link
@@ -42,7 +42,7 @@ def demo(cluster, tmp_path_factory):
     if not DCMTK:
         pytest.skip("dcmtk is not installed (apt-get install -y dcmtk): the edge helper "
                     "checks the edge with echoscu")
-    from deploy.demo import demo_examinations, send_demo_examinations
+    from pacs_cli.demo import demo_examinations, send_demo_examinations
     from tests.namespace_support import scratch_namespace
     work = tmp_path_factory.mktemp("demo-exams")
     with scratch_namespace("demo", work / "mdc-home") as (s, env):

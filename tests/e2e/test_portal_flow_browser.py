@@ -46,7 +46,7 @@ def case(cluster, settings, tmp_path_factory):
     from hl7_gateway.hospital.has_keys import has_keys, open_vault
     from hl7_gateway.hospital.his_export import read_export
     from hl7_gateway.hospital.link_table import LinkTable
-    from deploy.demo import demo_study_choices, send_demo_studies
+    from pacs_cli.demo import demo_study_choices, send_demo_studies
 
     work = tmp_path_factory.mktemp("flow")
     home, export = work / "has", work / "his-export.jsonl"

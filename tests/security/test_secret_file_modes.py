@@ -4,7 +4,7 @@ The tester found `demo-his-export.jsonl` (PHI), `links.sqlite` and `vault.bin.lo
 the hospital folder, and `ca.key` next to the gateway's server key. Here the pieces `make demo`
 runs are run in a scratch namespace: `pacs certs init` and `pacs certs edge` (what `pacs up`
 does), the gateway, the hospital edge and the MDC DIMSE service, the demo's HIS export
-(`deploy.demo.demo_export`), `pacs has sync` to the gateway, and demo CT studies C-STOREd to the
+(`pacs_cli.demo.demo_export`), `pacs has sync` to the gateway, and demo CT studies C-STOREd to the
 edge until forwarded. Then every file under the hospital folder, the certs folders and the
 vault is 0600 and every folder 0700, and the CA key is not in the certs folder.
 """
@@ -36,7 +36,7 @@ def _loose(root: Path) -> list[str]:
 
 def test_hospital_certs_and_vault_files_are_private_after_a_demo_setup(cluster,
                                                                       tmp_path_factory):
-    from deploy.demo import demo_export, send_demo_studies
+    from pacs_cli.demo import demo_export, send_demo_studies
     from tests.integration.dicom_support import DCMTK, scp_process, wait_forwarded
     from tests.integration.hl7_support import run_has
     from tests.security.dicom_security_support import free_port
