@@ -35,9 +35,29 @@ DateLike = dt.date | str
 Codes = CodeSelection | list[str] | tuple[str, ...]
 
 
-def read_visits(spark: SparkSession, root: str) -> DataFrame:
-    """The visit dataset under ``root`` (``root/visit_month=YYYY-MM/*.parquet``)."""
-    return spark.read.option("basePath", root).parquet(root)
+# pacs_hdfs.visit_schema.VISIT_SCHEMA as Spark reads it (timestamp[us] without zone -> TIMESTAMP_NTZ);
+# a unit test keeps the two equal
+VISIT_DDL = (
+    "visit_id STRING, patient_id STRING, sex STRING, age SMALLINT, city STRING, "
+    "admission TIMESTAMP_NTZ, discharge TIMESTAMP_NTZ, "
+    "diagnoses ARRAY<STRUCT<system: STRING, code: STRING, display: STRING, primary: BOOLEAN>>, "
+    "icd10 ARRAY<STRING>, "
+    "labs ARRAY<STRUCT<code: STRING, name: STRING, value: DOUBLE, unit: STRING, low: DOUBLE, "
+    "high: DOUBLE, interpretation: STRING>>, "
+    "exams ARRAY<STRUCT<kind: STRING, accession: STRING, text: STRING>>, visit_month STRING")
+
+
+def read_visits(spark: SparkSession, root: str, months: list[str] | None = None) -> DataFrame:
+    """The visit dataset under ``root`` (``root/visit_month=YYYY-MM/*.parquet``).
+
+    ``months``: read only these partitions' directories, with the schema given rather than
+    inferred, so Spark neither lists the other months nor opens a footer to plan (the job knows
+    both already). ``visit_month`` is still a column, filled from the directory names."""
+    if not months:
+        return spark.read.option("basePath", root).parquet(root)
+    root = root.rstrip("/")
+    return (spark.read.schema(VISIT_DDL).option("basePath", root)
+            .parquet(*[f"{root}/visit_month={m}" for m in months]))
 
 
 def _ntz(value: dt.datetime) -> Column:

@@ -1,11 +1,13 @@
 """The five ICD-10 analyses as job kinds of the job service (`pacs job submit icd10-...`).
 
-Each job reads the visit Parquet on HDFS (default `<hdfs_root>/visits/parquet`, partitioned by
-visit_month), picks the partitions the period rule needs (`period_rule`: `overlap`, the default, or
-`admitted`; see `period.py`; earlier months come from the footer stay index), runs one analysis of `analyses.py` on the runner's warm SparkSession, and returns the
-result document: parameters, the numbers with their `definitions`, and provenance (input path,
-snapshot of the input files, row counts, Spark configuration — the runner adds host facts and
-runtime). A chart (PNG) is stored next to `result.json` under `jobs/<id>/`.
+Each job lists the visit Parquet on HDFS (default `<hdfs_root>/visits/parquet`, partitioned by
+visit_month), reads the files' footers once per runner (`stay_index.py`: latest discharge, open
+visits and rows per month), picks the months the period rule needs (`period_rule`: `overlap`, the
+default, or `admitted`; see `period.py`), runs one analysis of `analyses.py` over only those
+months on the runner's warm SparkSession, and returns the result document: parameters, the
+numbers with their `definitions`, and provenance (input path, files, rows, months read, Spark
+time; the runner adds host facts and runtime). A chart (PNG) is stored next to `result.json`
+under `jobs/<id>/`.
 """
 from __future__ import annotations
 
@@ -92,12 +94,13 @@ def _visits(ctx: JobContext, p: PeriodParams):
         raise FileNotFoundError(f"no visit Parquet files under {root}")
     period = Period.of(p.date_from, p.date_to)
     all_months = sorted({stay_index.month_of(f.path) for f in files})
-    index = {}
-    if p.period_rule == "overlap":
-        index = stay_index.hdfs_index(ctx.hdfs, files, stay_index.months_before(all_months, period))
+    # every footer once per runner (cached by path, length, mtime): the stay index of the months
+    # before the period, and the row count of the input without a Spark job
+    index = stay_index.hdfs_index(ctx.hdfs, files)
     months = stay_index.months_to_read(all_months, index, period, p.period_rule)
-    df = analyses.read_visits(ctx.spark, ctx.hdfs.url(root))
+    df = analyses.read_visits(ctx.spark, ctx.hdfs.url(root), months)
     return df, months, {"input": ctx.hdfs.url(root), "input_files": len(files),
+                        "rows_in_input": sum(s.rows for s in index.values()),
                         "period_rule": p.period_rule, "months_read": months}
 
 
@@ -109,7 +112,6 @@ def _run(name: str, call):
         t0 = time.monotonic()
         numbers = call(df, p, {"rule": p.period_rule, "months": months})
         spark_s = time.monotonic() - t0
-        provenance["rows_in_input"] = df.count()
         provenance["spark_seconds"] = round(spark_s, 3)
         ctx.progress(0.9, "chart")
         ctx.write_artifact("chart.png", chart_png(numbers))

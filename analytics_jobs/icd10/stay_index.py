@@ -41,11 +41,13 @@ class Stays:
     latest_discharge: dt.datetime | None = None   # max over closed visits; None when none closed
     open_visits: int = 0                          # null discharges
     known: bool = True                            # False: some row group had no statistics
+    rows: int = 0                                 # visits (from the footer too)
 
     def merge(self, other: "Stays") -> "Stays":
         latest = max((d for d in (self.latest_discharge, other.latest_discharge) if d is not None),
                      default=None)
-        return Stays(latest, self.open_visits + other.open_visits, self.known and other.known)
+        return Stays(latest, self.open_visits + other.open_visits, self.known and other.known,
+                     self.rows + other.rows)
 
     def may_be_in_hospital_after(self, instant: dt.datetime) -> bool:
         return (not self.known or self.open_visits > 0
@@ -60,26 +62,26 @@ def month_of(path: str) -> str | None:
 
 def footer_stays(metadata: pq.FileMetaData) -> Stays:
     """The ``discharge`` statistics of one file, merged over its row groups."""
-    stays = Stays()
+    stays, unknown = Stays(rows=metadata.num_rows), Stays(known=False, rows=metadata.num_rows)
     columns = [i for i in range(metadata.num_columns)
                if metadata.row_group(0).column(i).path_in_schema == "discharge"] \
         if metadata.num_row_groups else []
     if metadata.num_row_groups and not columns:
-        return Stays(known=False)
+        return unknown
     for g in range(metadata.num_row_groups):
         group = metadata.row_group(g)
         if group.num_rows == 0:
             continue
         stats = group.column(columns[0]).statistics
         if stats is None or stats.null_count is None:
-            return Stays(known=False)
+            return unknown
         if stats.has_min_max:
             latest = stats.max
             if not isinstance(latest, dt.datetime):   # pyarrow gives datetime for timestamp[us]
-                return Stays(known=False)
+                return unknown
             stays = stays.merge(Stays(latest, 0))
         elif stats.null_count < group.num_rows:        # values present but no min/max written
-            return Stays(known=False)
+            return unknown
         stays = stays.merge(Stays(None, int(stats.null_count)))
     return stays
 

@@ -333,3 +333,14 @@ def test_overlap_rule_by_hand(spans, spans_root, con, rule, pruned):
         assert (duration["visits"], duration["open_visits"], duration["mean_hours"]) == (3, 1, (14 + 24) * 12)
     else:
         assert (duration["visits"], duration["open_visits"], duration["mean_hours"]) == (1, 0, 24 * 24)
+
+
+def test_the_given_schema_is_the_stored_one(spark, spans_root):
+    """The job reads only the months it needs with ``VISIT_DDL`` instead of inferring the schema:
+    both must be the same (``pacs_hdfs.visit_schema`` as Spark reads it)."""
+    inferred = A.read_visits(spark, spans_root.as_uri()).schema
+    given = A.read_visits(spark, spans_root.as_uri(), ["2024-01", "2024-02"])
+    assert given.schema.simpleString() == inferred.simpleString()
+    assert given.count() == 6 and sorted(r[0] for r in given.select("visit_month").distinct().collect()) == \
+        ["2024-01", "2024-02"]
+    assert sum(s.rows for s in stay_index.local_index(spans_root).values()) == len(SPANS)
