@@ -18,9 +18,12 @@ reach HDFS. Any failure raises ``StorageError`` in every request of the commit; 
 answers AE and the HAS resends, which is idempotent (HBase rows are keyed by the encrypted visit
 id; Parquet duplicates are resolved by readers and compaction).
 
-Before a request joins a commit, its visits are checked against the hospitals that own their
-visit and subject rows (`ownership.Owners.claim`): a visit whose rows belong to another
-hospital is left out of every write and answered AE (`StoreReport.refused`). The visit row
+Each commit first checks its visits against the hospitals that own their visit and subject
+rows (`VisitStore._claim`: one HBase read per table for the whole commit, which also fetches the
+visit rows' earlier index keys, then `ownership.Owners.claim` per request on those rows): a visit
+whose rows belong to another hospital is left out of every write and answered AE
+(`StoreReport.refused`). Until 2026-12 this was two HBase reads per *request* before queueing,
+which under load cost more than the whole commit (benchmarks/hl7/RESULTS.md). The visit row
 records its hospital (``v:hospital``), the subject row too (``a:hospital``), and a read answers
 only the owning hospital (`get_visit_json`).
 """
@@ -38,7 +41,7 @@ from datetime import datetime, timezone
 from hl7_gateway import store_rows, visit_parquet
 from hl7_gateway.builder import build_batch
 from hl7_gateway.models import AckDetail, Visit
-from hl7_gateway.ownership import VISIT_OWNER, Owners
+from hl7_gateway.ownership import OWNED, VISIT_OWNER, VISIT_ROWS, Owners
 from pacs_hdfs import clients
 from pacs_hdfs.containers import ContainerWriter, Location
 from pacs_hdfs.hdfs_store import StorageError
@@ -46,6 +49,7 @@ from pacs_hdfs.settings import Settings
 
 ARCHIVE_ROOT = "hl7/archive"
 MAX_GROUP_VISITS = 5000
+SUBJECT_ROWS = OWNED[1]
 MAX_PARALLEL_COMMITS = 3  # overlap one commit's HBase writes with the next one's HDFS writes
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,23 @@ class _Request:
     request_id: str | None
     hospital: str | None = None
     future: Future = field(default_factory=Future)
+    refused: dict[str, AckDetail] = field(default_factory=dict)
+    earlier: dict[bytes, dict[bytes, bytes]] | None = None  # v:index of its stored visits
+
+
+class _Prefetched:
+    """The rows a commit read once for all its requests, answering `Owners.claim`'s reads
+    (``get_many`` with the same meaning as `HBaseStore.get_many`, columns or families)."""
+
+    def __init__(self, rows: dict[str, dict[bytes, dict[bytes, bytes]]]):
+        self.rows = rows
+
+    def get_many(self, table: str, keys: list[bytes], columns: list[bytes] | None = None
+                 ) -> dict[bytes, dict[bytes, bytes]]:
+        def wanted(column: bytes) -> bool:
+            return columns is None or column in columns or column.split(b":")[0] in columns
+        found = self.rows[table]
+        return {k: {c: v for c, v in found[k].items() if wanted(c)} for k in keys if k in found}
 
 
 def _timed(call, *args) -> float:
@@ -109,16 +130,9 @@ class VisitStore:
         those whose rows another hospital owns are left out (`StoreReport.refused`). ``None``
         (in-process callers, not the gateway) skips the ownership check and records no owner.
         Raises StorageError."""
-        started = time.perf_counter()
-        refused = self.owners.claim(self.hbase, visits, hospital) if (
-            hospital is not None and visits) else {}
-        log.info("request %s: ownership reads %.0f ms for %d visits", request_id,
-                 (time.perf_counter() - started) * 1000, len(visits))
-        visits = [v for v in visits if v.visit_id not in refused]
         if not visits:
-            return StoreReport(0, None, [], refused)
-        report = self._enqueue(_Request(list(visits), request_id, hospital))
-        return dataclasses.replace(report, refused=refused) if refused else report
+            return StoreReport(0, None, [])
+        return self._enqueue(_Request(list(visits), request_id, hospital))
 
     def _enqueue(self, mine: _Request) -> StoreReport:
         """Queue one request for a group commit and wait until the commit carrying it ended."""
@@ -146,6 +160,7 @@ class VisitStore:
 
     def _commit(self, group: list[_Request]) -> None:
         try:
+            claim_ms = self._claim(group)
             reports = self._write(group)
         except Exception as exc:  # noqa: BLE001 - every request of the group must learn of it
             error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
@@ -153,15 +168,23 @@ class VisitStore:
                 request.future.set_exception(error)
             return
         for request, report in zip(group, reports):
-            request.future.set_result(report)
+            request.future.set_result(dataclasses.replace(report, refused=request.refused))
+        if claim_ms is not None:
+            log.info("owner and index reads %.0f ms for %d requests", claim_ms, len(group))
 
     def _write(self, group: list[_Request]) -> list[StoreReport]:
         received = datetime.now(timezone.utc)
         t0 = time.perf_counter()
-        visits = [v for request in group for v in request.visits]
-        # what earlier versions of these visits indexed: read from HBase while HDFS is written
-        earlier = self._pool.submit(lambda: self.hbase.get_many(
-            "visit", list({v.visit_id.encode() for v in visits}), columns=[b"v:index"]))
+        writing = [r for r in group if r.visits]
+        if not writing:
+            return [StoreReport(0, None, []) for _ in group]
+        visits = [v for request in writing for v in request.visits]
+        if all(r.earlier is not None for r in writing):  # read with the owners (`_claim`)
+            earlier = Future()
+            earlier.set_result({k: row for r in writing for k, row in r.earlier.items()})
+        else:  # what earlier versions indexed: read from HBase while HDFS is written
+            earlier = self._pool.submit(lambda: self.hbase.get_many(
+                "visit", list({v.visit_id.encode() for v in visits}), columns=[b"v:index"]))
         tp = time.perf_counter()
         files = visit_parquet.month_files(visits, received)
         encode_ms = (time.perf_counter() - tp) * 1000
@@ -170,7 +193,7 @@ class VisitStore:
         try:  # the archive append runs here while the Parquet files upload
             ta = time.perf_counter()
             xmls = [build_batch(r.visits, batch_id=r.request_id,
-                                created=received.replace(tzinfo=None)) for r in group]
+                                created=received.replace(tzinfo=None)) for r in writing]
             tb = time.perf_counter()
             whole = self.containers.put(f"{ARCHIVE_ROOT}/{received:%Y-%m-%d}", b"".join(xmls))
             archive_ms, build_ms = (time.perf_counter() - tb) * 1000, (tb - ta) * 1000
@@ -178,9 +201,9 @@ class VisitStore:
             wait([done for _, done in writes])
         parquet_ms = max((done.result() for _, done in writes), default=0.0)  # re-raises errors
         parquet = [path for path, _ in writes]
-        archives = sub_locations(whole, xmls)
+        archives = dict(zip(map(id, writing), sub_locations(whole, xmls)))
         t1 = time.perf_counter()
-        phases = self._put_rows([(v, loc, r.hospital) for r, loc in zip(group, archives)
+        phases = self._put_rows([(v, archives[id(r)], r.hospital) for r in writing
                                  for v in r.visits], received, earlier.result())
         log.info("stored %d visits of %d requests: HDFS %.0f ms (%d Parquet files), "
                  "HBase %.0f ms; parquet encode %.0f ms, parquet write %.0f ms, archive build "
@@ -188,7 +211,41 @@ class VisitStore:
                  (t1 - t0) * 1000, len(parquet), (time.perf_counter() - t1) * 1000, encode_ms,
                  parquet_ms, build_ms, archive_ms,
                  ", ".join(f"{name} {ms:.0f} ms" for name, ms in phases.items()))
-        return [StoreReport(len(r.visits), loc, parquet) for r, loc in zip(group, archives)]
+        return [StoreReport(len(r.visits), archives[id(r)], parquet) if r.visits
+                else StoreReport(0, None, []) for r in group]
+
+    def _claim(self, group: list[_Request]) -> float | None:
+        """Ownership check of a commit's requests that name a hospital, before anything is
+        written: one read per table for the whole commit (the visit rows' owners plus the index
+        keys their earlier versions own, the subject rows' owners), then `Owners.claim` per
+        request on those rows. Refused visits move from ``request.visits`` to
+        ``request.refused``; ``request.earlier`` keeps the visit rows' ``v:index`` for
+        `_put_rows`. Returns the milliseconds it took (None: nobody to check)."""
+        claiming = [r for r in group if r.hospital is not None]
+        if not claiming:
+            return None
+        started, hbase = time.perf_counter(), self.hbase
+        reads = {"visit": self._pool.submit(
+            hbase.get_many, "visit", sorted({v.visit_id.encode() for r in group
+                                             for v in r.visits}),
+            columns=[*VISIT_ROWS.read, b"v:index"]),
+            "subject": self._pool.submit(
+            hbase.get_many, "subject", sorted({v.patient_id.encode() for r in claiming
+                                               for v in r.visits}),
+            columns=list(SUBJECT_ROWS.read))}
+        wait(list(reads.values()))
+        rows = {table: done.result() for table, done in reads.items()}  # re-raises errors
+        for request in claiming:
+            request.refused = self.owners.claim(_Prefetched(rows), request.visits,
+                                                request.hospital)
+            request.visits = [v for v in request.visits if v.visit_id not in request.refused]
+        for request in group:
+            request.earlier = {}
+            for v in request.visits:
+                row = rows["visit"].get(v.visit_id.encode(), {})
+                if b"v:index" in row:
+                    request.earlier[v.visit_id.encode()] = {b"v:index": row[b"v:index"]}
+        return (time.perf_counter() - started) * 1000
 
     def _put_rows(self, visits: list[tuple[Visit, Location, str | None]], when: datetime,
                   old: dict[bytes, dict[bytes, bytes]]) -> dict[str, float]:

@@ -69,19 +69,33 @@ def run(gw: Gateway, bodies: list[bytes], clients: int) -> float:
     return time.perf_counter() - started
 
 
-_COMMIT = re.compile(r"stored (\d+) visits of (\d+) requests: HDFS (\d+) ms .* HBase (\d+) ms")
+_COMMIT = re.compile(r"stored (\d+) visits of (\d+) requests: HDFS (\d+) ms .* HBase (\d+) ms"
+                     r"(?:; (.*))?")
+_PHASE = re.compile(r"([a-z+ ]+?) (\d+) ms")
+_CLAIM = re.compile(r"owner and index reads (\d+) ms for (\d+) requests")
 
 
 def commit_stats(log: str) -> dict:
-    """Group commits of the batched phase from the gateway log: size and where time went."""
-    found = [tuple(map(int, m.groups())) for m in _COMMIT.finditer(log)]
-    big = [c for c in found if c[0] > 1]
-    if not big:
+    """Group commits of the batched phase from the gateway log: size and where time went
+    (per-phase averages of the commits' profile, and the commits' owner reads)."""
+    found = [m for m in _COMMIT.finditer(log) if int(m.group(1)) > 1]
+    if not found:
         return {}
-    return {"commits": len(big), "visits_per_commit": round(sum(c[0] for c in big) / len(big)),
-            "requests_per_commit": round(sum(c[1] for c in big) / len(big), 1),
-            "commit_hdfs_ms_avg": round(sum(c[2] for c in big) / len(big)),
-            "commit_hbase_ms_avg": round(sum(c[3] for c in big) / len(big))}
+    big = [tuple(map(int, m.groups()[:4])) for m in found]
+    stats = {"commits": len(big), "visits_per_commit": round(sum(c[0] for c in big) / len(big)),
+             "requests_per_commit": round(sum(c[1] for c in big) / len(big), 1),
+             "commit_hdfs_ms_avg": round(sum(c[2] for c in big) / len(big)),
+             "commit_hbase_ms_avg": round(sum(c[3] for c in big) / len(big))}
+    phases: dict[str, list[int]] = {}
+    for m in found:
+        for name, ms in _PHASE.findall(m.group(5) or ""):
+            phases.setdefault(name.strip(), []).append(int(ms))
+    stats.update({f"commit_{name.replace(' ', '_').replace('+', '_')}_ms_avg":
+                  round(sum(v) / len(v)) for name, v in phases.items()})
+    claims = [int(m.group(1)) for m in _CLAIM.finditer(log)]
+    if claims:  # one read per table per commit, before its writes (`VisitStore._claim`)
+        stats["commit_owner_index_reads_ms_avg"] = round(sum(claims) / len(claims))
+    return stats
 
 
 def cpu_ms_per_visit(visits: list) -> float:
