@@ -19,16 +19,22 @@ class HdfsHealth:
 
 
 def hdfs_health(s: Settings, timeout: float = 2.0) -> HdfsHealth:
-    """NameNode's own view: safe mode and live/dead DataNodes (JMX over HTTP)."""
-    base = s.webhdfs_url if not s.embedded else f"http://{s.cluster_host}:{NAMENODE_HTTP_PORT}"
-    try:
-        r = requests.get(f"{base}/jmx", params={
-            "qry": "Hadoop:service=NameNode,name=FSNamesystemState"}, timeout=timeout)
-        state = r.json()["beans"][0]
-        r = requests.get(f"{base}/jmx", params={
-            "qry": "Hadoop:service=NameNode,name=NameNodeInfo"}, timeout=timeout)
-        info = r.json()["beans"][0]
-    except (requests.RequestException, KeyError, IndexError, ValueError):
+    """NameNode's own view: safe mode and live/dead DataNodes (JMX over HTTP). With several
+    NameNode URLs (HA), the first that answers speaks for the cluster."""
+    bases = s.webhdfs_urls if not s.embedded else [
+        f"http://{s.cluster_host}:{NAMENODE_HTTP_PORT}"]
+    for base in bases:
+        try:
+            r = requests.get(f"{base}/jmx", params={
+                "qry": "Hadoop:service=NameNode,name=FSNamesystemState"}, timeout=timeout)
+            state = r.json()["beans"][0]
+            r = requests.get(f"{base}/jmx", params={
+                "qry": "Hadoop:service=NameNode,name=NameNodeInfo"}, timeout=timeout)
+            info = r.json()["beans"][0]
+            break
+        except (requests.RequestException, KeyError, IndexError, ValueError):
+            continue
+    else:
         return HdfsHealth(reachable=False)
     return HdfsHealth(
         reachable=True,

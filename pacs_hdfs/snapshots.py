@@ -42,12 +42,19 @@ class HdfsSnapshots:
         return posixpath.join(self.root, rel).rstrip("/")
 
     def _webhdfs(self, method: str, op: str, **params) -> dict:
-        r = requests.request(method, f"{self.s.webhdfs_url}/webhdfs/v1{self.root}",
-                             params={"op": op, "user.name": self.s.hdfs_user, **params},
-                             timeout=120)
-        if r.status_code >= 400:
-            raise StorageError(f"HDFS {op} {self.root} failed: {r.text[:300]}")
-        return r.json() if r.content else {}
+        """One WebHDFS call on the root, on the active NameNode (HA: a standby answers
+        StandbyException, and the next URL is tried)."""
+        for url in self.s.webhdfs_urls:
+            r = requests.request(method, f"{url}/webhdfs/v1{self.root}",
+                                 params={"op": op, "user.name": self.s.hdfs_user, **params},
+                                 timeout=120)
+            if r.status_code >= 400 and "StandbyException" in r.text:
+                continue
+            if r.status_code >= 400:
+                raise StorageError(f"HDFS {op} {self.root} failed: {r.text[:300]}")
+            return r.json() if r.content else {}
+        raise StorageError(f"HDFS {op} {self.root} failed: no active NameNode among "
+                           f"{', '.join(self.s.webhdfs_urls)}")
 
     def allow(self) -> None:
         """Make the root snapshottable (a no-op when it already is)."""
