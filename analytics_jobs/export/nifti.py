@@ -18,6 +18,12 @@ TIMEOUT_S = 600
 # -z y gzip, -b y BIDS sidecar, -ba y anonymised sidecar, -d 0 this folder only,
 # -w 2 add suffixes on name clashes, -v 0 quiet
 ARGS = ("-z", "y", "-b", "y", "-ba", "y", "-d", "0", "-w", "2", "-v", "0")
+# dcm2niix exit statuses (its ERRORS.md), for the reason a series is skipped
+EXIT_REASONS = {
+    1: "unspecified error", 2: "no DICOM images found", 4: "corrupt DICOM file",
+    5: "input folder invalid", 6: "output folder invalid", 7: "output folder not writable",
+    8: "some images converted, some failed", 9: "rename error", 10: "incomplete volumes",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ def convert_series(series_dir: Path | str, out_dir: Path | str, *, exe: str = EX
         return NiftiResult(volumes=volumes)
     # dcm2niix output names no patient data here: inputs are de-identified, and only the tail
     # is kept to explain the failure.
-    tail = " ".join((proc.stderr or proc.stdout or "").split())[-300:]
-    return NiftiResult(reason=f"{exe} made no volume (exit {proc.returncode})"
-                              + (f": {tail}" if tail else ""))
+    lines = [ln for ln in (proc.stderr + proc.stdout).splitlines()
+             if ln.strip() and not ln.startswith("Chris Rorden's dcm2niiX version")]
+    tail = " ".join(" ".join(lines).split())[-300:]
+    why = EXIT_REASONS.get(proc.returncode, f"exit status {proc.returncode}")
+    return NiftiResult(reason=f"{exe} made no volume: {why}" + (f" ({tail})" if tail else ""))

@@ -59,3 +59,12 @@ def test_ct_series_converts(tmp_path):
     zooms = np.abs(np.asarray(img.header.get_zooms()[:3], float))
     assert np.allclose(zooms, (0.977, 0.977, 1.0), atol=1e-3), zooms
     assert np.allclose(np.abs(np.diag(img.affine)[:3]), (0.977, 0.977, 1.0), atol=1e-3)
+
+
+@pytest.mark.skipif(not HAVE_DCM2NIIX, reason="dcm2niix is not installed (Debian package "
+                    "dcm2niix; the Makefile does not install it yet)")
+def test_non_dicom_series_skipped_with_reason(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "x.dcm").write_bytes(b"not a DICOM file")
+    r = nifti.convert_series(tmp_path / "s", tmp_path / "out")
+    assert not r.converted and r.reason == "dcm2niix made no volume: no DICOM images found"
