@@ -7,7 +7,11 @@ the sink is wrapped so zipfile never seeks (sizes and CRC go in data descriptors
 data; ZIP64 records are always used, so members and archives past 4 GiB are fine).
 
 Text-like members are deflated; DICOM, Parquet and gzip members are stored (deflating pixel data
-costs CPU for little gain and the others are already compressed). The table is `DEFLATED_SUFFIXES`.
+costs CPU for little gain and the others are already compressed). The table is `DEFLATED_SUFFIXES`;
+deflate uses zlib's default level (6).
+
+If `add` raises (the chunk iterator failed), the member is left truncated in the archive: the
+caller should fail the export and discard the output.
 """
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ from analytics_jobs.export.layout import check_entry_path
 Data = Union[bytes, bytearray, memoryview, Iterable[bytes]]
 
 DEFLATED_SUFFIXES = (".csv", ".json", ".md", ".txt", ".tsv", ".nii")
-COMPRESS_LEVEL = 6
 SLICE = 1 << 20    # bytes-like data is written in slices of this size
 
 
@@ -97,8 +100,6 @@ class ZipStreamWriter:
         self._names.add(path)
         info = zipfile.ZipInfo(path, date_time=self._date_time)
         info.compress_type = compression_for(path)
-        if info.compress_type == zipfile.ZIP_DEFLATED:
-            info._compresslevel = COMPRESS_LEVEL   # ZipInfo has no public setter in 3.11
         info.external_attr = 0o644 << 16
         digest, size = hashlib.sha256(), 0
         with self._zip.open(info, "w", force_zip64=True) as member:
