@@ -71,10 +71,13 @@ def site(cluster, settings, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def shipping_site(cluster, settings, tmp_path_factory):
+def shipping_site(cluster, settings, site, tmp_path_factory):
     """A site whose executors get the packed venv and our code zip, as on YARN. The archive is
     kept in the tests' home between runs (packing takes minutes; it is rebuilt only when the
-    venv changes)."""
+    venv changes). The first site's warm runner is stopped first: it holds its Spark cores
+    until its idle exit (15 min), and with the tests' own runner holding the rest, this site's
+    job would wait that long for an executor."""
+    _stop_spawned_runner(Path(site["PACS_HOME"]))
     yield from _make_site(settings, tmp_path_factory.mktemp("shipping"),
                           PACS_SPARK_SHIP_PYTHON="true",
                           PACS_SPARK_PYTHON_ARCHIVE=str(settings.path("data", "pacs-env.tar.gz")))
