@@ -120,8 +120,8 @@ def list_backups(settings: Settings) -> list[Manifest]:
                   key=lambda m: m.name)
 
 
-def restore(settings: Settings, name: str, safety_backup: bool = True,
-            progress=print) -> dict:
+def _own_manifest(settings: Settings, name: str):
+    """The manifest of backup `name`, refused unless it belongs to this namespace."""
     m = _read_manifest(settings, check_name(name))
     if m is None:
         raise BackupError(f"no backup named {name} in {settings.hdfs_root}")
@@ -129,6 +129,12 @@ def restore(settings: Settings, name: str, safety_backup: bool = True,
         check_namespace(m, settings.hdfs_root, settings.hbase_table_prefix)
     except ValueError as e:
         raise BackupError(str(e)) from e
+    return m
+
+
+def restore(settings: Settings, name: str, safety_backup: bool = True,
+            progress=print) -> dict:
+    m = _own_manifest(settings, name)
     hdfs_snaps = HdfsSnapshots(settings)
     if m.hdfs_snapshot not in hdfs_snaps.names():
         raise BackupError(f"backup {name}: HDFS snapshot {m.hdfs_snapshot} is gone")
@@ -177,13 +183,7 @@ def restore(settings: Settings, name: str, safety_backup: bool = True,
 def delete(settings: Settings, name: str) -> dict:
     """Delete one backup: its HBase snapshots, its HDFS snapshot (whose blocks HDFS keeps until
     then, even for files deleted since, e.g. by compaction) and its manifests."""
-    m = _read_manifest(settings, check_name(name))
-    if m is None:
-        raise BackupError(f"no backup named {name} in {settings.hdfs_root}")
-    try:
-        check_namespace(m, settings.hdfs_root, settings.hbase_table_prefix)
-    except ValueError as e:
-        raise BackupError(str(e)) from e
+    m = _own_manifest(settings, name)
     deleted = HBaseSnapshots(settings).delete([t["snapshot"] for t in m.hbase.values()])
     hdfs_snaps = HdfsSnapshots(settings)
     if m.hdfs_snapshot in hdfs_snaps.names():
