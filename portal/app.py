@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -16,7 +15,7 @@ from portal.deps import NotSignedIn, csrf_guard
 from portal.search.feed import LiveIndex
 from portal.routes import (admin, auth, cases, dicomweb, dicomweb_admin, home, jobs, search,
                            viewer)
-from portal.state import PortalState
+from portal.state import Lazy, PortalState
 from portal.web import HERE, render
 
 SECURITY_HEADERS = {
@@ -27,21 +26,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-class Lazy:
-    """Builds its target on first use, so the portal starts (and serves /login) while HBase is
-    still coming up; the HBase pool connects when it is built."""
-
-    def __init__(self, build):
-        self._build, self._target, self._lock = build, None, threading.Lock()
-
-    def __getattr__(self, name):
-        if self._target is None:
-            with self._lock:
-                if self._target is None:
-                    self._target = self._build()
-        return getattr(self._target, name)
 
 
 def _is_api(request: Request) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,21 @@ from portal.throttle import LoginThrottle
 from portal.users import UserStore
 
 SECRET_BYTES = 32
+
+
+class Lazy:
+    """Builds its target on first use, so the portal starts (and serves /login) while HBase is
+    still coming up; the HBase pool connects when it is built."""
+
+    def __init__(self, build):
+        self._build, self._target, self._lock = build, None, threading.Lock()
+
+    def __getattr__(self, name):
+        if self._target is None:
+            with self._lock:
+                if self._target is None:
+                    self._target = self._build()
+        return getattr(self._target, name)
 
 
 def secret_path(settings) -> Path:
@@ -46,6 +62,7 @@ class PortalState:
     jobs: object                       # analytics_jobs.service.JobService (or a test double)
     secure_cookies: bool = False       # True when served over HTTPS
     search: object = None              # portal.search.feed.LiveIndex, set by create_app
+    hdfs: object = None                # WebHDFS client, built on first use (default)
     secret: bytes = field(default=b"", repr=False)
 
     def __post_init__(self):
@@ -53,6 +70,14 @@ class PortalState:
         self.throttle = LoginThrottle.from_settings(self.store, self.settings)
         if not self.secret:
             self.secret = load_secret(secret_path(self.settings))
+        if self.hdfs is None:
+            from pacs_hdfs import clients
+            self.hdfs = Lazy(lambda: clients.hdfs(self.settings))
+
+    def lifecycle(self):
+        """The study lifecycle on the portal's own store (so tests' in-memory store is used)."""
+        from pacs_hdfs.dicom.lifecycle import Lifecycle
+        return Lifecycle(self.settings, hbase=self.store, hdfs=self.hdfs)
 
     def audit(self, user: str, action: str, target: str = "", **details) -> None:
         audit.record(self.settings, user, action, target, store=self.store, **details)

@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 
 TABLE = "users"
 SLOTS = 10
+#: newer slots an attempt also counts: one that read the clock just before a slot boundary but
+#: reaches HBase after attempts of the next slot (or another portal host's clock runs ahead)
+#: must see their reservations, or both sides of the boundary fill the limit once more
+AHEAD = 2
 #: scope name, the parts of the attempt its key is made of, the settings field of its limit
 RULES = (
     ("user+ip", ("user", "ip"), "portal_login_max_user_ip"),
@@ -104,7 +108,7 @@ class LoginThrottle:
         waits = []
         for scope, row in rows.items():
             older = {s: _count(found.get(row, {}).get(_col(s)))
-                     for s in range(slot - SLOTS + 1, slot)}
+                     for s in range(slot - SLOTS + 1, slot + 1 + AHEAD) if s != slot}
             if mine[scope] + sum(older.values()) > self.limits[scope]:
                 waits.append((self._retry_after(older, mine[scope] - 1, slot, now,
                                                 self.limits[scope]), scope))

@@ -100,14 +100,29 @@ class fast_hashing:
         users._hasher = self._saved
 
 
+class EmptyHdfs:
+    """An HDFS with no files, for a portal on an in-memory store: reads say "nothing there"."""
+
+    def list_status(self, path: str) -> list:
+        return []
+
+    def exists(self, path: str) -> bool:
+        return False
+
+    def info(self, path: str):
+        return None
+
+
 def portal_app(users: dict[str, str], password: str, store=None, jobs=None, **kw):
     """A portal on an in-memory store (or ``store``) and a FakeJobService (or ``jobs``), with
     ``users`` (name -> role) all signing in with ``password``."""
     from pacs_hdfs.settings import Settings
     from portal.app import create_app
     from tests.memory_store import MemoryStore
-    app = create_app(Settings(), MemoryStore() if store is None else store,
-                     FakeJobService() if jobs is None else jobs, **kw)
+    store = MemoryStore() if store is None else store
+    app = create_app(Settings(), store, FakeJobService() if jobs is None else jobs, **kw)
+    if isinstance(store, MemoryStore):
+        app.state.portal.hdfs = EmptyHdfs()     # in-memory rows: the lifecycle finds no HDFS files
     for name, role in users.items():
         app.state.portal.users.add(name, role, password)
     return app

@@ -40,7 +40,7 @@ REASONS = {"delete": "delete", "113039": "delete", "reject": "reject", "113001":
 
 def _remove(request: Request, state, user: User, reason: str, study: str, series: str = "",
             sop: str = "") -> dict:
-    from pacs_hdfs.dicom.lifecycle import Lifecycle, NotFound, Scope
+    from pacs_hdfs.dicom.lifecycle import NotFound, Scope
     action = REASONS.get(reason)
     if action is None:
         raise HTTPException(400, f"reason must be one of {', '.join(REASONS)}")
@@ -49,7 +49,7 @@ def _remove(request: Request, state, user: User, reason: str, study: str, series
     except ValueError as e:
         raise HTTPException(400, str(e)) from None
     try:
-        out = Lifecycle(state.settings).remove(action, scope, user.name, client_ip(request))
+        out = state.lifecycle().remove(action, scope, user.name, client_ip(request))
     except NotFound as e:
         raise HTTPException(404, str(e)) from None
     return out.as_dict()

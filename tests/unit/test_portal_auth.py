@@ -161,6 +161,21 @@ def test_throttle_window_expires_slot_by_slot():
     assert t.failures("u", "1.2.3.4")["user+ip"] == 2
 
 
+def test_throttle_counts_reservations_of_the_next_slot():
+    """An attempt that read the clock just before a slot boundary but counts after attempts of
+    the next slot must see them: the limit holds across the boundary (it did not: 31 of 30)."""
+    clock = Clock()
+    t = _throttle(clock)
+    t.attempt("u", "1.2.3.4").failed()
+    clock.now += 30                                  # the next slot (300 s window / 10)
+    t.attempt("u", "1.2.3.4").failed()
+    clock.now -= 30                                  # a late attempt from the earlier slot
+    with pytest.raises(Throttled) as refused:
+        t.attempt("u", "1.2.3.4")
+    assert refused.value.scope == "user+ip"
+    assert t.failures("u", "1.2.3.4")["user+ip"] == 1   # what it sees of its own window
+
+
 def test_throttle_counts_per_user_and_per_address():
     t = _throttle(Clock())
     for i in range(4):                              # 4 addresses, 1 failure each
