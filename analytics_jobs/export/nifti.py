@@ -24,6 +24,9 @@ EXIT_REASONS = {
     5: "input folder invalid", 6: "output folder invalid", 7: "output folder not writable",
     8: "some images converted, some failed", 9: "rename error", 10: "incomplete volumes",
 }
+# dcm2niix's banner and notes that say nothing about why a series failed (1.0.20220720 notes
+# "n.b. Setting directory search depth of zero invokes internal gz (network mode)" for -d 0)
+NOISE = ("Chris Rorden's dcm2niiX version", "n.b. ")
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def convert_series(series_dir: Path | str, out_dir: Path | str, *, exe: str = EX
     # dcm2niix output names no patient data here: inputs are de-identified, and only the tail
     # is kept to explain the failure.
     lines = [ln for ln in (proc.stderr + proc.stdout).splitlines()
-             if ln.strip() and not ln.startswith("Chris Rorden's dcm2niiX version")]
+             if ln.strip() and not ln.startswith(NOISE)]
     tail = " ".join(" ".join(lines).split())[-300:]
     why = EXIT_REASONS.get(proc.returncode, f"exit status {proc.returncode}")
     return NiftiResult(reason=f"{exe} made no volume: {why}" + (f" ({tail})" if tail else ""))

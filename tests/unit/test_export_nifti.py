@@ -40,7 +40,7 @@ def test_modalities_offered():
 
 
 @pytest.mark.skipif(not HAVE_DCM2NIIX, reason="dcm2niix is not installed (Debian package "
-                    "dcm2niix; the Makefile does not install it yet)")
+                    "dcm2niix; `make system` installs it)")
 def test_ct_series_converts(tmp_path):
     r = nifti.convert_series(write_series(tmp_path / "s"), tmp_path / "out")
     assert r.converted, r.reason
@@ -62,7 +62,7 @@ def test_ct_series_converts(tmp_path):
 
 
 @pytest.mark.skipif(not HAVE_DCM2NIIX, reason="dcm2niix is not installed (Debian package "
-                    "dcm2niix; the Makefile does not install it yet)")
+                    "dcm2niix; `make system` installs it)")
 def test_non_dicom_series_skipped_with_reason(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "x.dcm").write_bytes(b"not a DICOM file")
