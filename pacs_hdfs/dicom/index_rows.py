@@ -1,27 +1,21 @@
 """Which de-identified attributes each Q/R level indexes, and the HBase rows built from them.
 
-Rows (tables from pacs_hdfs/schema.py):
-  instance  study\\0series\\0sop  l: path offset length sha256 ts [quarantine]; a: IMAGE keys
-  sop       sop                   r:key = instance row key
-  series    study\\0series         a: SERIES keys; c: instances, bytes (counters)
-  study     study                 a: STUDY keys + PATIENT keys + mod.<modality>; c: counters
-  subject   pseudonym             a: PATIENT keys; s:<study uid>
-  search    study-accession\\0acc\\0study  i:s = b"1" (accession -> study, for the viewer link)
-Attribute columns are `a:<DICOM keyword>` holding the value as str (multi-values joined by \\).
+The rows' layout (keys, columns, encodings) is owned by the row codecs in `pacs_hdfs/rows/`
+(`instance`, `sop`, `series`, `study`, `subject`, `search`); this module maps Q/R levels onto
+them and builds the parent rows of one stored object. The names below re-export the codecs' data
+for the many Q/R callers.
 """
 from __future__ import annotations
 
 from pydicom import Dataset
 
-from pacs_hdfs.schema import row_key
+from pacs_hdfs.rows import attributes as attribute_cols
+from pacs_hdfs.rows import instance, search, series, study, subject
 
-PATIENT_KEYS = ("PatientID", "PatientName", "PatientSex", "PatientBirthDate", "PatientAge")
-STUDY_KEYS = ("StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "StudyID",
-              "StudyDescription") + PATIENT_KEYS
-SERIES_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber",
-               "SeriesDescription", "SeriesDate", "SeriesTime", "BodyPartExamined")
-IMAGE_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
-              "InstanceNumber", "Rows", "Columns", "ContentDate", "ContentTime")
+PATIENT_KEYS = subject.ATTRIBUTES
+STUDY_KEYS = study.ATTRIBUTES
+SERIES_KEYS = series.ATTRIBUTES
+IMAGE_KEYS = instance.ATTRIBUTES
 
 LEVEL_KEYS = {"PATIENT": PATIENT_KEYS, "STUDY": STUDY_KEYS, "SERIES": SERIES_KEYS,
               "IMAGE": IMAGE_KEYS}
@@ -29,12 +23,19 @@ LEVEL_KEYS = {"PATIENT": PATIENT_KEYS, "STUDY": STUDY_KEYS, "SERIES": SERIES_KEY
 LEVEL_TABLE = {"PATIENT": ("subject", "PatientID"), "STUDY": ("study", "StudyInstanceUID"),
                "SERIES": ("series", "SeriesInstanceUID"), "IMAGE": ("instance", "SOPInstanceUID")}
 #: Counter columns shown as DICOM attributes per level.
-COUNTERS = {"STUDY": {"NumberOfStudyRelatedInstances": b"c:instances",
-                      "NumberOfStudyRelatedSeries": b"c:series"},
-            "SERIES": {"NumberOfSeriesRelatedInstances": b"c:instances"}}
-MODALITY_PREFIX = b"a:mod."
+COUNTERS = {"STUDY": {"NumberOfStudyRelatedInstances": study.INSTANCES,
+                      "NumberOfStudyRelatedSeries": study.SERIES},
+            "SERIES": {"NumberOfSeriesRelatedInstances": series.INSTANCES}}
+MODALITY_PREFIX = study.MODALITY_PREFIX
 #: `search` row kind resolving a de-identified accession to its studies (prefix-scan kind\0acc\0).
-STUDY_ACCESSION = "study-accession"
+STUDY_ACCESSION = search.STUDY_ACCESSION
+
+decode_attributes = attribute_cols.decode
+columns = attribute_cols.encode
+modalities = study.modalities
+instance_key = instance.key
+accession_key = search.study_accession_key
+ALL_KEYS = instance.ALL_ATTRIBUTES
 
 
 def text(ds: Dataset, keyword: str) -> str:
@@ -51,45 +52,16 @@ def attributes(ds: Dataset, keys: tuple[str, ...]) -> dict[str, str]:
     return {k: v for k in keys if (v := text(ds, k))}
 
 
-def decode_attributes(row: dict[bytes, bytes]) -> dict[str, str]:
-    return {k[2:].decode(): v.decode("utf-8") for k, v in row.items()
-            if k.startswith(b"a:") and not k.startswith(MODALITY_PREFIX)}
-
-
-def modalities(row: dict[bytes, bytes]) -> list[str]:
-    return sorted(k[len(MODALITY_PREFIX):].decode() for k in row if k.startswith(MODALITY_PREFIX))
-
-
-def instance_key(study: str, series: str, sop: str) -> bytes:
-    return row_key(study, series, sop)
-
-
-ALL_KEYS = tuple(dict.fromkeys(IMAGE_KEYS + SERIES_KEYS + STUDY_KEYS))
-
-
-def columns(attrs: dict[str, str], keys: tuple[str, ...]) -> dict[bytes, bytes]:
-    return {b"a:" + k.encode(): attrs[k].encode("utf-8") for k in keys if attrs.get(k)}
-
-
 def parent_rows(attrs: dict[str, str]) -> dict[str, tuple[bytes, dict[bytes, bytes]]]:
     """table -> (row key, columns) of the series, study and subject rows of one instance.
 
     `attrs` is the instance's attribute dict (every level's keys), so a released quarantined
     instance can build them from its own row."""
-    study, series = attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"]
-    study_cols = columns(attrs, STUDY_KEYS)
-    if attrs.get("Modality"):
-        study_cols[MODALITY_PREFIX + attrs["Modality"].encode()] = b"1"
-    subject_cols = columns(attrs, PATIENT_KEYS)
-    subject_cols[b"s:" + study.encode()] = b"1"
-    rows = {"series": (row_key(study, series), columns(attrs, SERIES_KEYS)),
-            "study": (row_key(study), study_cols),
-            "subject": (row_key(attrs.get("PatientID", "")), subject_cols)}
+    study_uid, series_uid = attrs["StudyInstanceUID"], attrs["SeriesInstanceUID"]
+    rows = {"series": (series.key(study_uid, series_uid), series.encode(attrs)),
+            "study": (study.key(study_uid), study.encode(attrs)),
+            "subject": (subject.key(attrs.get("PatientID", "")), subject.encode_dicom(attrs))}
     if attrs.get("AccessionNumber"):
-        rows["search"] = (accession_key(attrs["AccessionNumber"], study), {b"i:s": b"1"})
+        rows["search"] = (search.study_accession_key(attrs["AccessionNumber"], study_uid),
+                          search.encode_study_accession())
     return rows
-
-
-def accession_key(accession: str, study: str = "") -> bytes:
-    """`search` row of a study's accession; with study="" the prefix of all its studies."""
-    return row_key(STUDY_ACCESSION, accession, study)
