@@ -23,6 +23,7 @@ KINDS: dict[str, str] = {
     "spark-selftest": "analytics_jobs.selftest",
     "fsck": "pacs_hdfs.dicom.fsck_job",
     "study-compact": "pacs_hdfs.dicom.lifecycle_job",
+    "export": "analytics_jobs.export.job",
 }
 
 

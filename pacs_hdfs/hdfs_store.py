@@ -105,6 +105,16 @@ class HdfsStore:
             p, data=data, overwrite=False, replication=self.s.effective_replication),
             attempts=1)
 
+    def write_stream(self, path: str, chunks, overwrite: bool = False) -> None:
+        """Create a file from an iterable of byte chunks, streamed in one request (chunked
+        transfer), so a file of any size passes through bounded memory (the cohort export's
+        zip). No retry: a half-consumed iterable cannot be replayed; on failure the caller
+        deletes the file and starts again. Durable (closed, replicated) on return."""
+        p = self.abs(path)
+        self._do(f"stream {p}", lambda: self.client.write(
+            p, data=chunks, overwrite=overwrite, replication=self.s.effective_replication),
+            attempts=1)
+
     def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         """Read a whole file or exactly `length` bytes from `offset`."""
         p = self.abs(path)
