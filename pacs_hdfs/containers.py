@@ -47,20 +47,12 @@ FOOTER_TAIL = 16  # manifest length (8) + magic (8)
 
 @dataclass(frozen=True)
 class Location:
+    """Where one object's bytes are (a byte range of a container file, and its sha256); its
+    instance-row cells are encoded by `pacs_hdfs.rows.instance`."""
     path: str
     offset: int
     length: int
     sha256: str
-
-    def to_columns(self, family: bytes = b"l") -> dict[bytes, bytes]:
-        return {family + b":path": self.path.encode(), family + b":offset": str(self.offset).encode(),
-                family + b":length": str(self.length).encode(),
-                family + b":sha256": self.sha256.encode()}
-
-    @classmethod
-    def from_columns(cls, row: dict[bytes, bytes], family: bytes = b"l") -> Location:
-        return cls(row[family + b":path"].decode(), int(row[family + b":offset"]),
-                   int(row[family + b":length"]), row[family + b":sha256"].decode())
 
 
 @dataclass(frozen=True)

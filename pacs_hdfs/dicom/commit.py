@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 from pacs_hdfs.containers import ContainerWriter, Location
 from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.hdfs_store import StorageError
-from pacs_hdfs.schema import row_key
+from pacs_hdfs.rows import instance, quarantine, series, sop, study
 
 log = logging.getLogger(__name__)
 
 CONTAINER_ROOT = "dicom/containers"
 #: instance-row mark: this object is in its series/study counters
-COUNTED = b"l:counted"
+COUNTED = instance.COUNTED
 
 #: outcome -> (DICOM status, what the sender is told)
 STATUS = {
@@ -214,7 +214,7 @@ class Committer:
         self._together(calls)
         self._publish([i.obj for i in visible])
         if stored:
-            self.hbase.put_many("sop", [(row_key(i.obj.sop), {b"r:key": i.obj.key})
+            self.hbase.put_many("sop", [(sop.key(i.obj.sop), sop.encode(i.obj.key))
                                         for i in stored])
         # before answering: a sender that queries right after its store sees counts that
         # include its objects; a failure here fails the request, and the re-send counts them
@@ -227,17 +227,17 @@ class Committer:
 
     def _known(self, sops: list[str]) -> dict[str, tuple[str, bool, bool]]:
         """sop -> (stored sha256, quarantined, counted) for the SOP UIDs already committed."""
-        refs = self.hbase.get_many("sop", [row_key(s) for s in sops])
+        refs = self.hbase.get_many("sop", [sop.key(s) for s in sops])
         if not refs:
             return {}
-        rows = self.hbase.get_many("instance", [r[b"r:key"] for r in refs.values()],
-                                   columns=[b"l:sha256", b"l:quarantine", COUNTED])
+        rows = self.hbase.get_many("instance", [sop.decode(r) for r in refs.values()],
+                                   columns=[instance.SHA256, instance.QUARANTINE, COUNTED])
         out = {}
         for sop_key, ref in refs.items():
-            row = rows.get(ref[b"r:key"])
-            if row and b"l:sha256" in row:
-                out[sop_key.decode()] = (row[b"l:sha256"].decode(), b"l:quarantine" in row,
-                                         COUNTED in row)
+            row = rows.get(sop.decode(ref))
+            if row and instance.SHA256 in row:
+                out[sop_key.decode()] = (row[instance.SHA256].decode(),
+                                         instance.is_quarantined(row), instance.is_counted(row))
         return out
 
     def _write_files(self, items: list[_Item]) -> dict[str, Location]:
@@ -290,7 +290,7 @@ class Committer:
         if not objs:
             return
         add_counters(self.hbase, [(o.attrs, len(o.data)) for o in objs])
-        self.hbase.put_many("instance", [(o.key, {COUNTED: b"1"}) for o in objs])
+        self.hbase.put_many("instance", [(o.key, instance.counted_mark()) for o in objs])
 
     def _together(self, calls: list) -> None:
         """Run independent HBase writes concurrently; raise the first failure."""
@@ -299,18 +299,13 @@ class Committer:
 
 
 def instance_row(obj: Prepared, loc: Location) -> dict[bytes, bytes]:
-    row = {**loc.to_columns(), **ix.columns(obj.attrs, ix.ALL_KEYS),
-           b"l:ts": obj.attrs.get("TransferSyntaxUID", "").encode()}
-    if obj.quarantine:
-        row[b"l:quarantine"] = obj.quarantine.encode()
-    if obj.source:
-        row[b"l:edge"] = obj.source.encode()
-    return row
+    return instance.encode(instance.Instance(loc, obj.attrs.get("TransferSyntaxUID", ""),
+                                             obj.quarantine, obj.source), obj.attrs)
 
 
 def quarantine_row(obj: Prepared) -> tuple[bytes, dict[bytes, bytes]]:
-    return row_key(obj.sop), {b"q:reason": obj.quarantine.encode(), b"q:state": b"held",
-                              b"q:key": obj.key, b"q:time": str(int(time.time())).encode()}
+    return quarantine.key(obj.sop), quarantine.encode(
+        quarantine.Held(obj.quarantine, obj.key, int(time.time())))
 
 
 def add_counters(hbase, objects: list[tuple[dict[str, str], int]]) -> None:
@@ -323,16 +318,16 @@ def add_counters(hbase, objects: list[tuple[dict[str, str], int]]) -> None:
         series_n[key] += 1
         series_b[key] += length
     study_n, study_b, study_s = defaultdict(int), defaultdict(int), defaultdict(int)
-    for (study, series), n in series_n.items():
-        if hbase.counter_inc("series", row_key(study, series), b"c:instances", n,
+    for (st, se), n in series_n.items():
+        if hbase.counter_inc("series", series.key(st, se), series.INSTANCES, n,
                              once=True) == n:
-            study_s[study] += 1
-        hbase.counter_inc("series", row_key(study, series), b"c:bytes", series_b[(study, series)],
+            study_s[st] += 1
+        hbase.counter_inc("series", series.key(st, se), series.BYTES, series_b[(st, se)],
                           once=True)
-        study_n[study] += n
-        study_b[study] += series_b[(study, series)]
-    for study in study_n:
-        hbase.counter_inc("study", row_key(study), b"c:instances", study_n[study], once=True)
-        hbase.counter_inc("study", row_key(study), b"c:bytes", study_b[study], once=True)
-        if study_s[study]:
-            hbase.counter_inc("study", row_key(study), b"c:series", study_s[study], once=True)
+        study_n[st] += n
+        study_b[st] += series_b[(st, se)]
+    for st in study_n:
+        hbase.counter_inc("study", study.key(st), study.INSTANCES, study_n[st], once=True)
+        hbase.counter_inc("study", study.key(st), study.BYTES, study_b[st], once=True)
+        if study_s[st]:
+            hbase.counter_inc("study", study.key(st), study.SERIES, study_s[st], once=True)

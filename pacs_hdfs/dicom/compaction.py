@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pacs_hdfs.containers import FOOTER_TAIL, ContainerWriter, Location
 from pacs_hdfs.dicom.commit import CONTAINER_ROOT
 from pacs_hdfs.hdfs_store import FileInfo, StorageError
-from pacs_hdfs.schema import row_key
+from pacs_hdfs.rows import instance, sop
 
 log = logging.getLogger(__name__)
-LOCATION_COLUMNS = [b"l:path", b"l:offset", b"l:length", b"l:sha256"]
 
 
 @dataclass
@@ -64,15 +63,15 @@ def series_of(directory: str) -> tuple[str, str]:
 
 def series_rows(hbase, study: str, series: str) -> tuple[dict[bytes, Location], set[bytes]]:
     """The series' instance rows with a location, and which of them are committed."""
-    rows = hbase.scan("instance", row_prefix=row_key(study, series) + b"\x00",
-                      columns=LOCATION_COLUMNS)
-    located = {k: Location.from_columns(r) for k, r in rows if b"l:path" in r}
+    rows = hbase.scan("instance", row_prefix=instance.prefix(study, series),
+                      columns=list(instance.LOCATION))
+    located = {k: loc for k, r in rows if (loc := instance.location(r)) is not None}
     committed = set()
     keys = list(located)
     for i in range(0, len(keys), 1000):
         chunk = keys[i:i + 1000]
-        refs = hbase.get_many("sop", [row_key(k.split(b"\x00")[2].decode()) for k in chunk])
-        pointed = {r.get(b"r:key") for r in refs.values()}
+        refs = hbase.get_many("sop", [sop.key(instance.sop_of(k)) for k in chunk])
+        pointed = {sop.decode(r) for r in refs.values()}
         committed |= {k for k in chunk if k in pointed}
     return located, committed
 
@@ -156,7 +155,7 @@ def _merge(hbase, hdfs, directory: str, writer: ContainerWriter, candidates: lis
         if not batch:
             return
         locations = writer.write(directory, [(k.decode(), d) for k, d in batch])
-        hbase.put_many("instance", [(k, loc.to_columns()) for (k, _d), loc
+        hbase.put_many("instance", [(k, instance.encode_location(loc)) for (k, _d), loc
                                     in zip(batch, locations)])
         report.objects_moved += len(batch)
         report.bytes_moved += size

@@ -31,6 +31,7 @@ from pacs_hdfs.dicom.edge_identity import Peer, peer_from_scope
 from pacs_hdfs.dicom.multipart import close_bytes, part_bytes
 from pacs_hdfs.dicom.stored import read_bytes
 from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.rows import instance
 
 log = logging.getLogger(__name__)
 DICOM = "application/dicom"
@@ -42,7 +43,7 @@ def edge_objects(hbase, study: str, edge: str) -> list[query.Stored]:
     ident.QueryRetrieveLevel = "STUDY"
     ident.StudyInstanceUID = study
     return [s for s in query.instance_locations(hbase, ident)
-            if s.row.get(b"l:edge", b"").decode() == edge]
+            if instance.edge(s.row) == edge]
 
 
 def retrieve_router(hbase, hdfs, identify: Callable[[dict], Peer] = peer_from_scope

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from pacs_hdfs.containers import FOOTER_TAIL, ManifestEntry, parse_footer
+from pacs_hdfs.rows import instance, series, sop, study
+from pacs_hdfs.rows.cells import decode_counter, encode_counter  # noqa: F401 - re-exported
 
 #: row problem kind -> what it means (the result document's `problems` lists use these names)
 ROW_PROBLEMS = {
@@ -42,8 +44,7 @@ ROW_PROBLEMS = {
 #: commit states of an instance row (from its `sop` row)
 COMMITTED, NO_SOP_ROW, SOP_ELSEWHERE = "committed", "no-sop-row", "sop-row-points-elsewhere"
 #: counter columns per table, in the order of the expected tuples
-COUNTER_COLUMNS = {"series": (b"c:instances", b"c:bytes"),
-                   "study": (b"c:instances", b"c:bytes", b"c:series")}
+COUNTER_COLUMNS = {"series": series.COUNTERS, "study": study.COUNTERS}
 #: how much of a file's end is read first to find the footer (usually the whole manifest)
 TAIL_READ = 64 << 10
 
@@ -94,23 +95,24 @@ def entry_from_row(key: bytes, row: dict[bytes, bytes], commit: str) -> IndexEnt
             return int(row[col])
         except (KeyError, ValueError):
             return -1
-    path = row.get(b"l:path")
-    return IndexEntry(key, path.decode() if path else None, number(b"l:offset"),
-                      number(b"l:length"), row.get(b"l:sha256", b"").decode(errors="replace"),
-                      commit, b"l:quarantine" in row)
+    path = row.get(instance.PATH)
+    return IndexEntry(key, path.decode() if path else None, number(instance.OFFSET),
+                      number(instance.LENGTH),
+                      row.get(instance.SHA256, b"").decode(errors="replace"),
+                      commit, instance.is_quarantined(row))
 
 
 def commit_state(key: bytes, sop_row: dict[bytes, bytes] | None) -> str:
     """How an instance row's `sop` row (the commit marker) stands."""
-    if not sop_row or b"r:key" not in sop_row:
+    pointed = sop.decode(sop_row)
+    if pointed is None:
         return NO_SOP_ROW
-    return COMMITTED if sop_row[b"r:key"] == key else SOP_ELSEWHERE
+    return COMMITTED if pointed == key else SOP_ELSEWHERE
 
 
 def sop_of(key: bytes) -> str | None:
     """The SOP Instance UID of an instance row key (None for a malformed key)."""
-    parts = key.split(b"\x00")
-    return parts[2].decode() if len(parts) == 3 else None
+    return instance.sop_of(key)
 
 
 # --- the footer --------------------------------------------------------------------------------
@@ -534,18 +536,6 @@ def counter_mismatches(series_counts: dict, stored: dict[str, dict[bytes, dict]]
         for key in sorted(set(expected[table]) | set(have)):
             out += compare_counters(table, key, expected[table].get(key), have.get(key))
     return out
-
-
-def decode_counter(raw: bytes | None) -> int | None:
-    """An HBase counter cell (8-byte big-endian signed); an absent cell counts 0; None for a
-    cell of another size."""
-    if raw is None:
-        return 0
-    return int.from_bytes(raw, "big", signed=True) if len(raw) == 8 else None
-
-
-def encode_counter(value: int) -> bytes:
-    return int(value).to_bytes(8, "big", signed=True)
 
 
 def compare_counters(table: str, key: bytes, expected: tuple | None,

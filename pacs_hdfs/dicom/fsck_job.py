@@ -48,6 +48,8 @@ from pacs_hdfs.dicom import fsck_checks as fc
 from pacs_hdfs.dicom import fsck_repair as fr
 from pacs_hdfs.dicom.commit import CONTAINER_ROOT
 from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.rows import instance as instance_table
+from pacs_hdfs.rows import sop as sop_table
 from pacs_hdfs.schema import row_key
 
 log = logging.getLogger(__name__)
@@ -161,7 +163,7 @@ def _list_fn(settings, root: str, series: str):
     return list_study
 
 
-SCAN_COLUMNS = [b"l:path", b"l:offset", b"l:length", b"l:sha256", b"l:quarantine"]
+SCAN_COLUMNS = [*instance_table.LOCATION, instance_table.QUARANTINE]
 PAGE = 5000
 
 
@@ -186,12 +188,12 @@ def _scan_fn(settings, look_up_sops: bool):
         def flush():
             sops = {}
             keyed = [(k, fc.sop_of(k)) for k, _ in page]
-            wanted = [row_key(s) for _, s in keyed if s is not None]
+            wanted = [sop_table.key(s) for _, s in keyed if s is not None]
             if wanted and look_up_sops:
-                sops = hbase.get_many("sop", wanted, columns=[b"r:key"])
+                sops = hbase.get_many("sop", wanted, columns=sop_table.COLUMNS)
             for (key, row), (_, sop) in zip(page, keyed):
                 state = fc.COMMITTED if not look_up_sops else \
-                    fc.commit_state(key, sops.get(row_key(sop))) if sop else fc.NO_SOP_ROW
+                    fc.commit_state(key, sops.get(sop_table.key(sop))) if sop else fc.NO_SOP_ROW
                 yield fc.entry_from_row(key, row, state)
             page.clear()
 
@@ -214,9 +216,9 @@ def _sample_sops(entries, size: int = 256):
         if sop is None:
             continue
         if len(sample) < size:
-            sample.append(row_key(sop))
+            sample.append(sop_table.key(sop))
         elif (j := rng.randrange(n)) < size:
-            sample[j] = row_key(sop)
+            sample[j] = sop_table.key(sop)
     yield n, sample
 
 
@@ -229,8 +231,8 @@ def _commit_join_fn(settings, sop_ranges):
         want: dict[bytes, list[bytes]] = {}
         for sop_key, key in pairs:
             want.setdefault(sop_key, []).append(key)
-        for sop_key, row in _scan_pages(hbase, "sop", *sop_ranges[index], [b"r:key"]):
-            pointed = row.get(b"r:key")
+        for sop_key, row in _scan_pages(hbase, "sop", *sop_ranges[index], sop_table.COLUMNS):
+            pointed = sop_table.decode(row)
             keys = want.pop(sop_key, None)
             if keys is None:
                 yield "dangling", sop_key, pointed
@@ -582,8 +584,9 @@ def _still_dangling(hbase, items: list[tuple[bytes, bytes | None]]
     keys = [k for _, k in items if k]
     found = {}
     for i in range(0, len(keys), 1000):
-        found.update(hbase.get_many("instance", keys[i:i + 1000], columns=[b"l:path"]))
-    keep = [(s, k) for s, k in items if not (k and found.get(k, {}).get(b"l:path"))]
+        found.update(hbase.get_many("instance", keys[i:i + 1000],
+                                    columns=[instance_table.PATH]))
+    keep = [(s, k) for s, k in items if not (k and found.get(k, {}).get(instance_table.PATH))]
     return keep, len(items) - len(keep)
 
 
@@ -591,11 +594,11 @@ def _still_uncommitted(hbase, items: list[fc.Uncommitted]) -> tuple[list[fc.Unco
     """The unfinished commits that are still unfinished (an in-flight commit ends meanwhile)."""
     sops = {}
     keyed = [(u, fc.sop_of(u.key)) for u in items]
-    wanted = [row_key(s) for _, s in keyed if s]
+    wanted = [sop_table.key(s) for _, s in keyed if s]
     for i in range(0, len(wanted), 1000):
-        sops.update(hbase.get_many("sop", wanted[i:i + 1000], columns=[b"r:key"]))
+        sops.update(hbase.get_many("sop", wanted[i:i + 1000], columns=sop_table.COLUMNS))
     keep = [u for u, s in keyed
-            if not s or fc.commit_state(u.key, sops.get(row_key(s))) != fc.COMMITTED]
+            if not s or fc.commit_state(u.key, sops.get(sop_table.key(s))) != fc.COMMITTED]
     return keep, len(items) - len(keep)
 
 

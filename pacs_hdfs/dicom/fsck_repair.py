@@ -42,9 +42,7 @@ from pacs_hdfs.dicom.fsck_checks import (
     sop_of,
 )
 from pacs_hdfs.hdfs_store import StorageError
-from pacs_hdfs.schema import row_key
-
-LOCATION_COLUMNS = [b"l:path", b"l:offset", b"l:length", b"l:sha256"]
+from pacs_hdfs.rows import instance, quarantine, sop
 
 #: where a replacement copy may come from, best first: (name, test(same_dir, unreferenced))
 SOURCE_PREFERENCE = (
@@ -129,7 +127,7 @@ def apply_repoints(hbase, hdfs, writer: ContainerWriter, plans: list[Repoint],
             continue
         if not plan.copy:
             loc = Location(plan.source.path, plan.source.offset, plan.source.length, p.sha256)
-            puts.append((p.key, loc.to_columns()))
+            puts.append((p.key, instance.encode_location(loc)))
             done.append(_repoint_item(plan, loc))
             continue
         try:
@@ -148,7 +146,7 @@ def apply_repoints(hbase, hdfs, writer: ContainerWriter, plans: list[Repoint],
             failed += [{"key": display_key(pl.problem.key), "reason": str(e)} for pl, _ in items]
             continue
         for (plan, _), loc in zip(items, locs):
-            puts.append((plan.problem.key, loc.to_columns()))
+            puts.append((plan.problem.key, instance.encode_location(loc)))
             done.append(_repoint_item(plan, loc))
     if puts:
         hbase.put_many("instance", puts)
@@ -166,11 +164,11 @@ def _repoint_item(plan: Repoint, loc: Location) -> dict:
 def _locations(hbase, keys: list[bytes]) -> dict[bytes, tuple]:
     out = {}
     for i in range(0, len(keys), 1000):
-        rows = hbase.get_many("instance", keys[i:i + 1000], columns=LOCATION_COLUMNS)
+        rows = hbase.get_many("instance", keys[i:i + 1000], columns=list(instance.LOCATION))
         for k, r in rows.items():
-            path = r.get(b"l:path")
-            out[k] = (path.decode() if path else None, _int(r.get(b"l:offset")),
-                      _int(r.get(b"l:length")), r.get(b"l:sha256", b"").decode())
+            path = r.get(instance.PATH)
+            out[k] = (path.decode() if path else None, _int(r.get(instance.OFFSET)),
+                      _int(r.get(instance.LENGTH)), r.get(instance.SHA256, b"").decode())
     return out
 
 
@@ -205,12 +203,12 @@ def complete_commits(hbase, items: list[Uncommitted]) -> dict:
     for i in range(0, len(keys), 1000):
         chunk = keys[i:i + 1000]
         rows.update(hbase.get_many("instance", chunk))
-        sops.update(hbase.get_many("sop", [row_key(sop_of(k)) for k in chunk]))
+        sops.update(hbase.get_many("sop", [sop.key(sop_of(k)) for k in chunk]))
     parents: dict[str, dict[bytes, dict]] = defaultdict(dict)
     held, completed, skipped = [], [], []
     for key in keys:
         row = rows.get(key)
-        state = commit_state(key, sops.get(row_key(sop_of(key))))
+        state = commit_state(key, sops.get(sop.key(sop_of(key))))
         if not row:
             skipped.append({"key": display_key(key), "why": "instance row gone"})
             continue
@@ -219,7 +217,7 @@ def complete_commits(hbase, items: list[Uncommitted]) -> dict:
         if state == SOP_ELSEWHERE:
             skipped.append({"key": display_key(key), "why": "sop row points elsewhere"})
             continue
-        if b"l:quarantine" in row:
+        if instance.is_quarantined(row):
             held.append((key, row))
         else:
             for table, (pk, cols) in ix.parent_rows(ix.decode_attributes(row)).items():
@@ -228,14 +226,14 @@ def complete_commits(hbase, items: list[Uncommitted]) -> dict:
     for table, trows in parents.items():
         hbase.put_many(table, trows.items())
     if held:
-        have = hbase.get_many("quarantine", [row_key(sop_of(k)) for k, _ in held])
-        missing = [(row_key(sop_of(k)), {b"q:reason": r[b"l:quarantine"], b"q:state": b"held",
-                                         b"q:key": k, b"q:time": str(int(time.time())).encode()})
-                   for k, r in held if row_key(sop_of(k)) not in have]
+        have = hbase.get_many("quarantine", [quarantine.key(sop_of(k)) for k, _ in held])
+        missing = [(quarantine.key(sop_of(k)), quarantine.encode(quarantine.Held(
+                       r[instance.QUARANTINE].decode(), k, int(time.time()))))
+                   for k, r in held if quarantine.key(sop_of(k)) not in have]
         if missing:
             hbase.put_many("quarantine", missing)
     if completed:
-        hbase.put_many("sop", [(row_key(sop_of(k)), {b"r:key": k}) for k in completed])
+        hbase.put_many("sop", [(sop.key(sop_of(k)), sop.encode(k)) for k in completed])
     return {"completed": [display_key(k) for k in completed], "skipped": skipped}
 
 

@@ -65,11 +65,16 @@ from pacs_hdfs import audit, audit_messages as am
 from pacs_hdfs.containers import ContainerWriter, Location, read_object
 from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom import rejection_note as rn
-from pacs_hdfs.dicom.commit import CONTAINER_ROOT, COUNTED, Committer, Prepared
+from pacs_hdfs.dicom.commit import CONTAINER_ROOT, Committer, Prepared
 from pacs_hdfs.dicom.compaction import compact_series, series_directories
-from pacs_hdfs.dicom.fsck_checks import encode_counter
 from pacs_hdfs.hdfs_store import StorageError
-from pacs_hdfs.schema import row_key
+from pacs_hdfs.rows import instance as instance_table
+from pacs_hdfs.rows import search as search_table
+from pacs_hdfs.rows import series as series_table
+from pacs_hdfs.rows import sop as sop_table
+from pacs_hdfs.rows import study as study_table
+from pacs_hdfs.rows import subject as subject_table
+from pacs_hdfs.rows.cells import encode_counter
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +170,7 @@ class Lifecycle:
         t0 = time.monotonic()
         reason = rn.REASONS[action]
         rows = self._instance_rows(scope)
-        study_row = self.hbase.get("study", row_key(scope.study))
+        study_row = self.hbase.get("study", study_table.key(scope.study))
         pending = self._pending_rejections(scope.study) if not reason.keeps_bytes else []
         if scope.level != "study":
             pending = [n for n in pending if _covers(scope, n)]
@@ -192,8 +197,8 @@ class Lifecycle:
             key = ix.instance_key(scope.study, scope.series, scope.sop)
             row = self.hbase.get("instance", key)
             return [(key, row)] if row else []
-        prefix = (row_key(scope.study, scope.series) if scope.series else row_key(scope.study))
-        return self.hbase.scan("instance", row_prefix=prefix + b"\x00")
+        return self.hbase.scan("instance",
+                               row_prefix=instance_table.prefix(scope.study, scope.series))
 
     def _record(self, action: str, scope: Scope, rows, study_row: dict, user: str) -> dict:
         """Write the note, the record and the purge entry (and, for a reject, the kept bytes)."""
@@ -204,7 +209,7 @@ class Lifecycle:
             attrs = ix.decode_attributes(row)
             refs.append(rn.Ref(scope.study, attrs.get("SeriesInstanceUID", ""),
                                attrs.get("SOPInstanceUID", ""), attrs.get("SOPClassUID", "")))
-            loc = Location.from_columns(row) if b"l:path" in row else None
+            loc = instance_table.location(row)
             objects.append({"series": refs[-1].series, "sop": refs[-1].sop,
                             "sop_class": refs[-1].sop_class,
                             "sha256": loc.sha256 if loc else "", "length": loc.length if loc else 0,
@@ -239,7 +244,7 @@ class Lifecycle:
             nonlocal size
             by_series = defaultdict(list)
             for key, row, data in batch:
-                by_series[key.split(b"\x00")[1].decode()].append((key, row, data))
+                by_series[instance_table.parse_key(key)[1]].append((key, row, data))
             for series, items in by_series.items():
                 locs = writer.write(f"{REJECTED}/{study}/{series}",
                                     [(k.decode(), d) for k, _r, d in items])
@@ -249,7 +254,7 @@ class Lifecycle:
             size = 0
 
         for key, row in rows:
-            data = read_object(self.hdfs, Location.from_columns(row))   # sha256 checked
+            data = read_object(self.hdfs, instance_table.location(row))   # sha256 checked
             batch.append((key, row, data))
             size += len(data)
             if size >= STORE_BATCH_BYTES:
@@ -260,19 +265,19 @@ class Lifecycle:
     def _unindex(self, scope: Scope, rows, study_row: dict) -> None:
         """Remove the rows (top first), then bring the parents in line with what is left."""
         hb = self.hbase
-        series = sorted({k.split(b"\x00")[1].decode() for k, _r in rows})
+        series = sorted({instance_table.parse_key(k)[1] for k, _r in rows})
         if scope.level == "study":
-            hb.delete("study", row_key(scope.study))
+            hb.delete("study", study_table.key(scope.study))
         if scope.level in ("study", "series"):
             for s in series:
-                hb.delete("series", row_key(scope.study, s))
+                hb.delete("series", series_table.key(scope.study, s))
         keys = [k for k, _r in rows]
         for k in keys:
             hb.delete("instance", k)
         for k in keys:       # commit markers last (see the module docstring)
-            sop = k.split(b"\x00")[2]
-            hb.delete("sop", sop)
-            hb.delete("quarantine", sop)
+            sop = instance_table.sop_of(k)
+            hb.delete("sop", sop_table.key(sop))
+            hb.delete("quarantine", sop_table.key(sop))
         self._refresh_parents(scope.study, series, study_row)
 
     def _refresh_parents(self, study: str, series: list[str], study_row: dict) -> None:
@@ -280,42 +285,43 @@ class Lifecycle:
         series and studies removed (with the subject's `s:` column and the accession row)."""
         hb = self.hbase
         for s in series:
-            left = hb.scan("instance", row_prefix=row_key(study, s) + b"\x00",
-                           columns=[b"l:length", b"l:quarantine", COUNTED])
-            shown = [r for _k, r in left if b"l:quarantine" not in r and COUNTED in r]
+            left = hb.scan("instance", row_prefix=instance_table.prefix(study, s),
+                           columns=[instance_table.LENGTH, instance_table.QUARANTINE,
+                                    instance_table.COUNTED])
+            shown = [r for _k, r in left
+                     if not instance_table.is_quarantined(r) and instance_table.is_counted(r)]
             if not shown:
-                hb.delete("series", row_key(study, s))
+                hb.delete("series", series_table.key(study, s))
             else:
-                hb.put("series", row_key(study, s), {
-                    b"c:instances": encode_counter(len(shown)),
-                    b"c:bytes": encode_counter(sum(int(r.get(b"l:length", b"0")) for r in shown))})
-        remaining = hb.scan("series", row_prefix=row_key(study) + b"\x00",
-                            columns=[b"a:Modality", b"c:instances", b"c:bytes"])
+                hb.put("series", series_table.key(study, s), {
+                    series_table.INSTANCES: encode_counter(len(shown)),
+                    series_table.BYTES: encode_counter(sum(instance_table.length(r)
+                                                           for r in shown))})
+        remaining = hb.scan("series", row_prefix=series_table.study_prefix(study),
+                            columns=[series_table.MODALITY, *series_table.COUNTERS])
         attrs = ix.decode_attributes(study_row)
         if not remaining:
-            hb.delete("study", row_key(study))
+            hb.delete("study", study_table.key(study))
             if attrs.get("AccessionNumber"):
-                hb.delete("search", ix.accession_key(attrs["AccessionNumber"], study))
+                hb.delete("search", search_table.study_accession_key(attrs["AccessionNumber"],
+                                                                     study))
             if attrs.get("PatientID"):
-                subject = row_key(attrs["PatientID"])
-                hb.delete("subject", subject, columns=[b"s:" + study.encode()])
+                subject = subject_table.key(attrs["PatientID"])
+                hb.delete("subject", subject, columns=[subject_table.study_column(study)])
                 left = hb.get("subject", subject)
-                if not any(c.startswith(b"s:") for c in left):
-                    dicom_cols = [b"a:" + k.encode() for k in ix.PATIENT_KEYS]
-                    hb.delete("subject", subject, columns=[c for c in dicom_cols if c in left])
+                if not subject_table.studies(left):
+                    hb.delete("subject", subject, columns=subject_table.attribute_columns(left))
             return
-        n = sum(int.from_bytes(r.get(b"c:instances", bytes(8)), "big", signed=True)
-                for _k, r in remaining)
-        size = sum(int.from_bytes(r.get(b"c:bytes", bytes(8)), "big", signed=True)
-                   for _k, r in remaining)
-        hb.put("study", row_key(study), {b"c:instances": encode_counter(n),
-                                        b"c:bytes": encode_counter(size),
-                                        b"c:series": encode_counter(len(remaining))})
-        still = {r[b"a:Modality"] for _k, r in remaining if b"a:Modality" in r}
-        gone = [c for c in study_row if c.startswith(ix.MODALITY_PREFIX)
-                and c[len(ix.MODALITY_PREFIX):] not in still]
+        n = sum(series_table.instances(r) for _k, r in remaining)
+        size = sum(series_table.size(r) for _k, r in remaining)
+        hb.put("study", study_table.key(study), {
+            study_table.INSTANCES: encode_counter(n), study_table.BYTES: encode_counter(size),
+            study_table.SERIES: encode_counter(len(remaining))})
+        still = {r[series_table.MODALITY] for _k, r in remaining if series_table.MODALITY in r}
+        gone = [c for c in study_table.modality_columns(study_row)
+                if c[len(study_table.MODALITY_PREFIX):] not in still]
         if gone:
-            hb.delete("study", row_key(study), columns=gone)
+            hb.delete("study", study_table.key(study), columns=gone)
 
     # --- records ---------------------------------------------------------------------------------
     def notes(self, study: str) -> list[dict]:
@@ -372,10 +378,10 @@ class Lifecycle:
                     row = _unb64(kept["row"])
                     data = read_object(self.hdfs, Location(**kept["at"]))  # sha256 checked
                     attrs = ix.decode_attributes(row)
-                    attrs["TransferSyntaxUID"] = row.get(b"l:ts", b"").decode()
-                    q = row.get(b"l:quarantine")
+                    attrs["TransferSyntaxUID"] = instance_table.transfer_syntax(row)
+                    q = row.get(instance_table.QUARANTINE)
                     objs.append(Prepared(data, attrs, q.decode() if q else None,
-                                         source=row.get(b"l:edge", b"").decode()))
+                                         source=instance_table.edge(row)))
                 outcomes = committer.store_many(objs)
                 failed = [o for o in outcomes if not o.acknowledged]
                 if failed:
@@ -390,7 +396,7 @@ class Lifecycle:
             committer._io.shutdown(wait=False)
         out.seconds = round(time.monotonic() - t0, 3)
         self._audit(user, address, "study-restore", "instances_accessed", "create", scope,
-                    self.hbase.get("study", row_key(study)), out, [])
+                    self.hbase.get("study", study_table.key(study)), out, [])
         return out
 
     # --- compact ---------------------------------------------------------------------------------

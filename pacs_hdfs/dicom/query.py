@@ -16,6 +16,8 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pacs_hdfs.dicom.stored import read_bytes
 from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom.matching import row_matches
+from pacs_hdfs.rows import attributes, instance, sop, subject
+from pacs_hdfs.rows.cells import decode_counter
 from pacs_hdfs.schema import row_key
 
 SKIP_KEYS = {"QueryRetrieveLevel", "SpecificCharacterSet"}
@@ -63,8 +65,8 @@ def _rows(hbase, level: str, keys) -> Iterator[tuple[bytes, dict]]:
     table = ix.LEVEL_TABLE[level][0]
     prefix_kw = PREFIX_KEYS[level]
     if level == "IMAGE" and (sops := _single_uids(keys.get("SOPInstanceUID"))):
-        refs = hbase.get_many("sop", [row_key(s) for s in sops])
-        got = hbase.get_many("instance", [r[b"r:key"] for r in refs.values()])
+        refs = hbase.get_many("sop", [sop.key(s) for s in sops])
+        got = hbase.get_many("instance", [sop.decode(r) for r in refs.values()])
         yield from got.items()
         return
     uids = [_single_uids(keys.get(k)) for k in prefix_kw]
@@ -86,11 +88,11 @@ def _attrs(level: str, row: dict[bytes, bytes]) -> dict[str, str]:
     attrs = ix.decode_attributes(row)
     for kw, col in ix.COUNTERS.get(level, {}).items():
         if col in row:
-            attrs[kw] = str(int.from_bytes(row[col], "big", signed=True))
+            attrs[kw] = str(decode_counter(row[col]))
     if level == "STUDY":
         attrs["ModalitiesInStudy"] = "\\".join(ix.modalities(row))
     if level == "PATIENT":
-        attrs["NumberOfPatientRelatedStudies"] = str(sum(k.startswith(b"s:") for k in row))
+        attrs["NumberOfPatientRelatedStudies"] = str(len(subject.studies(row)))
     return attrs
 
 
@@ -107,11 +109,11 @@ def matching_rows(hbase, identifier: Dataset) -> Iterator[tuple[bytes, dict[str,
     inherit = level == "SERIES" and not STUDY_ONLY_KEYS.isdisjoint(keys)
     studies: dict[bytes, dict[str, str]] = {}
     for key, row in _rows(hbase, level, keys):
-        if level == "IMAGE" and b"l:quarantine" in row:
+        if level == "IMAGE" and instance.is_quarantined(row):
             continue
         attrs = _attrs(level, row)
         if inherit:
-            study_key = key.split(b"\x00")[0]
+            study_key = instance.study_key_of(key)
             if study_key not in studies:
                 studies[study_key] = {k: v for k, v in ix.decode_attributes(
                     hbase.get("study", study_key)).items() if k in STUDY_ONLY_KEYS}
@@ -197,12 +199,12 @@ def instance_locations(hbase, identifier: Dataset) -> list[Stored]:
         prefixes = []
         for key, _attrs, row in matching_rows(hbase, identifier):
             if level == "PATIENT":
-                prefixes += [k[2:] + b"\x00" for k in row if k.startswith(b"s:")]
+                prefixes += [instance.prefix(s.decode()) for s in subject.studies(row)]
             else:
                 prefixes.append(key + b"\x00")
         rows = [kr for p in prefixes for kr in hbase.scan("instance", row_prefix=p)]
-    return [Stored(k, r, r.get(b"a:SOPClassUID", b"").decode(), r.get(b"l:ts", b"").decode())
-            for k, r in rows if b"l:quarantine" not in r]
+    return [Stored(k, r, attributes.value(r, "SOPClassUID"), instance.transfer_syntax(r))
+            for k, r in rows if not instance.is_quarantined(r)]
 
 
 def load(hbase, hdfs, item: Stored) -> Dataset:

@@ -41,6 +41,7 @@ from pacs_hdfs.dicom.part10 import TRANSFER_SYNTAXES, UNCOMPRESSED
 from pacs_hdfs.dicom.scp_logging import (notification_handlers, operation,
                                          sub_association_handlers)
 from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.rows import attributes, instance
 
 log = logging.getLogger(__name__)
 
@@ -302,9 +303,9 @@ def _retrieved(audited: Operation, stored: list[query.Stored] | None) -> None:
     keys, study\0series\0SOP), SOP classes, and the (pseudonymous) patients."""
     for item in stored or ():
         audited.matches += 1
-        audited.add(item.key.split(b"\x00", 1)[0].decode(errors="replace"), item.sop_class,
-                    item.row.get(b"a:PatientID", b"").decode(errors="replace"),
-                    item.row.get(b"a:PatientName", b"").decode(errors="replace"))
+        audited.add(instance.study_key_of(item.key).decode(errors="replace"), item.sop_class,
+                    attributes.value(item.row, "PatientID", errors="replace"),
+                    attributes.value(item.row, "PatientName", errors="replace"))
 
 
 def move_contexts(stored: list[query.Stored]) -> list:

@@ -10,8 +10,9 @@ retried once with a freshly read row.
 """
 from __future__ import annotations
 
-from pacs_hdfs.containers import Location, read_object
+from pacs_hdfs.containers import read_object
 from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.rows import instance
 
 def read_bytes(hbase, hdfs, key: bytes, row: dict[bytes, bytes]) -> bytes:
     """The object's bytes, verified against the index's sha256; raises StorageError."""
@@ -25,10 +26,11 @@ def read_bytes(hbase, hdfs, key: bytes, row: dict[bytes, bytes]) -> bytes:
 
 
 def _where(row: dict[bytes, bytes]) -> tuple:
-    return row.get(b"l:path"), row.get(b"l:offset")
+    return row.get(instance.PATH), row.get(instance.OFFSET)
 
 
 def _read(hbase, hdfs, key: bytes, row: dict[bytes, bytes]) -> bytes:
-    if b"l:path" not in row:
+    loc = instance.location(row)
+    if loc is None:
         raise StorageError(f"instance {key!r} has no stored location")
-    return read_object(hdfs, Location.from_columns(row))
+    return read_object(hdfs, loc)

@@ -35,7 +35,7 @@ def key(study_uid: str, series_uid: str, sop_uid: str) -> bytes:
     return row_key(study_uid, series_uid, sop_uid)
 
 
-def series_prefix(study_uid: str, series_uid: str | None = None) -> bytes:
+def prefix(study_uid: str, series_uid: str | None = None) -> bytes:
     """Scan prefix of the instances of a series, or of a whole study without `series_uid`."""
     return (row_key(study_uid, series_uid) if series_uid else row_key(study_uid)) + SEP.encode()
 

@@ -12,7 +12,8 @@ import uuid
 import pytest
 
 from pacs_hdfs import clients
-from pacs_hdfs.containers import ContainerWriter, Location, read_object
+from pacs_hdfs.containers import ContainerWriter, read_object
+from pacs_hdfs.rows import instance
 from pacs_hdfs.schema import row_key
 
 pytestmark = pytest.mark.cluster
@@ -81,10 +82,10 @@ def test_batch_file_ranged_read_and_manifest_match_index(cluster, settings):
     assert [loc.offset for loc in locations] == [0, 1000, 251_000, 251_001]
     study = f"2.25.{uuid.uuid4().int}"
     for i, loc in enumerate(locations):
-        hb.put("instance", row_key(study, "1", str(i)), loc.to_columns())
+        hb.put("instance", row_key(study, "1", str(i)), instance.encode_location(loc))
     for i, blob in enumerate(blobs):
         row = hb.get("instance", row_key(study, "1", str(i)))
-        loc = Location.from_columns(row)
+        loc = instance.location(row)
         data = read_object(fs, loc)
         assert hashlib.sha256(data).hexdigest() == loc.sha256 == hashlib.sha256(blob).hexdigest()
     manifest = read_manifest(fs, locations[0].path)

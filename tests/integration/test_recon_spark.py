@@ -18,8 +18,9 @@ import pydicom
 import pytest
 
 from pacs_hdfs import clients
-from pacs_hdfs.containers import Location, read_object
+from pacs_hdfs.containers import read_object
 from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.rows import instance
 from pacs_hdfs.schema import row_key
 from recon_mapreduce import charts, phantom, projection_store, spark_job
 from recon_mapreduce.fdk_fast import backproject_numba
@@ -142,7 +143,7 @@ def test_dicom_series_is_in_the_pacs(settings, scan, reference_job):
     rows = hbase.scan("instance", row_prefix=row_key(study, series_uid, ""))
     assert len(rows) == 40
     key, row = rows[0]
-    ds = pydicom.dcmread(io.BytesIO(read_object(hdfs, Location.from_columns(row))))
+    ds = pydicom.dcmread(io.BytesIO(read_object(hdfs, instance.location(row))))
     assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
     assert "FDK" in ds.DerivationDescription and ds.PatientID.startswith("SIM-")
     k = int(ds.InstanceNumber) - 1

@@ -40,8 +40,8 @@ def test_instance_key_and_row():
     assert instance.sop_of(k) == "1.2.3.4" and instance.sop_of(b"a\x00b") is None
     assert instance.series_key_of(k) == series.key("1.2", "1.2.3")
     assert instance.study_key_of(k) == study.key("1.2") == b"1.2"
-    assert instance.series_prefix("1.2", "1.2.3") == b"1.2\x001.2.3\x00"
-    assert instance.series_prefix("1.2") == b"1.2\x00"
+    assert instance.prefix("1.2", "1.2.3") == b"1.2\x001.2.3\x00"
+    assert instance.prefix("1.2") == b"1.2\x00"
     row = instance.encode(instance.Instance(LOC, ATTRS["TransferSyntaxUID"], "burned-in", "e1"),
                           ATTRS)
     assert row[b"l:path"] == LOC.path.encode() and row[b"l:offset"] == b"4096"
