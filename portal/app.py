@@ -13,8 +13,8 @@ from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.logs import RequestIdMiddleware
 from portal.deps import NotSignedIn, csrf_guard
 from portal.search.feed import LiveIndex
-from portal.routes import (admin, auth, cases, dicomweb, dicomweb_admin, home, jobs, search,
-                           viewer)
+from portal.routes import (admin, auth, cases, dicomweb, dicomweb_admin, export, home, jobs,
+                           search, viewer)
 from portal.state import Lazy, PortalState
 from portal.web import HERE, render
 
@@ -50,7 +50,8 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
                   dependencies=[Depends(csrf_guard)])
     app.state.portal = PortalState(settings, store, job_service, secure_cookies)
     app.state.portal.search = LiveIndex(settings, hbase=store, snapshots=real_store)
-    for module in (auth, home, search, cases, viewer, dicomweb, dicomweb_admin, jobs, admin):
+    for module in (auth, home, search, cases, viewer, dicomweb, dicomweb_admin, jobs, export,
+                   admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(RequestIdMiddleware)

@@ -35,6 +35,8 @@ MATRIX = [
     ("GET", "/api/jobs", "analyst"),
     ("GET", "/api/jobs/{job_id}", "analyst"),
     ("POST", "/api/jobs/{kind}", "analyst"),
+    ("POST", "/search/export", "analyst"),               # cohort export: analysts, not teachers
+    ("GET", "/jobs/{job_id}/export.zip", "analyst"),     # and then only the owner or an admin
     ("GET", "/admin", "admin"),
     ("GET", "/admin/users", "admin"),
     ("POST", "/admin/users", "admin"),
