@@ -1,23 +1,20 @@
 """The append-only audit trail in the HBase `audit` table, shared by every data-center service
 (portal, DICOM Q/R, gateway): one place that writes and reads it.
 
-Row key: reverse timestamp (µs, 16 digits, so newest rows come first) \\0 random hex. Columns
-`e:user`, `e:action`, `e:target`, `e:ts` (ISO UTC) and `e:details` (JSON). There is no update or
-delete here on purpose. Other areas call `record(settings, user, action, target, **details)`.
+The row layout (reverse-timestamp key, `e:` columns) is `pacs_hdfs.rows.audit`. There is no
+update or delete here on purpose. Other areas call `record(settings, user, action, target,
+**details)`.
 """
 from __future__ import annotations
 
-import json
 import logging
-import secrets
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from pacs_hdfs.schema import SEP
+from pacs_hdfs.rows import audit as audit_rows
+from pacs_hdfs.rows.audit import Event  # noqa: F401 - the event type callers use
 
-TABLE = "audit"
-MAX_US = 10**16 - 1
+TABLE = audit_rows.TABLE
 SCAN_CAP = 50_000          # rows examined per filtered query
 #: what the admin page's filter offers; every area records its own actions with `record`
 ACTIONS = ("login", "login-failed", "login-throttled", "login-busy", "logout",
@@ -37,19 +34,6 @@ ACTIONS = ("login", "login-failed", "login-throttled", "login-busy", "logout",
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Event:
-    ts: str
-    user: str
-    action: str
-    target: str
-    details: dict = field(default_factory=dict)
-
-
-def _rev(us: int) -> str:
-    return f"{MAX_US - us:016d}"
-
-
 def record(settings, user: str, action: str, target: str = "", *, store=None,
            **details) -> Event:
     """Append one audit event (durable in HBase when this returns)."""
@@ -59,10 +43,7 @@ def record(settings, user: str, action: str, target: str = "", *, store=None,
     now = now_us / 1e6
     ev = Event(datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                user or "-", action, target or "", details)
-    key = (_rev(now_us) + SEP + secrets.token_hex(6)).encode()
-    hb.put(TABLE, key, {b"e:user": ev.user.encode(), b"e:action": action.encode(),
-                        b"e:target": ev.target.encode(), b"e:ts": ev.ts.encode(),
-                        b"e:details": json.dumps(details, default=str).encode()})
+    hb.put(TABLE, audit_rows.key(now_us), audit_rows.encode(ev))
     log.info("audit %s %s %s", ev.user, action, ev.target)
     return ev
 
@@ -77,16 +58,15 @@ def query(settings, user: str = "", action: str = "", since: str = "", until: st
     """Newest first; `since`/`until` are inclusive days (YYYY-MM-DD) and bound the key scan."""
     from pacs_hdfs import clients
     hb = store if store is not None else clients.hbase(settings)
-    start = _rev(_us(until, True)).encode() if until else None
-    stop = (_rev(_us(since, False)) + "\x01").encode() if since else None
+    start = audit_rows.reverse_time(_us(until, True)).encode() if until else None
+    stop = (audit_rows.reverse_time(_us(since, False)) + "\x01").encode() if since else None
     out: list[Event] = []
     # Filter in the portal: the trail is scanned newest first and stops at `limit` matches.
     filtered = bool(user or action)
     rows = hb.scan(TABLE, row_start=start, row_stop=stop, batch_size=500,
                    limit=SCAN_CAP if filtered else limit)
     for _, r in rows:
-        ev = Event(r[b"e:ts"].decode(), r[b"e:user"].decode(), r[b"e:action"].decode(),
-                   r.get(b"e:target", b"").decode(), json.loads(r.get(b"e:details", b"{}")))
+        ev = audit_rows.decode(r)
         if (user and ev.user != user) or (action and ev.action != action):
             continue
         out.append(ev)

@@ -22,12 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from pacs_hdfs.rows import schema as schema_row
 from pacs_hdfs.settings import Settings
 
 LEGACY = 1          # an archive with tables but no version: as `pacs init` made it until now
 CURRENT = 2
-TABLE = "schema"
-ROW = b"version"
+TABLE = schema_row.TABLE
+ROW = schema_row.ROW
 HDFS_FILE = "SCHEMA_VERSION.json"
 
 
@@ -115,8 +116,7 @@ def read(settings: Settings) -> Found:
     tables = set(hbase.tables())
     row_version = None
     if TABLE in tables:
-        v = hbase.get(TABLE, ROW, columns=[b"v:version"]).get(b"v:version")
-        row_version = int(v) if v else None
+        row_version = schema_row.version(hbase.get(TABLE, ROW, columns=[schema_row.VERSION]))
     file_version = None
     if hdfs.exists(HDFS_FILE):
         file_version = int(json.loads(hdfs.read(HDFS_FILE))["version"])
@@ -131,7 +131,7 @@ def write(settings: Settings, version: int) -> None:
     from pacs_hdfs.backup import code_version
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     code = code_version()
-    clients.hbase(settings).put(TABLE, ROW, {b"v:version": str(version).encode(),
-                                             b"v:code": code.encode(), b"v:at": at.encode()})
+    clients.hbase(settings).put(TABLE, ROW, schema_row.encode(schema_row.Version(version, code,
+                                                                                 at)))
     clients.hdfs(settings).write(HDFS_FILE, json.dumps(
         {"version": version, "code": code, "at": at}).encode(), overwrite=True)
