@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from hl7_gateway.models import AckDetail, Visit
+from pacs_hdfs.rows import subject as subject_rows
+from pacs_hdfs.rows import visit as visit_rows
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,15 @@ class OwnedRows:
     text: str
 
 
-VISIT_OWNER, SUBJECT_OWNER = b"v:hospital", b"a:hospital"
+VISIT_OWNER, SUBJECT_OWNER = visit_rows.HOSPITAL, subject_rows.HOSPITAL
 OWNED = (
-    OwnedRows("visit", lambda v: v.visit_id.encode(), VISIT_OWNER, b"v:",
-              (VISIT_OWNER, b"v:received"), "VISIT_OF_ANOTHER_HOSPITAL",
+    OwnedRows(visit_rows.TABLE, lambda v: visit_rows.key(v.visit_id), VISIT_OWNER,
+              visit_rows.FAMILY + b":", (VISIT_OWNER, visit_rows.RECEIVED),
+              "VISIT_OF_ANOTHER_HOSPITAL",
               "this visit id is stored for another hospital; not stored"),
-    OwnedRows("subject", lambda v: v.patient_id.encode(), SUBJECT_OWNER, b"v:",
-              (SUBJECT_OWNER, b"v"), "SUBJECT_OF_ANOTHER_HOSPITAL",
+    OwnedRows(subject_rows.TABLE, lambda v: subject_rows.key(v.patient_id), SUBJECT_OWNER,
+              subject_rows.VISITS + b":", (SUBJECT_OWNER, subject_rows.VISITS),
+              "SUBJECT_OF_ANOTHER_HOSPITAL",
               "this patient pseudonym is stored for another hospital; not stored"),
 )
 VISIT_ROWS = OWNED[0]

@@ -45,6 +45,7 @@ from hl7_gateway.ownership import OWNED, VISIT_OWNER, VISIT_ROWS, Owners
 from pacs_hdfs import clients
 from pacs_hdfs.containers import ContainerWriter, Location
 from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.rows import visit as visit_table
 from pacs_hdfs.settings import Settings
 
 ARCHIVE_ROOT = "hl7/archive"
@@ -184,7 +185,8 @@ class VisitStore:
             earlier.set_result({k: row for r in writing for k, row in r.earlier.items()})
         else:  # what earlier versions indexed: read from HBase while HDFS is written
             earlier = self._pool.submit(lambda: self.hbase.get_many(
-                "visit", list({v.visit_id.encode() for v in visits}), columns=[b"v:index"]))
+                "visit", list({visit_table.key(v.visit_id) for v in visits}),
+                columns=[visit_table.INDEX]))
         tp = time.perf_counter()
         files = visit_parquet.month_files(visits, received)
         encode_ms = (time.perf_counter() - tp) * 1000
@@ -228,7 +230,7 @@ class VisitStore:
         reads = {"visit": self._pool.submit(
             hbase.get_many, "visit", sorted({v.visit_id.encode() for r in group
                                              for v in r.visits}),
-            columns=[*VISIT_ROWS.read, b"v:index"]),
+            columns=[*VISIT_ROWS.read, visit_table.INDEX]),
             "subject": self._pool.submit(
             hbase.get_many, "subject", sorted({v.patient_id.encode() for r in claiming
                                                for v in r.visits}),
@@ -242,9 +244,10 @@ class VisitStore:
         for request in group:
             request.earlier = {}
             for v in request.visits:
-                row = rows["visit"].get(v.visit_id.encode(), {})
-                if b"v:index" in row:
-                    request.earlier[v.visit_id.encode()] = {b"v:index": row[b"v:index"]}
+                row = rows["visit"].get(visit_table.key(v.visit_id), {})
+                if visit_table.INDEX in row:
+                    request.earlier[visit_table.key(v.visit_id)] = {
+                        visit_table.INDEX: row[visit_table.INDEX]}
         return (time.perf_counter() - started) * 1000
 
     def _put_rows(self, visits: list[tuple[Visit, Location, str | None]], when: datetime,
@@ -290,7 +293,8 @@ class VisitStore:
     def get_visit_json(self, visit_id: str, hospital: str | None = None) -> bytes | None:
         """The stored visit, or None when there is none *or* ``hospital`` does not own it (the
         two answers look the same to the caller)."""
-        row = self.hbase.get("visit", visit_id.encode(), columns=[b"v:json", VISIT_OWNER])
+        row = self.hbase.get("visit", visit_table.key(visit_id),
+                             columns=[visit_table.JSON, VISIT_OWNER])
         if not row or not self.owners.readable(row, hospital):
             return None
-        return row.get(b"v:json")
+        return visit_table.visit_json(row)
