@@ -22,6 +22,9 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pacs_hdfs.dicom import index_rows as ix
 from pacs_hdfs.dicom import query
 from pacs_hdfs.dicom.stored import read_bytes
+from pacs_hdfs.rows import attributes
+from pacs_hdfs.rows import search as search_rows
+from pacs_hdfs.rows import study as study_rows
 from portal.deps import portal
 
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -91,14 +94,15 @@ class Archive:
 
     def study_for_accession(self, accession: str) -> str | None:
         """Study UID of a de-identified accession: the `search` index, else a bounded scan."""
-        rows = self.hbase.scan("search", row_prefix=ix.accession_key(accession), limit=1)
+        rows = self.hbase.scan("search", row_prefix=search_rows.study_accession_key(accession),
+                               limit=1)
         for key, _row in rows:
-            study = key.split(b"\x00")[2].decode()
+            study = search_rows.study_of(key)
             if self.study(study):
                 return study
-        for key, row in self.hbase.scan("study", columns=[b"a:AccessionNumber"],
+        for key, row in self.hbase.scan("study", columns=[study_rows.ACCESSION],
                                         limit=ACCESSION_FALLBACK_ROWS):
-            if row.get(b"a:AccessionNumber", b"").decode() == accession:
+            if attributes.value(row, "AccessionNumber") == accession:
                 return key.decode()
         return None
 

@@ -17,12 +17,14 @@ number of distinct names tried grows its memory.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass, field
 
-TABLE = "users"
+from pacs_hdfs.rows import users as user_rows
+from pacs_hdfs.rows.cells import decode_counter
+
+TABLE = user_rows.TABLE
 SLOTS = 10
 #: newer slots an attempt also counts: one that read the clock just before a slot boundary but
 #: reaches HBase after attempts of the next slot (or another portal host's clock runs ahead)
@@ -45,17 +47,14 @@ class Throttled(Exception):
 
 
 def _row(scope: str, parts: dict[str, str], names: tuple[str, ...]) -> bytes:
-    key = "\0".join(parts[n] for n in names)
-    return f"t/{scope}/".encode() + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest(
-        ).encode()
+    return user_rows.throttle_key(scope, "\0".join(parts[n] for n in names))
 
 
-def _col(slot: int) -> bytes:
-    return b"s:%d" % slot
+_col = user_rows.slot_column
 
 
 def _count(cell: bytes | None) -> int:
-    return int.from_bytes(cell, "big", signed=True) if cell else 0
+    return decode_counter(cell) or 0
 
 
 @dataclass

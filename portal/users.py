@@ -1,7 +1,7 @@
 """Portal users and sessions in the HBase `users` table (see pacs_hdfs/schema.py).
 
-Rows: `u/<name>` (u:role, u:hash = argon2id, u:created, u:disabled, u:epoch) and
-`s/<sha256(token)>` (s:user, s:csrf, s:created, s:seen, s:expires, s:epoch). Only the hash of a
+Rows (layout: `pacs_hdfs.rows.users`): `u/<name>` (role, argon2id hash, created, disabled,
+epoch) and `s/<sha256(token)>` (user, csrf, created, seen, expires, epoch). Only the hash of a
 session token is stored, so reading the table does not give anyone a session. Logout deletes
 the row; HBase's TTL on family `s` drops stale ones.
 
@@ -19,7 +19,6 @@ checked against a dummy hash of the same parameters, so all three cost the same 
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import threading
@@ -30,9 +29,10 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from pacs_hdfs.rows import users as user_rows
 from portal.roles import ROLES
 
-TABLE = "users"
+TABLE = user_rows.TABLE
 SESSION_SECONDS = 8 * 3600                  # defaults; the portal takes them from settings
 IDLE_SECONDS = 30 * 60
 TOUCH_SECONDS = 60                          # `s:seen` is written at most this often
@@ -102,17 +102,13 @@ class Session:
     epoch: str = ""
 
 
-def _ukey(name: str) -> bytes:
-    return f"u/{name}".encode()
+_ukey, _skey = user_rows.user_key, user_rows.session_key
 
 
-def _skey(token: str) -> bytes:
-    return b"s/" + hashlib.sha256(token.encode()).hexdigest().encode()
-
-
-def _user(name: str, row: dict) -> User:
-    return User(name, row[b"u:role"].decode(), row.get(b"u:created", b"").decode(),
-                row.get(b"u:disabled", b"0") == b"1", row.get(b"u:epoch", b"").decode())
+def _user(name: str, row: dict) -> User | None:
+    """The user of a `u/<name>` row (None: no such user)."""
+    u = user_rows.decode_user(row)
+    return User(name, u.role, u.created, u.disabled, u.epoch) if u else None
 
 
 def _new_epoch() -> bytes:
@@ -144,10 +140,8 @@ class UserStore:
         if not replace and self.get(name):
             raise UserError(f"user {name!r} exists")
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.hb.put(TABLE, _ukey(name), {b"u:role": role.encode(),
-                                         b"u:hash": self._hash(password).encode(),
-                                         b"u:created": created.encode(),
-                                         b"u:epoch": _new_epoch()})
+        self.hb.put(TABLE, _ukey(name), user_rows.encode_user(
+            role=role, password_hash=self._hash(password), created=created, epoch=_new_epoch()))
         return self.get(name)
 
     @staticmethod
@@ -162,9 +156,7 @@ class UserStore:
     def get(self, name: str) -> User | None:
         if not NAME_RE.match(name or ""):
             return None
-        row = self.hb.get(TABLE, _ukey(name), columns=[b"u:role", b"u:created", b"u:disabled",
-                                                        b"u:epoch"])
-        return _user(name, row) if b"u:role" in row else None
+        return _user(name, self.hb.get(TABLE, _ukey(name), columns=user_rows.USER_COLUMNS))
 
     def _existing(self, name: str) -> User:
         user = self.get(name)
@@ -173,38 +165,36 @@ class UserStore:
         return user
 
     def list(self) -> list[User]:
-        rows = self.hb.scan(TABLE, row_prefix=b"u/", columns=[b"u:role", b"u:created",
-                                                              b"u:disabled", b"u:epoch"])
-        return [_user(k.decode()[2:], r) for k, r in rows if b"u:role" in r]
+        rows = self.hb.scan(TABLE, row_prefix=user_rows.USER_PREFIX,
+                            columns=user_rows.USER_COLUMNS)
+        return [u for k, r in rows if (u := _user(user_rows.user_name(k), r))]
 
     def set_role(self, name: str, role: str) -> User:
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
         self._existing(name)
-        self.hb.put(TABLE, _ukey(name), {b"u:role": role.encode()})
+        self.hb.put(TABLE, _ukey(name), user_rows.encode_user(role=role))
         return self.get(name)
 
     def set_password(self, name: str, password: str) -> User:
         """A new password; the user's live sessions end."""
         self._check_password(password)
         self._existing(name)
-        self.hb.put(TABLE, _ukey(name), {b"u:hash": self._hash(password).encode(),
-                                         b"u:epoch": _new_epoch()})
+        self.hb.put(TABLE, _ukey(name), user_rows.encode_user(
+            password_hash=self._hash(password), epoch=_new_epoch()))
         return self.get(name)
 
     def set_disabled(self, name: str, disabled: bool) -> User:
         """Disable (its live sessions end, it cannot sign in) or enable a user."""
         self._existing(name)
-        cells = {b"u:disabled": b"1" if disabled else b"0"}
-        if disabled:
-            cells[b"u:epoch"] = _new_epoch()
-        self.hb.put(TABLE, _ukey(name), cells)
+        self.hb.put(TABLE, _ukey(name), user_rows.encode_user(
+            disabled=disabled, epoch=_new_epoch() if disabled else None))
         return self.get(name)
 
     def revoke_sessions(self, name: str) -> None:
         """End every live session of the user (in every portal process)."""
         self._existing(name)
-        self.hb.put(TABLE, _ukey(name), {b"u:epoch": _new_epoch()})
+        self.hb.put(TABLE, _ukey(name), user_rows.encode_user(epoch=_new_epoch()))
 
     def delete(self, name: str) -> None:
         """Remove the user; its sessions stop working at once (their user row is gone, and a
@@ -216,9 +206,10 @@ class UserStore:
         """The user if the password is right and the user is enabled, else None; the same
         work either way. Raises `Busy` when no hashing slot is free in time."""
         row = self.hb.get(TABLE, _ukey(name)) if NAME_RE.match(name or "") else {}
-        usable = b"u:role" in row and row.get(b"u:disabled", b"0") != b"1"
+        found = user_rows.decode_user(row)
+        usable = found is not None and not found.disabled
         with self.gate.slot():
-            stored = row[b"u:hash"].decode() if usable and b"u:hash" in row else _dummy_hash()
+            stored = found.hash if usable and found.hash else _dummy_hash()
             try:
                 _hasher.verify(stored, password)
             except (VerificationError, InvalidHashError):
@@ -230,10 +221,8 @@ class UserStore:
         token = secrets.token_urlsafe(32)
         now = time.time()
         sess = Session(user.name, secrets.token_urlsafe(32), now + self.max_s, now, user.epoch)
-        self.hb.put(TABLE, _skey(token), {
-            b"s:user": user.name.encode(), b"s:csrf": sess.csrf.encode(),
-            b"s:created": str(now).encode(), b"s:seen": str(now).encode(),
-            b"s:expires": str(sess.expires).encode(), b"s:epoch": user.epoch.encode()})
+        self.hb.put(TABLE, _skey(token), user_rows.encode_session(user_rows.SessionRow(
+            user.name, sess.csrf, now, now, sess.expires, user.epoch)))
         return token, sess
 
     def session(self, token: str) -> Session | None:
@@ -241,18 +230,16 @@ class UserStore:
         notes the request time."""
         if not token or len(token) > 100:
             return None
-        row = self.hb.get(TABLE, _skey(token))
-        if not row or b"s:user" not in row:
+        found = user_rows.decode_session(self.hb.get(TABLE, _skey(token)))
+        if found is None:
             return None
-        sess = Session(row[b"s:user"].decode(), row[b"s:csrf"].decode(),
-                       float(row[b"s:expires"]), float(row.get(b"s:seen", b"0")),
-                       row.get(b"s:epoch", b"").decode())
+        sess = Session(found.user, found.csrf, found.expires, found.seen, found.epoch)
         now = time.time()
         if sess.expires < now or now - sess.seen > self.idle_s:
             self.end_session(token)
             return None
         if now - sess.seen > TOUCH_SECONDS:
-            self.hb.put(TABLE, _skey(token), {b"s:seen": str(now).encode()})
+            self.hb.put(TABLE, _skey(token), user_rows.encode_seen(now))
             sess.seen = now
         return sess
 

@@ -11,6 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import RedirectResponse
 
+from pacs_hdfs.rows import subject as subject_rows
+from pacs_hdfs.rows import visit as visit_rows
 from portal import case_view as cv
 from portal.deps import Principal, portal, require
 from portal.dicom_access import Archive, archive
@@ -28,12 +30,12 @@ def load_case(store, pseudonym: str, visit: str) -> cv.CaseView:
                                  "characters")
     if visit and not cv.valid_visit_id(visit):
         raise HTTPException(400, "malformed visit id")
-    subject = store.get("subject", pseudonym.encode())
+    subject = store.get("subject", subject_rows.key(pseudonym))
     if not subject:
         raise HTTPException(404, f"no case with pseudonym {pseudonym}")
-    visit_ids = [c[2:] for c in subject if c.startswith(b"v:")]
-    rows = store.get_many("visit", visit_ids, columns=[b"v:json"]) if visit_ids else {}
-    cells = [r[b"v:json"] for r in rows.values() if b"v:json" in r]
+    visit_ids = subject_rows.visits(subject)
+    rows = store.get_many("visit", visit_ids, columns=[visit_rows.JSON]) if visit_ids else {}
+    cells = [cell for r in rows.values() if (cell := visit_rows.visit_json(r)) is not None]
     try:
         return cv.case_view(pseudonym, cv.parse_visits(cells), visit)
     except LookupError as e:

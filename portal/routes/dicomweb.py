@@ -50,6 +50,7 @@ from fastapi.routing import APIRoute
 from pydicom import dcmread
 
 from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.rows import instance
 from portal import dicomweb_http as http
 from portal import imaging
 from portal.deps import current, portal
@@ -425,7 +426,7 @@ def _retrieve(request: Request, archive: Archive, user: User, study: str,
 def _indexed_size(items) -> int | None:
     """Total bytes of the objects by their index rows; None if a row does not say."""
     try:
-        return sum(int(item.row[b"l:length"]) for item in items)
+        return sum(int(item.row[instance.LENGTH]) for item in items)
     except (KeyError, ValueError):
         return None
 
