@@ -1,6 +1,6 @@
 """Job records in HBase: the single source of truth for the job service, CLI and portal.
 
-Row keys in the `jobs` table:
+Row keys in the `jobs` table (layout: `pacs_hdfs.rows.jobs`):
 - `job/<id>`   one row per job (family `j`), ids are time-ordered (`YYYYmmdd-HHMMSS-xxxxxx`);
 - `queue/<id>` a marker while the job waits; the runner deletes it when it takes the job;
 - `runner/<host>` a live runner's heartbeat (epoch seconds, pid, master), every few seconds, so
@@ -10,14 +10,14 @@ States: queued -> running -> succeeded | failed (with `error`) | cancelled.
 """
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
 
 from pacs_hdfs.hbase_store import HBaseStore
+from pacs_hdfs.rows import jobs as job_rows
 
-TABLE = "jobs"
+TABLE = job_rows.TABLE
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 
@@ -57,23 +57,13 @@ class JobRecord:
         return self.state in FINAL_STATES
 
 
-_JSON_FIELDS = {"params", "artifacts", "cancel_requested", "runtime_s", "progress"}
-
-
 def _encode(rec: JobRecord, fields: list[str] | None = None) -> dict[bytes, bytes]:
     d = rec.to_dict()
-    out = {}
-    for k in fields or list(d):
-        v = d[k]
-        out[f"j:{k}".encode()] = (json.dumps(v) if k in _JSON_FIELDS else str(v)).encode()
-    return out
+    return job_rows.encode({k: d[k] for k in fields or list(d)})
 
 
 def _decode(row: dict[bytes, bytes]) -> JobRecord:
-    d = {}
-    for col, raw in row.items():
-        k = col.decode().split(":", 1)[1]
-        d[k] = json.loads(raw) if k in _JSON_FIELDS else raw.decode()
+    d = job_rows.decode(row)
     known = JobRecord.__dataclass_fields__   # a column a newer release added is skipped
     return JobRecord(**{k: v for k, v in d.items() if k in known})
 
@@ -83,48 +73,48 @@ class JobStore:
         self.hb = hbase
 
     def create(self, rec: JobRecord) -> None:
-        self.hb.put(TABLE, f"job/{rec.id}".encode(), _encode(rec))
-        self.hb.put(TABLE, f"queue/{rec.id}".encode(), {b"j:kind": rec.kind.encode()})
+        self.hb.put(TABLE, job_rows.job_key(rec.id), _encode(rec))
+        self.hb.put(TABLE, job_rows.queue_key(rec.id), job_rows.encode_queued(rec.kind))
 
     def get(self, job_id: str) -> JobRecord | None:
-        row = self.hb.get(TABLE, f"job/{job_id}".encode())
+        row = self.hb.get(TABLE, job_rows.job_key(job_id))
         return _decode(row) if row else None
 
     def update(self, rec: JobRecord, *fields: str) -> None:
-        self.hb.put(TABLE, f"job/{rec.id}".encode(), _encode(rec, list(fields) or None))
+        self.hb.put(TABLE, job_rows.job_key(rec.id), _encode(rec, list(fields) or None))
 
     def queued_ids(self) -> list[str]:
-        return [k.decode().split("/", 1)[1] for k, _ in self.hb.scan(TABLE, row_prefix=b"queue/")]
+        return [job_rows.id_of(k)
+                for k, _ in self.hb.scan(TABLE, row_prefix=job_rows.QUEUE.encode())]
 
     def dequeue(self, job_id: str) -> None:
-        self.hb.delete(TABLE, f"queue/{job_id}".encode())
+        self.hb.delete(TABLE, job_rows.queue_key(job_id))
 
     def list(self, limit: int = 50) -> list[JobRecord]:
-        rows = self.hb.scan(TABLE, row_prefix=b"job/")
+        rows = self.hb.scan(TABLE, row_prefix=job_rows.JOB.encode())
         return [_decode(r) for _, r in reversed(rows)][:limit]
 
     def state_counts(self) -> dict[tuple[str, str], int]:
         """(kind, state) -> number of jobs, from the kind and state columns only (`/metrics`)."""
         counts: dict[tuple[str, str], int] = {}
-        for _, row in self.hb.scan(TABLE, row_prefix=b"job/", columns=[b"j:kind", b"j:state"]):
-            key = (row.get(b"j:kind", b"?").decode(), row.get(b"j:state", b"?").decode())
+        for _, row in self.hb.scan(TABLE, row_prefix=job_rows.JOB.encode(),
+                                   columns=[job_rows.KIND, job_rows.STATE]):
+            key = (row.get(job_rows.KIND, b"?").decode(), row.get(job_rows.STATE, b"?").decode())
             counts[key] = counts.get(key, 0) + 1
         return counts
 
     def request_cancel(self, job_id: str) -> None:
-        self.hb.put(TABLE, f"job/{job_id}".encode(), {b"j:cancel_requested": b"true"})
+        self.hb.put(TABLE, job_rows.job_key(job_id), job_rows.encode_cancel())
 
     def beat(self, host: str, info: dict[str, str]) -> None:
         """A runner's heartbeat (`runner/<host>`)."""
-        self.hb.put(TABLE, f"runner/{host}".encode(),
-                    {f"j:{k}".encode(): str(v).encode() for k, v in info.items()})
+        self.hb.put(TABLE, job_rows.runner_key(host), job_rows.encode_beat(info))
 
     def runners(self) -> list[dict[str, str]]:
         """Every runner heartbeat ever written (check `beat` for freshness)."""
-        return [{"host": key.decode().split("/", 1)[1],
-                 **{c.decode().split(":", 1)[1]: v.decode() for c, v in row.items()}}
-                for key, row in self.hb.scan(TABLE, row_prefix=b"runner/")]
+        return [{"host": job_rows.id_of(key), **job_rows.decode_beat(row)}
+                for key, row in self.hb.scan(TABLE, row_prefix=job_rows.RUNNER.encode())]
 
     def cancel_requested(self, job_id: str) -> bool:
-        row = self.hb.get(TABLE, f"job/{job_id}".encode(), columns=[b"j:cancel_requested"])
-        return row.get(b"j:cancel_requested") == b"true"
+        row = self.hb.get(TABLE, job_rows.job_key(job_id), columns=[job_rows.CANCEL_REQUESTED])
+        return job_rows.cancel_requested(row)
