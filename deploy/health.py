@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import requests
 
 from deploy.configs import NAMENODE_HTTP_PORT
+from pacs_hdfs.rows import health_probe
 from pacs_hdfs.settings import Settings
 
 
@@ -69,10 +70,10 @@ def hbase_ok(s: Settings, timeout_ms: int = 5000) -> bool:
                                     autoconnect=True)
         try:
             if HEALTH_TABLE not in conn.tables():
-                conn.create_table(HEALTH_TABLE, {"h": dict(max_versions=1)})
+                conn.create_table(HEALTH_TABLE, health_probe.FAMILIES)
             table = conn.table(HEALTH_TABLE)
-            table.put(b"probe", {b"h:t": b"1"})
-            if table.row(b"probe").get(b"h:t") != b"1":
+            table.put(health_probe.ROW, {health_probe.COLUMN: health_probe.VALUE})
+            if table.row(health_probe.ROW).get(health_probe.COLUMN) != health_probe.VALUE:
                 return False
         finally:
             conn.close()

@@ -138,13 +138,13 @@ def wait_forwarded(settings, expected: int, timeout: float = 300) -> int:
     data center); return how many images the data center's index holds for the demo."""
     from deid.edge.layout import EdgePaths
     from pacs_hdfs import clients
+    from pacs_hdfs.rows import study
     spool = EdgePaths.from_settings(settings).spool
     deadline = time.monotonic() + timeout
     while any(spool.glob("*.dcm")) and time.monotonic() < deadline:
         time.sleep(1)
-    rows = clients.hbase(settings).scan("study", columns=[b"c:instances"])
-    return sum(int.from_bytes(r.get(b"c:instances", bytes(8)), "big", signed=True)
-               for _k, r in rows)
+    rows = clients.hbase(settings).scan("study", columns=[study.INSTANCES])
+    return sum(study.instances(r) for _k, r in rows)
 
 
 def demo_export(settings, patients: int = 40, visits: int = 200) -> Path:
