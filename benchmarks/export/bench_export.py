@@ -1,0 +1,148 @@
+"""Cohort export throughput (issue 18 item 1): MB/s of the `export` job on the cluster.
+
+Stores synthetic CT studies (512^2, 16-bit; pseudonymous patients, so no de-identification is
+needed) through the real commit path (`received.prepare` + `Committer`) and their visits through
+the gateway's `VisitStore`, into a scratch namespace, then runs the `export` job in this process
+(the real `Runner.run_one` on a SparkSession; the shared job runner never sees the namespace).
+Two shapes, side by side in one run:
+
+- `cohort`: `--cases` cases with one study of `--images` images each (a small teaching cohort);
+- `big`: one case with one study of `--big-images` images (issue 18 asks for 2,000).
+
+Records per shape: zip MB, job seconds (staging on Spark, zipping on the driver), MB/s, NIfTI
+volumes, the driver process's peak RSS growth (bounded memory: it must not grow with the zip),
+and the 1-minute load average before and after. Writes results.json and a RESULTS.md row per
+shape; the scratch namespace is deleted at the end.
+
+    .venv/bin/python benchmarks/export/bench_export.py [--cases 10 --images 40 --big-images 2000]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.common import drop_scratch, record, scratch_settings  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+COLUMNS = ["shape", "cases", "images", "zip_mb", "job_s", "stage_s", "zip_s", "mb_per_s",
+           "nifti_volumes", "driver_rss_growth_mb", "load_before", "load_after"]
+
+
+def _pseudonym() -> str:
+    return "RSB" + uuid.uuid4().hex[:15].upper()
+
+
+def store_study(settings, committer, patient: str, images: int, size: int = 512) -> int:
+    """One CT study of `images` slices for `patient`, committed in batches; bytes stored."""
+    from pacs_hdfs.dicom.received import prepare
+    from pacs_hdfs.dicom.synthetic import ct_series
+    study = f"2.25.{uuid.uuid4().int}"
+    total, batch = 0, []
+    for ds in ct_series(images, patient_id=patient, patient_name="Bench^Case", study_uid=study,
+                        size=size, accession=patient[-8:]):
+        ds.PatientName, ds.InstitutionName, ds.ReferringPhysicianName = "", "", ""
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        batch.append(prepare(buf.getvalue(), ds, "bench"))
+        total += len(batch[-1].data)
+        if len(batch) >= 200:
+            _commit(committer, batch)
+            batch = []
+    _commit(committer, batch)
+    return total
+
+
+def _commit(committer, batch) -> None:
+    if batch:
+        bad = [o for o in committer.store_many(batch) if not o.acknowledged]
+        if bad:
+            raise SystemExit(f"{len(bad)} object(s) not stored: {bad[0]}")
+
+
+def store_visits(settings, patients: list[str]) -> None:
+    from hl7_gateway.models import Diagnosis, Visit
+    from hl7_gateway.store import VisitStore
+    VisitStore(settings).store([
+        Visit(visit_id=f"BV{uuid.uuid4().hex[:16]}", patient_id=p, sex="F", age=50,
+              admission=datetime(2022, 5, 1 + i % 27, 8), discharge=datetime(2022, 5, 2 + i % 27),
+              diagnoses=[Diagnosis(system="ICD10", code="C50.9", primary=True)])
+        for i, p in enumerate(patients) for _ in range(2)])
+
+
+def run_export(service, runner, patients: list[str]) -> dict:
+    rec = service.submit("export", {"pseudonyms": patients}, start_runner=False)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    load_before = os.getloadavg()[0]
+    runner.run_one(rec.id)
+    rec = service.status(rec.id)
+    if rec.state != "succeeded":
+        raise SystemExit(f"export job {rec.id} {rec.state}: {rec.error}")
+    n = json.loads(service.artifact(rec.id))["numbers"]
+    return {"cases": n["cases"], "images": n["instances"], "zip_mb": round(n["zip_bytes"] / 1e6, 1),
+            "job_s": n["seconds"], "stage_s": n["stage_seconds"], "zip_s": n["zip_seconds"],
+            "mb_per_s": n["mb_per_s"], "nifti_volumes": n["nifti_volumes"],
+            "driver_rss_growth_mb": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0, 1),
+            "load_before": round(load_before, 1), "load_after": round(os.getloadavg()[0], 1),
+            "job_id": rec.id}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", type=int, default=10)
+    ap.add_argument("--images", type=int, default=40)
+    ap.add_argument("--big-images", type=int, default=2000)
+    ap.add_argument("--keep", action="store_true", help="leave the scratch namespace")
+    ap.add_argument("--no-record", action="store_true", help="a trial run: print only")
+    args = ap.parse_args()
+
+    from analytics_jobs.runner import Runner
+    from analytics_jobs.service import JobService
+    from pacs_hdfs import clients
+    from pacs_hdfs.containers import ContainerWriter
+    from pacs_hdfs.dicom.commit import Committer
+    from pacs_hdfs.storage import init_storage
+    settings = scratch_settings("export")
+    init_storage(settings)
+    try:
+        committer = Committer(clients.hbase(settings),
+                              ContainerWriter(clients.hdfs(settings), writer="bench"))
+        shapes = {"cohort": [_pseudonym() for _ in range(args.cases)], "big": [_pseudonym()]}
+        t0 = time.monotonic()
+        stored = sum(store_study(settings, committer, p, args.images) for p in shapes["cohort"])
+        if args.big_images:
+            stored += store_study(settings, committer, shapes["big"][0], args.big_images)
+        else:
+            del shapes["big"]
+        store_visits(settings, [p for ps in shapes.values() for p in ps])
+        print(f"stored {stored / 1e6:.0f} MB in {time.monotonic() - t0:.0f} s", flush=True)
+        service, runner = JobService(settings), Runner(settings)
+        rows = []
+        for shape, patients in shapes.items():
+            rows.append({"shape": shape, **run_export(service, runner, patients)})
+            print(json.dumps(rows[-1]), flush=True)
+            if not args.no_record:
+                record(BENCH_DIR, {**rows[-1], "stored_mb": round(stored / 1e6, 1)}, COLUMNS)
+        runner.stop_spark()
+        if not args.no_record:   # results.json: every shape of this run, not only the last
+            last = json.loads((BENCH_DIR / "results.json").read_text())
+            (BENCH_DIR / "results.json").write_text(json.dumps(
+                {"date": last["date"], "host": last["host"], "stored_mb": round(stored / 1e6, 1),
+                 "rows": rows}, indent=2) + "\n")
+    finally:
+        if not args.keep:
+            drop_scratch(settings)
+
+
+if __name__ == "__main__":
+    main()
