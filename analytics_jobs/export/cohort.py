@@ -1,13 +1,10 @@
 """The cohort of an export from its case pseudonyms: each case's studies and visits (the HBase
 `subject` row), the visits' records, and those records as CSV and Parquet files.
 
-The subject row holds `s:<study uid>` (written by DICOM ingest, `index_rows.parent_rows`) and
-`v:<visit id>` (written by the HL7 gateway, `store_rows.subject_column`); a visit's record is
-the `visit` row's `v:json` (`hl7_gateway.models.Visit`). No pacs_hdfs reader returns these
-yet: `subject_links` reads them the way `query.instance_locations` (studies) and the case view
-`portal/routes/cases.py` (visits) do, and is the one place to switch to the subject-row codec
-when the storage core gets one. Quarantined and deleted studies have no `s:` column, so they
-are not exported.
+Rows are read through the storage core's codecs (`pacs_hdfs.rows.subject`: `s:<study uid>`
+written by DICOM ingest, `v:<visit id>` by the HL7 gateway; `pacs_hdfs.rows.visit`: the
+`hl7_gateway.models.Visit` JSON), as the case view does. Quarantined and deleted studies have
+no study column, so they are not exported.
 """
 from __future__ import annotations
 
@@ -19,10 +16,11 @@ from pathlib import Path
 
 from hl7_gateway.models import Visit
 from hl7_gateway.visit_row import visit_to_row
+from pacs_hdfs.rows import subject as subject_rows
+from pacs_hdfs.rows import visit as visit_rows
 from pacs_hdfs.visit_schema import VISIT_SCHEMA
 
 BATCH = 500        # rows per HBase multi-get
-STUDY_PREFIX, VISIT_PREFIX = b"s:", b"v:"
 # CSV columns: the Parquet schema's, nested lists as JSON text
 CSV_COLUMNS = [f.name for f in VISIT_SCHEMA]
 
@@ -42,22 +40,21 @@ def subject_links(hbase, pseudonyms: list[str]) -> dict[str, Links]:
     """pseudonym -> its studies and visit ids, for the pseudonyms that have a subject row."""
     out: dict[str, Links] = {}
     for batch in _batches(pseudonyms):
-        rows = hbase.get_many("subject", [p.encode() for p in batch])
+        rows = hbase.get_many(subject_rows.TABLE, [subject_rows.key(p) for p in batch])
         for key, row in rows.items():
             if not row:
                 continue
-            out[key.decode()] = Links(
-                sorted(c[2:].decode() for c in row if c.startswith(STUDY_PREFIX)),
-                sorted(c[2:] for c in row if c.startswith(VISIT_PREFIX)))
+            out[key.decode()] = Links(sorted(s.decode() for s in subject_rows.studies(row)),
+                                      sorted(subject_rows.visits(row)))
     return out
 
 
 def visits(hbase, visit_ids: list[bytes]) -> Iterator[Visit]:
     """The visit records (validated again: the store is not trusted blindly), in batches."""
     for batch in _batches(visit_ids):
-        rows = hbase.get_many("visit", batch, columns=[b"v:json"])
+        rows = hbase.get_many(visit_rows.TABLE, batch, columns=[visit_rows.JSON])
         for vid in batch:
-            cell = rows.get(vid, {}).get(b"v:json")
+            cell = visit_rows.visit_json(rows.get(vid, {}))
             if cell:
                 yield Visit.model_validate_json(cell)
 

@@ -43,10 +43,10 @@ from analytics_jobs.export.manifest import build_manifest, manifest_bytes, readm
 from analytics_jobs.export.params import Params
 from analytics_jobs.export.sink import PullSink
 from analytics_jobs.export.zipstream import ZipStreamWriter
-from pacs_hdfs.containers import Location
 from pacs_hdfs.dicom import query
 from pacs_hdfs.dicom.stored import read_bytes
 from pacs_hdfs.hdfs_store import StorageError
+from pacs_hdfs.rows import instance as instance_rows
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,8 @@ def _sha256_file(path: Path) -> str:
 
 
 def _series_of(key: bytes) -> str:
-    """The series UID of an instance row key (study \\0 series \\0 sop, `index_rows.instance_key`)."""
-    return key.split(b"\x00")[1].decode()
+    """The series UID of an instance row key."""
+    return instance_rows.parse_key(key)[1]
 
 
 def stage_study(settings, staging: str, dicom: bool, want_nifti: bool,
@@ -165,7 +165,7 @@ def stage_study(settings, staging: str, dicom: bool, want_nifti: bool,
                 out.instances += 1
                 if dicom:
                     parts.add(layout.dicom_path(patient, study, series, it.sop_uid), data,
-                              Location.from_columns(it.row).sha256)
+                              instance_rows.location(it.row).sha256)
                 if convert:
                     (series_dir / f"{layout.uid(it.sop_uid)}.dcm").write_bytes(data)
             if convert:

@@ -174,7 +174,7 @@ def export(world):
 
 def test_zip_checks_out_and_matches_storage(world, export):
     from analytics_jobs.export.manifest import verify_zip
-    from pacs_hdfs.schema import row_key
+    from pacs_hdfs.rows import instance
     data = export.zip
     assert hashlib.sha256(data).hexdigest() == export.result["export"]["sha256"]
     assert len(data) == export.result["export"]["bytes"]
@@ -188,11 +188,11 @@ def test_zip_checks_out_and_matches_storage(world, export):
     expected = {}
     for k in "AB":
         study = world.studies[k]
-        for key, row in world.hbase.scan("instance", row_prefix=row_key(study) + b"\x00"):
-            _study, series, sop = key.decode().split("\x00")
+        for key, row in world.hbase.scan(instance.TABLE, row_prefix=instance.prefix(study)):
+            _study, series, sop = instance.parse_key(key)
             path = f"dicom/{world.pseudonym[k]}/{study}/{series}/{sop}.dcm"
-            stored = world.hdfs.read(row[b"l:path"].decode(), int(row[b"l:offset"]),
-                                     int(row[b"l:length"]))
+            loc = instance.location(row)
+            stored = world.hdfs.read(loc.path, loc.offset, loc.length)
             expected[path] = hashlib.sha256(stored).hexdigest()
     got = {n: hashlib.sha256(zf.read(n)).hexdigest() for n in zf.namelist()
            if n.startswith("dicom/")}
