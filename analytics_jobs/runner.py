@@ -28,7 +28,7 @@ import traceback
 from analytics_jobs.context import JobCancelled, JobContext
 from analytics_jobs.jobs import JobStore, now_iso
 from analytics_jobs.kinds import kind_spec
-from pacs_hdfs import clients, logs, metrics
+from pacs_hdfs import clients, logs, metrics, schema_version
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.settings import Settings, get_settings
 
@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = get_settings()
     logs.setup("job-runner", settings.path("logs", "job-runner.log"))
+    schema_version.check_at_start(settings, "job runner")
     lock = sole_runner_lock(settings)
     if lock is None:
         log.info("another job runner is running; this one exits")

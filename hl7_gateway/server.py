@@ -21,7 +21,7 @@ from hl7_gateway.identity import Identities
 from hl7_gateway.parser import ParserLimits
 from hl7_gateway.store import VisitStore
 from hl7_gateway.tls_scope import PeerCertProtocol
-from pacs_hdfs import audit, logs, metrics
+from pacs_hdfs import audit, logs, metrics, schema_version
 from pacs_hdfs.hardening import harden
 from pacs_hdfs.settings import Settings
 
@@ -60,6 +60,7 @@ def serve(settings: Settings, certs: CertPaths, host: str = "127.0.0.1", port: i
           limits: ParserLimits = ParserLimits(), log_file: Path | None = None) -> None:
     """Run the gateway in the foreground until interrupted."""
     logs.setup("gateway", log_file or settings.path("logs", "gateway.log"))
+    schema_version.check_at_start(settings, "gateway")
     metrics.serve("gateway", settings)
     limits = dataclasses.replace(limits, screen_text=settings.hl7_gateway_text_screen)
     identities = Identities.from_settings(settings, certs)

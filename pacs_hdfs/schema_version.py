@@ -18,6 +18,7 @@ A migration must be idempotent (it may run again after a crash before its versio
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ CURRENT = 2
 TABLE = schema_row.TABLE
 ROW = schema_row.ROW
 HDFS_FILE = "SCHEMA_VERSION.json"
+log = logging.getLogger(__name__)
 
 
 class SchemaError(RuntimeError):
@@ -135,3 +137,24 @@ def write(settings: Settings, version: int) -> None:
                                                                                  at)))
     clients.hdfs(settings).write(HDFS_FILE, json.dumps(
         {"version": version, "code": code, "at": at}).encode(), overwrite=True)
+
+
+def check_at_start(settings: Settings, service: str) -> None:
+    """Refuse to start a data-center service on an archive whose schema is not this code's:
+    after a code update without `pacs init --upgrade`, a service would otherwise write rows in
+    a layout the archive does not have yet (or older code into a newer archive). Exits with
+    status 2 and one error line naming the fix. Storage not reachable yet is not a refusal:
+    services ride out outages, so they start and the check is logged as skipped."""
+    try:
+        stored = read(settings).version
+    except Exception as e:          # noqa: BLE001 - any client error means "cannot tell now"
+        log.warning("%s: schema version not checked, storage not reachable (%s)", service,
+                    type(e).__name__)
+        return
+    try:
+        if stored is None:
+            raise SchemaError(f"no archive under {settings.hdfs_root}: run `pacs init` first")
+        plan(stored, upgrade=False)
+    except SchemaError as e:
+        log.error("%s refuses to start: %s", service, e)
+        raise SystemExit(2) from None

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 
-from pacs_hdfs import audit, clients, metrics
+from pacs_hdfs import audit, clients, metrics, schema_version
 from pacs_hdfs.containers import ContainerWriter
 from pacs_hdfs.dicom import config, scp_logging
 from pacs_hdfs.dicom.commit import Committer
@@ -43,6 +43,7 @@ def run(settings: Settings, ae_title: str | None = None, port: int | None = None
     """Log lines once each, tagged with their association (`scp_logging`); pynetdicom's own
     lines from WARNING up only (its debug dumps would print data set values)."""
     scp_logging.setup(config.log_path(settings))
+    schema_version.check_at_start(settings, "MDC DIMSE")
     metrics.serve("scp", settings)
     ae_title = ae_title or settings.mdc_dimse_ae_title
     port = port or settings.mdc_dimse_port

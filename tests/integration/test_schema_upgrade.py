@@ -62,3 +62,10 @@ def test_upgrade_from_an_unversioned_archive_and_refusals(namespace):
     newer = init(env, "--upgrade")
     assert newer.returncode == 3 and "newer than this code" in newer.stderr
     assert sv.read(s).version == sv.CURRENT + 1
+
+    # services refuse to start on it too (one error line naming the fix), before any write
+    runner = subprocess.run([sys.executable, "-m", "analytics_jobs.runner", "--idle-exit-s", "1"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert runner.returncode == 2, runner.stderr[-2000:]
+    log = (s.path("logs", "job-runner.log")).read_text()
+    assert "job runner refuses to start" in log and "newer than this code" in log
