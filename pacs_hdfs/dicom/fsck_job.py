@@ -49,8 +49,9 @@ from pacs_hdfs.dicom import fsck_repair as fr
 from pacs_hdfs.dicom.commit import CONTAINER_ROOT
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.rows import instance as instance_table
+from pacs_hdfs.rows import series as series_table
 from pacs_hdfs.rows import sop as sop_table
-from pacs_hdfs.schema import row_key
+from pacs_hdfs.rows import study as study_table
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,8 @@ class Scope:
     def instance_bounds(self) -> tuple[bytes, bytes | None]:
         if not self.study:
             return b"", None
-        prefix = row_key(self.study, self.series) if self.series else row_key(self.study)
-        return prefix + b"\x00", prefix_end(prefix + b"\x00")
+        prefix = instance_table.prefix(self.study, self.series or None)
+        return prefix, prefix_end(prefix)
 
     def counter_ranges(self, instance_ranges: list[tuple[bytes, bytes | None]]
                        ) -> dict[str, list[tuple[bytes, bytes | None]]]:
@@ -115,12 +116,12 @@ class Scope:
         scope cannot recount its study)."""
         if not self.study:
             return {"series": instance_ranges, "study": instance_ranges}
-        study = row_key(self.study)
+        study = study_table.key(self.study)
         if self.series:
-            key = row_key(self.study, self.series)
+            key = series_table.key(self.study, self.series)
             return {"series": [(key, key + b"\x00")]}
-        return {"series": [(study + b"\x00", prefix_end(study + b"\x00"))],
-                "study": [(study, study + b"\x00")]}
+        series = series_table.study_prefix(self.study)
+        return {"series": [(series, prefix_end(series))], "study": [(study, study + b"\x00")]}
 
 
 def key_ranges(boundaries: list[tuple[bytes, int]], n: int, lo: bytes = b"",
@@ -272,7 +273,7 @@ def scan_entries(sc, settings, scope: Scope, ranges, cores: int):
     samples = raw.mapPartitions(_sample_sops).collect()
     cuts = [(k, n / len(ks)) for n, ks in samples if ks for k in ks]
     sop_ranges = key_ranges(cuts, 4 * cores)
-    findings = (raw.map(lambda e: (row_key(fc.sop_of(e.key) or ""), e.key))
+    findings = (raw.map(lambda e: (sop_table.key(fc.sop_of(e.key) or ""), e.key))
                 .partitionBy(len(sop_ranges), _range_of([r[0] for r in sop_ranges[1:]]))
                 .mapPartitionsWithIndex(_commit_join_fn(settings, sop_ranges)).collect())
     states = {key: state for kind, key, state in findings if kind == "state"}
@@ -476,7 +477,7 @@ def run_check(spark, settings, hdfs, hbase, p: Params, progress: _Progress) -> C
     weight: dict[bytes, int] = {}
     for d, f in listing:
         study, series = d.rsplit("/", 2)[-2:]
-        k = row_key(study, series) + b"\x00"
+        k = instance_table.prefix(study, series)
         weight[k] = weight.get(k, 0) + 1      # the series and each of its files
     young_series = {tuple(f.path.rsplit("/", 3)[-3:-1]) for f in files
                     if now - f.modified_ms / 1000 < p.grace_s}
