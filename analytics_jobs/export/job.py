@@ -6,8 +6,8 @@ cases' visits as CSV and Parquet, a README and a manifest (see README.md in this
    pseudonyms without a row are counted, not fatal.
 2. **stage** (Spark, one task per study): the study's instances through the Q/R readers
    (`query.instance_locations`, verified `stored.read_bytes`), packed back to back into staged
-   part files of at most `PART_BYTES` under `jobs/<id>/staging/<study>/` (replication 1: they
-   live minutes); CT/MR series also go to a task-local folder for `nifti.convert_series`, whose
+   part files of at most `PART_BYTES` under `jobs/<id>/staging/<study>/` (2 replicas: they
+   live minutes, but must survive a DataNode restart); CT/MR series also go to a task-local folder for `nifti.convert_series`, whose
    volumes are uploaded as staged files of their own. A task returns only small rows
    (`Staged`: member path, staged file, offset, size, sha256), never bytes.
 3. **zip** (driver): every staged member is streamed (one ranged read per run of members in a
@@ -20,7 +20,7 @@ cases' visits as CSV and Parquet, a README and a manifest (see README.md in this
 Memory: the driver holds one `Staged` row per member (~200 bytes) and zipfile's central
 directory entry per member (the same order), never member bytes beyond a few 1 MiB pieces; a task
 holds one part (`PART_BYTES`) and one instance. Staging doubles the HDFS space for the time of
-the job (once, with replication 1).
+the job (with 2 replicas).
 """
 from __future__ import annotations
 
@@ -53,7 +53,10 @@ log = logging.getLogger(__name__)
 ZIP_NAME = "export.zip"
 MANIFEST_ARTIFACT = "manifest.json"
 PART_BYTES = 32 << 20          # staged part files: bounded task memory, few HDFS files
-STAGING_REPLICATION = 1
+# Staged files live minutes, but a single replica made the zip phase fail when a DataNode was
+# restarted under it (seen on the shared cluster); two replicas let the read move on.
+STAGING_REPLICATION = 2
+READ_ATTEMPTS = 6              # a staged read cut off mid-stream resumes where it stopped
 SKIPPED_CAP = 1000             # skipped items listed in the result document (all in the manifest)
 
 
@@ -121,7 +124,8 @@ class PartWriter:
     def flush(self) -> None:
         if self.buf:
             self.hdfs.write(self._file, bytes(self.buf), overwrite=True,
-                            replication=STAGING_REPLICATION)
+                            replication=min(STAGING_REPLICATION,
+                                            self.hdfs.s.effective_replication))
             self.buf.clear()
             self.n += 1
 
@@ -222,6 +226,29 @@ class Cursor:
             yield piece
 
 
+def resumable_chunks(hdfs, path: str, offset: int, length: int, attempts: int = READ_ATTEMPTS,
+                     delay_s: float = 1.0):
+    """`length` bytes of `path` from `offset` as chunks; a stream cut off (a DataNode stopped
+    mid-read) is reopened at the first byte not yet handed out, so the consumer never sees it.
+    Raises StorageError after `attempts` failures in a row."""
+    done, failures = 0, 0
+    while done < length:
+        try:
+            for chunk in hdfs.read_chunks(path, offset + done, length - done):
+                done += len(chunk)
+                failures = 0
+                yield chunk
+            if done < length:
+                raise StorageError(f"{path}: stream ended {length - done} bytes early")
+        except StorageError as e:
+            failures += 1
+            if failures >= attempts:
+                raise
+            log.warning("staged read of %s cut off at +%d (%s); resuming", path, done,
+                        str(e)[:200])
+            time.sleep(delay_s * failures)
+
+
 def runs(members: list[Staged]):
     """Members grouped into runs that lie back to back in one staged file (one read each)."""
     for file, group in groupby(members, key=lambda m: m.file):
@@ -309,7 +336,7 @@ def _write_zip(ctx: JobContext, p: Params, zip_path: str, links, missing, studie
             for study in staged:
                 for file, run_ in runs(study.members):
                     length = sum(m.size for m in run_)
-                    cursor = Cursor(ctx.hdfs.read_chunks(file, run_[0].offset, length))
+                    cursor = Cursor(resumable_chunks(ctx.hdfs, file, run_[0].offset, length))
                     for m in run_:
                         entry = z.add(m.path, cursor.take(m.size))
                         if (entry.size, entry.sha256) != (m.size, m.sha256):

@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from analytics_jobs.export import cohort
-from analytics_jobs.export.job import Cursor, PartWriter, Staged, runs
+from types import SimpleNamespace
+
+from analytics_jobs.export.job import Cursor, PartWriter, Staged, resumable_chunks, runs
 from analytics_jobs.export.manifest import verify_zip
 from analytics_jobs.export.sink import PullSink, SinkError
 from analytics_jobs.export.zipstream import ZipStreamWriter
@@ -82,16 +84,29 @@ def test_pull_sink_reports_a_failed_upload_and_abort_fails_the_stream():
 
 
 class FakeHdfs:
-    def __init__(self):
+    def __init__(self, cut_after: int | None = None):
         self.files: dict[str, bytes] = {}
+        self.s = SimpleNamespace(effective_replication=3)
+        self.cut_after, self.opens = cut_after, []
 
     def write(self, path, data, overwrite=False, replication=None):
         self.files[path] = bytes(data)
 
     def read_chunks(self, path, offset=0, length=None, chunk_size=7):
+        from pacs_hdfs.hdfs_store import StorageError
+        self.opens.append(offset)
         data = self.files[path][offset:None if length is None else offset + length]
         for i in range(0, len(data), chunk_size):
+            if self.cut_after is not None and len(self.opens) == 1 and i >= self.cut_after:
+                raise StorageError("connection refused (datanode restarted)")
             yield data[i:i + chunk_size]
+
+
+def test_a_staged_read_cut_off_resumes_at_the_next_byte():
+    hdfs = FakeHdfs(cut_after=21)
+    hdfs.files["/f"] = bytes(range(100))
+    got = b"".join(resumable_chunks(hdfs, "/f", 10, 80, delay_s=0))
+    assert got == bytes(range(10, 90)) and hdfs.opens == [10, 31]
 
 
 def test_parts_runs_and_cursor_give_every_member_back():
