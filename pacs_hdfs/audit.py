@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 
 from pacs_hdfs.rows import audit as audit_rows
-from pacs_hdfs.rows.audit import Event  # noqa: F401 - the event type callers use
+from pacs_hdfs.rows.audit import Event
 
 TABLE = audit_rows.TABLE
 SCAN_CAP = 50_000          # rows examined per filtered query
