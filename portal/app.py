@@ -13,6 +13,7 @@ from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.logs import RequestIdMiddleware
 from portal.deps import NotSignedIn, csrf_guard
 from portal.search.feed import LiveIndex
+from portal.search.service import SharedSearch
 from portal.routes import (admin, auth, cases, dicomweb, dicomweb_admin, export, home, jobs,
                            search, viewer)
 from portal.state import Lazy, PortalState
@@ -49,7 +50,10 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
     app = FastAPI(title="pacs portal", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(csrf_guard)])
     app.state.portal = PortalState(settings, store, job_service, secure_cookies)
-    app.state.portal.search = LiveIndex(settings, hbase=store, snapshots=real_store)
+    # the configured store: the shared on-disk index (one indexer, every process reads it);
+    # a store handed in (tests): the in-memory index over that store
+    app.state.portal.search = (SharedSearch(settings, hbase=store) if real_store
+                               else LiveIndex(settings, hbase=store, snapshots=False))
     for module in (auth, home, search, cases, viewer, dicomweb, dicomweb_admin, jobs, export,
                    admin):
         app.include_router(module.router)

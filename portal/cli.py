@@ -3,6 +3,7 @@ enable/delete` (the admin page's users section does the same)."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import typer
@@ -153,3 +154,24 @@ def search_backfill(as_json: bool = typer.Option(False, "--json")) -> None:
         emit_json({"visits": count})
     else:
         console.print(f"feed rows written for {count} visits")
+
+
+@search_app.command("index")
+def search_index() -> None:
+    """Run the case-search indexer in the foreground: tails the HBase feed into the shared
+    index that every portal process reads. Portals index too when no indexer runs; only one
+    process holds the index's writer lock at a time."""
+    from portal.search.service import SharedSearch
+    s = get_settings()
+    logs.setup("search-indexer", s.path("logs", "search-indexer.log"))
+    live = SharedSearch(s).start()
+    console.print(f"case-search indexer on {live.dir} (Ctrl-C stops)")
+    said = False
+    try:
+        while True:
+            time.sleep(5)
+            if live.indexer is None and not said:
+                console.print("another process indexes now; this one takes over when it stops")
+            said = live.indexer is None
+    except KeyboardInterrupt:
+        live.stop()

@@ -61,7 +61,7 @@ class PortalState:
     store: object                      # HBaseStore (or tests.memory_store.MemoryStore in tests)
     jobs: object                       # analytics_jobs.service.JobService (or a test double)
     secure_cookies: bool = False       # True when served over HTTPS
-    search: object = None              # portal.search.feed.LiveIndex, set by create_app
+    search: object = None              # portal.search.service.SharedSearch (or feed.LiveIndex)
     hdfs: object = None                # WebHDFS client, built on first use (default)
     secret: bytes = field(default=b"", repr=False)
 

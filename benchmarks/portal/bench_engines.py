@@ -1,6 +1,7 @@
-"""Case search engines side by side (issue 20, phase 1): today's in-memory ``CaseIndex``,
-Tantivy (memory-mapped segments on local disk) and DuckDB (one database file) on the SAME
-synthetic visits (``bench_search.documents``), without HBase or HTTP in the way.
+"""Case search engines side by side (issue 20): today's in-memory ``CaseIndex``, Tantivy
+(``portal.search.shared``), DuckDB (one database file) and the chosen memory-mapped ``CaseIndex``
+segments (``portal.search.mapped``) on the SAME synthetic visits (``bench_search.documents``),
+without HBase or HTTP in the way.
 
 For each engine: build time, size on disk, then a separate querying process (so its RSS is its
 own) that opens the index and answers the 10 query shapes of ``bench_search.QUERIES`` for
@@ -204,6 +205,27 @@ class TantivySearch:
                                              q.page, q.per_page))
 
 
+# --- the chosen shared index: CaseIndex segments memory-mapped (portal.search.mapped) ---------
+def mapped_build(docs: list[dict], path: Path) -> None:
+    from portal.search.mapped import MappedIndexer
+    writer = MappedIndexer(path)
+    pairs = [(1_000 + i, d) for i, d in enumerate(docs)]
+    for k in range(0, len(pairs), 20_000):
+        writer.apply(pairs[k:k + 20_000])
+    writer.close()
+
+
+class MappedSearch:
+    def __init__(self, path: Path):
+        from portal.search.mapped import MappedIndex
+        self.ix = MappedIndex(path)
+
+    def search(self, q: CaseQuery) -> tuple[int, int, list]:
+        self.ix.refresh()
+        return summarised(self.ix.search(resolve(q, self.ix), q.sort, q.order == "desc", q.page,
+                                         q.per_page))
+
+
 # --- today's CaseIndex ----------------------------------------------------------------------
 def memory_build(docs: list[dict], path: Path) -> None:
     ix = CaseIndex()
@@ -229,7 +251,10 @@ def summarised(page) -> tuple[int, int, list]:
 
 
 ENGINES = {"memory": (MemorySearch, "index.npz"), "duckdb": (DuckSearch, "visits.duckdb"),
-           "tantivy": (TantivySearch, "tantivy")}
+           "tantivy": (TantivySearch, "tantivy"), "mapped": (MappedSearch, "mapped")}
+BUILDERS = {"memory": lambda docs, path: memory_build(docs, path),
+            "tantivy": lambda docs, path: tantivy_build(docs, path),
+            "mapped": lambda docs, path: mapped_build(docs, path)}
 
 
 def serve(engine: str, path: Path, rounds: int) -> dict:
@@ -281,8 +306,8 @@ def main() -> None:
             path = work / ENGINES[engine][1]
             load0 = load_avg()
             t0 = time.perf_counter()
-            if engine in ("memory", "tantivy"):
-                (memory_build if engine == "memory" else tantivy_build)(docs, path)
+            if engine in BUILDERS:
+                BUILDERS[engine](docs, path)
             else:
                 if data is None:
                     data = rows(docs)

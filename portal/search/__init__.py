@@ -1,9 +1,10 @@
-"""Case search: an in-memory columnar index of the visits, fed from HBase.
+"""Case search: a columnar index of the visits, fed from HBase, shared by the portal processes.
 
 The HL7 gateway writes one ``search`` feed row per stored visit (``hl7_gateway.store_rows``).
-The portal tails those rows into a ``CaseIndex`` (numpy columns + inverted postings, kept as a
-few immutable segments that are merged in the background) and answers searches from memory; a
-snapshot of the merged index is kept in HDFS so a restart does not replay every feed row.
+One indexer (a portal process holding the index's writer lock, or `pacs search index`) tails
+those rows into ``CaseIndex`` segments kept as files on local disk; every portal process maps
+them read-only and answers searches from the shared page cache (issue 20; the measured
+alternatives, Tantivy and DuckDB, are in benchmarks/portal/RESULTS.md).
 
 | module | does |
 |---|---|
@@ -11,5 +12,8 @@ snapshot of the merged index is kept in HDFS so a restart does not replay every 
 | `segment.py` | one immutable block of visits: columns, postings, tombstones |
 | `index.py` | `CaseIndex`: vocabularies, patients, segments, `search(query)` -> a page of cases |
 | `query.py` | `CaseQuery` (validated parameters) and term resolution (ICD-10/ICD-9 descriptions) |
-| `feed.py` | glue: HBase feed tailing, HDFS snapshots, the background loader |
+| `mapped.py` | the shared index: segments on disk, `MappedIndexer` (one writer), `MappedIndex` (readers) |
+| `service.py` | `SharedSearch`: the portal's handle (becomes the indexer when none runs; reads) |
+| `feed.py` | HBase feed tailing; `LiveIndex`, the private in-memory index (tests, in-memory stores) |
+| `shared.py` | the Tantivy candidate with the same semantics, kept for the side-by-side benchmark |
 """

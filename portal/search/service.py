@@ -1,6 +1,7 @@
 """``SharedSearch``: what a portal process holds for case search when the index is shared.
 
-Every portal process opens the shared Tantivy index (``portal.search.shared``) read-only. One
+Every portal process opens the shared index (``portal.search.mapped``: memory-mapped numpy
+segments; ``portal.search.shared``: the Tantivy candidate, kept for comparison) read-only. One
 process at a time is also the indexer: it holds Tantivy's writer lock and tails the HBase feed
 into the index every ``POLL_S`` (``feed.catch_up``, the same overlap rules as the in-memory
 index). The others try to take the lock every ``RETRY_S``, so when the indexing process stops
@@ -20,12 +21,15 @@ from pathlib import Path
 
 from pacs_hdfs import clients
 from portal.search import feed
+from portal.search import mapped, shared
 from portal.search.index import CaseIndex
-from portal.search.shared import Indexer, IndexBusy, Reader
 
 POLL_S = 1.0          # feed poll: a stored visit is searchable within about this + one commit
 RETRY_S = 10.0        # a reader tries this often to become the indexer
 HEARTBEAT = "indexer.json"
+ENGINES = {"mapped": (mapped.MappedIndexer, mapped.MappedIndex),
+           "tantivy": (shared.Indexer, shared.Reader)}
+BUSY = (mapped.IndexBusy, shared.IndexBusy)
 log = logging.getLogger(__name__)
 
 
@@ -37,12 +41,13 @@ def index_dir(settings) -> Path:
 
 class SharedSearch:
     def __init__(self, settings, hbase=None, directory: Path | None = None,
-                 poll_s: float = POLL_S, indexing: bool = True):
+                 poll_s: float = POLL_S, indexing: bool = True, engine: str = "mapped"):
         self.settings, self.poll_s, self.indexing = settings, poll_s, indexing
+        self._indexer_cls, self._reader_cls = ENGINES[engine]
         self.dir = Path(directory) if directory else index_dir(settings)
         self._hbase = hbase
-        self.reader: Reader | None = None
-        self.indexer: Indexer | None = None
+        self.reader = None
+        self.indexer = None
         self.ready = threading.Event()
         self.error = ""
         self._stop = threading.Event()
@@ -97,15 +102,15 @@ class SharedSearch:
 
     def _become_indexer(self) -> None:
         try:
-            self.indexer = Indexer(self.dir)
+            self.indexer = self._indexer_cls(self.dir)
             log.info("case index: this process indexes the feed into %s (position %d)",
                      self.dir, self.indexer.position)
-        except IndexBusy:
+        except BUSY:
             self.indexer = None
 
     def _open_reader(self) -> bool:
-        if self.reader is None and (self.dir / "meta.json").exists():
-            self.reader = Reader(self.dir)
+        if self.reader is None and self._reader_cls.exists(self.dir):
+            self.reader = self._reader_cls(self.dir)
         return self.reader is not None
 
     def refresh(self) -> int:
@@ -133,7 +138,7 @@ class SharedSearch:
     def status(self) -> dict:
         reader = self.reader
         return {"ready": self.ready.is_set(), "visits": reader.size if reader else 0,
-                "patients": reader.patients.count if reader else 0,
+                "patients": reader.patient_count if reader else 0,
                 "position": self.heartbeat().get("position", 0), "error": self.error,
                 "role": "indexer" if self.indexer is not None else "reader"}
 

@@ -239,6 +239,14 @@ class Reader:
         self.size = 0
         self.refresh()
 
+    @classmethod
+    def exists(cls, directory: Path) -> bool:
+        return (Path(directory) / "meta.json").exists()
+
+    @property
+    def patient_count(self) -> int:
+        return self.patients.count
+
     def refresh(self) -> bool:
         """Follow a new commit, if any (a ``stat`` when there is none)."""
         meta = self.dir / "meta.json"

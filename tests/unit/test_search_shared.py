@@ -114,8 +114,10 @@ def test_one_process_indexes_the_feed_and_another_only_reads(tmp_path):
     store = MemoryStore()
     visits = sample_visits(30, seed=3)
     store.put_many("search", [feed_row(v, 1_700_000_000_000 + i) for i, v in enumerate(visits[:20])])
-    first = SharedSearch(Settings(), hbase=store, directory=tmp_path, poll_s=0.05).start()
-    second = SharedSearch(Settings(), hbase=store, directory=tmp_path, poll_s=0.05).start()
+    first = SharedSearch(Settings(), hbase=store, directory=tmp_path, poll_s=0.05,
+                         engine="tantivy").start()
+    second = SharedSearch(Settings(), hbase=store, directory=tmp_path, poll_s=0.05,
+                          engine="tantivy").start()
     try:
         assert first.ready.wait(10) and second.ready.wait(10)
         roles = {first.status()["role"], second.status()["role"]}
