@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "fsck": "pacs_hdfs.dicom.fsck_job",
     "study-compact": "pacs_hdfs.dicom.lifecycle_job",
     "export": "analytics_jobs.export.job",
+    "search-rebuild": "portal.search.rebuild",     # case-search documents from the visits
 }
 
 

@@ -2,6 +2,7 @@
 enable/delete` (the admin page's users section does the same)."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -175,3 +176,37 @@ def search_index() -> None:
             said = live.indexer is None
     except KeyboardInterrupt:
         live.stop()
+
+
+@search_app.command("rebuild")
+def search_rebuild(as_json: bool = typer.Option(False, "--json"),
+                   timeout: float = typer.Option(3600, help="seconds to wait for the Spark job")
+                   ) -> None:
+    """Rebuild the shared case index from the stored visits: a Spark job (`search-rebuild`)
+    turns the visit Parquet into search documents, then a new index is built from them,
+    caught up with the feed and swapped in (the running indexer lets go meanwhile)."""
+    from analytics_jobs.service import JobService
+    from pacs_hdfs import clients
+    from portal.search import rebuild
+    from portal.search.service import index_dir
+    s = get_settings()
+    jobs = JobService(s)
+    t0 = time.monotonic()
+    rec = jobs.wait(jobs.submit("search-rebuild", {}, user="cli").id, timeout=timeout)
+    if rec.state != "succeeded":
+        fail(f"search-rebuild job {rec.id} ended {rec.state}: {rec.error}")
+    result = json.loads(jobs.artifact(rec.id))
+    job_s = time.monotonic() - t0
+    hdfs, live = clients.hdfs(s), index_dir(s)
+    fresh = rebuild.build(live.with_name(live.name + ".rebuild"),
+                          rebuild.read_documents(hdfs, result["documents"], result["received_ms"]))
+    build_s = time.monotonic() - t0 - job_s
+    swapped = rebuild.swap(live, fresh, clients.hbase(s))
+    out = {"job": rec.id, "visits": result["visits"], "job_s": round(job_s, 1),
+           "build_s": round(build_s, 1), "total_s": round(time.monotonic() - t0, 1), **swapped}
+    hdfs.delete(result["documents"], recursive=True)
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"case index rebuilt: {out['visits']} visits (Spark {out['job_s']} s, "
+                      f"index {out['build_s']} s, {out['tail_visits']} from the feed since)")

@@ -139,8 +139,9 @@ class MappedIndexer:
         self.names = _Lines(self.dir / "patients.jsonl")
         self.on_disk: dict[int, str] = {}
         m = _read_manifest(self.dir) or {"segments": [], "vocab": {}, "patients": 0,
-                                         "patient_file": None, "position": 0, "generation": 0}
-        self.generation = m["generation"]
+                                         "patient_file": None, "position": 0, "generation": 0,
+                                         "epoch": os.urandom(8).hex()}
+        self.generation, self.epoch = m["generation"], m["epoch"]
         for f, lines in self.lines.items():
             self.ix.vocab[f] = Vocab(lines.read_upto(m["vocab"].get(f, 0)))
         self.ix.patients.ids(self.names.read_upto(m["patients"]))
@@ -207,7 +208,7 @@ class MappedIndexer:
             m = {"segments": [self.on_disk[id(s)] for s in segments],
                  "vocab": {f: lines.count for f, lines in self.lines.items()}, "patients": n,
                  "patient_file": patient_file, "position": ix.position,
-                 "generation": self.generation}
+                 "generation": self.generation, "epoch": self.epoch}
             _write_atomic(self.dir / MANIFEST, json.dumps(m))
             self.on_disk = {id(s): self.on_disk[id(s)] for s in segments}
         self._clean(m)
@@ -268,6 +269,8 @@ class MappedIndex(CaseIndex):
         self._loaded: dict[str, Segment] = {}
         self._stamp = None
         self._refresh_lock = threading.Lock()
+        self.epoch = None
+        self.stale = False            # the directory now holds another index (a rebuild)
         self.refresh()
 
     @classmethod
@@ -294,6 +297,13 @@ class MappedIndex(CaseIndex):
             if stamp == self._stamp:
                 return False
             m = _read_manifest(self.dir)
+            if m is None:
+                return False
+            if self.epoch is None:
+                self.epoch = m["epoch"]
+            elif m["epoch"] != self.epoch:
+                self.stale = True        # ids of another index: the owner opens a new reader
+                return False
             for f, lines in self.lines.items():       # append-only: ids already resolved by
                 for term in lines.read_upto(m["vocab"].get(f, 0)):   # a request stay valid
                     self.vocab[f].id(term)

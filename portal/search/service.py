@@ -27,6 +27,7 @@ from portal.search.index import CaseIndex
 POLL_S = 1.0          # feed poll: a stored visit is searchable within about this + one commit
 RETRY_S = 10.0        # a reader tries this often to become the indexer
 HEARTBEAT = "indexer.json"
+RELEASE = "release"       # written by `pacs search rebuild` (portal.search.rebuild)
 ENGINES = {"mapped": (mapped.MappedIndexer, mapped.MappedIndex),
            "tantivy": (shared.Indexer, shared.Reader)}
 BUSY = (mapped.IndexBusy, shared.IndexBusy)
@@ -80,6 +81,10 @@ class SharedSearch:
         if self.reader is None:
             return self._empty
         self.reader.refresh()
+        if getattr(self.reader, "stale", False):     # rebuilt and swapped: reopen
+            self.reader = None
+            self._open_reader()
+            return self.reader if self.reader is not None else self._empty
         return self.reader
 
     # --- background: become the indexer if nobody is, keep the index fresh ----------------
@@ -87,7 +92,12 @@ class SharedSearch:
         tried = 0.0
         while not self._stop.is_set():
             try:
-                if self.indexer is None and self.indexing and time.monotonic() - tried > RETRY_S:
+                if self.indexer is not None and (self.dir / RELEASE).exists():
+                    log.info("case index: a rebuild asks for the index; indexing stops")
+                    self.indexer.close()           # `pacs search rebuild` swaps it
+                    self.indexer, tried = None, 0.0  # and takes the new one at once after
+                if (self.indexer is None and self.indexing and not (self.dir / RELEASE).exists()
+                        and time.monotonic() - tried > RETRY_S):
                     tried = time.monotonic()
                     self._become_indexer()
                 if self.indexer is not None:
