@@ -27,3 +27,21 @@ def scratch_namespace(name: str, home: Path):
     finally:
         Supervisor(s).stop_daemon("job-runner")
         drop_storage(s)
+
+
+@contextmanager
+def scratch_namespace_env(name: str, home: Path):
+    """`scratch_namespace` with its variables in os.environ while it lasts (so subprocesses:
+    edge, gateway, portal, `pacs` commands, use it); yields (Settings, environment)."""
+    keys = ("PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX", "PACS_HOME")
+    with scratch_namespace(name, home) as (s, env):
+        saved = {k: os.environ.get(k) for k in keys}
+        os.environ.update({k: env[k] for k in keys})
+        try:
+            yield s, env
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v

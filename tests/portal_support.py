@@ -106,3 +106,20 @@ let h = 0, sum = 0;
 for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + 7 * d[i + 1]) >>> 0; sum += d[i]; }
 return [h, sum];
 """
+
+
+def signed_in(url: str, name: str, password: str):
+    """A `requests` session signed in to the portal at `url` through its real form, and the
+    session's CSRF token (for POST/DELETE). Returns (session, csrf token)."""
+    import re
+
+    import requests
+
+    from tests.portal_doubles import LOGIN_TOKEN
+    s = requests.Session()
+    token = LOGIN_TOKEN.search(s.get(url + "/login").text).group(1)
+    r = s.post(url + "/login", data={"username": name, "password": password, "next": "/",
+                                     "csrf_token": token}, allow_redirects=False)
+    assert r.status_code == 303, r.text[:300]
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', s.get(url + "/").text).group(1)
+    return s, csrf

@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import subprocess
 import time
 import uuid
@@ -33,10 +32,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import requests
 
 from tests.integration.dicom_support import DCMTK, VENV_BIN, deid_uid, scp_process, store
-from tests.portal_support import make_user, portal_process
+from tests.portal_support import make_user, portal_process, signed_in
 
 pytestmark = pytest.mark.cluster
 
@@ -46,20 +44,9 @@ JOB_TIMEOUT_S = 1800
 
 @pytest.fixture(scope="module")
 def ns(cluster, tmp_path_factory):
-    from tests.namespace_support import scratch_namespace
-    home = tmp_path_factory.mktemp("export-home")
-    with scratch_namespace("export", home) as (s, env):
-        saved = {k: os.environ.get(k) for k in ("PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX",
-                                                "PACS_HOME")}
-        os.environ.update({k: env[k] for k in saved})
-        try:
-            yield SimpleNamespace(settings=s, env=env)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    from tests.namespace_support import scratch_namespace_env
+    with scratch_namespace_env("export", tmp_path_factory.mktemp("export-home")) as (s, env):
+        yield SimpleNamespace(settings=s, env=env)
 
 
 def _patient(tag: str, marker: str, n: int = SLICES):
@@ -127,21 +114,10 @@ def _port() -> int:
     return free_port()
 
 
-def _signed_in(url: str, name: str, password: str) -> tuple[requests.Session, str]:
-    from tests.portal_doubles import LOGIN_TOKEN
-    s = requests.Session()
-    token = LOGIN_TOKEN.search(s.get(url + "/login").text).group(1)
-    r = s.post(url + "/login", data={"username": name, "password": password, "next": "/",
-                                     "csrf_token": token}, allow_redirects=False)
-    assert r.status_code == 303, r.text[:300]
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', s.get(url + "/").text).group(1)
-    return s, csrf
-
-
 @pytest.fixture(scope="module")
 def export(world):
     """The owner exports `icd10=C50` from the search page; waits for the job."""
-    s, csrf = _signed_in(world.portal, *world.owner)
+    s, csrf = signed_in(world.portal, *world.owner)
     deadline = time.monotonic() + 120
     while True:   # the live index tails the visits' feed rows: wait until both cases show
         page = s.get(f"{world.portal}/search", params={"icd10": "C50"}).text
@@ -247,10 +223,10 @@ def test_download_is_for_the_owner_and_admins_only_and_audited(world, export, ns
     assert events[0].details["sha256"] == export.result["export"]["sha256"]
     assert events[0].details["bytes"] == len(export.zip)
     for who in (world.other, world.teacher):
-        s, _ = _signed_in(world.portal, *who)
+        s, _ = signed_in(world.portal, *who)
         r = s.get(f"{world.portal}/jobs/{export.job_id}/export.zip")
         assert r.status_code == 403, (who[0], r.status_code)
-    s, csrf = _signed_in(world.portal, *world.teacher)
+    s, csrf = signed_in(world.portal, *world.teacher)
     r = s.post(f"{world.portal}/search/export", data={"icd10": "C50", "csrf_token": csrf},
                allow_redirects=False)
     assert r.status_code == 403          # teachers search, but cannot export
