@@ -1,5 +1,5 @@
 """Case search engines side by side (issue 20): today's in-memory ``CaseIndex``, Tantivy
-(``portal.search.shared``), DuckDB (one database file) and the chosen memory-mapped ``CaseIndex``
+(``tantivy_engine.py``), DuckDB (one database file) and the chosen memory-mapped ``CaseIndex``
 segments (``portal.search.mapped``) on the SAME synthetic visits (``bench_search.documents``),
 without HBase or HTTP in the way.
 
@@ -32,6 +32,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from benchmarks.portal.bench_search import QUERIES, documents, pct  # noqa: E402
 from portal.search import text  # noqa: E402
 from portal.search.index import SEXES, CaseIndex, Vocab  # noqa: E402
+from portal.search.mapped import MappedIndex, MappedIndexer  # noqa: E402
 from portal.search.query import CaseQuery, resolve  # noqa: E402
 
 
@@ -184,41 +185,33 @@ class DuckSearch:
         return {r[0]: (r[1], r[2], r[3]) for r in got}
 
 
-# --- Tantivy: the shared index as built (portal.search.shared) ------------------------------
-def tantivy_build(docs: list[dict], path: Path) -> None:
-    from portal.search.shared import Indexer
-    writer = Indexer(path)
-    pairs = [(1_000 + i, d) for i, d in enumerate(docs)]
-    for k in range(0, len(pairs), 20_000):       # as the indexer reads the feed
-        writer.apply(pairs[k:k + 20_000])
-    writer.close()
+# --- indexers fed as the feed is read, and their read-only views --------------------------------
+def chunks(docs, size: int = 20_000):
+    """(received, document) lists of ``size``, as the indexer reads the feed (no full list)."""
+    batch = []
+    for i, d in enumerate(docs):
+        batch.append((1_000 + i, d))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-class TantivySearch:
-    def __init__(self, path: Path):
-        from portal.search.shared import Reader
-        self.reader = Reader(path)
-
-    def search(self, q: CaseQuery) -> tuple[int, int, list]:
-        self.reader.refresh()
-        return summarised(self.reader.search(resolve(q, self.reader), q.sort, q.order == "desc",
-                                             q.page, q.per_page))
+def indexed(indexer_class):
+    def build(docs, path: Path) -> None:
+        writer = indexer_class(path)
+        for batch in chunks(docs):
+            writer.apply(batch)
+        writer.close()
+    return build
 
 
-# --- the chosen shared index: CaseIndex segments memory-mapped (portal.search.mapped) ---------
-def mapped_build(docs: list[dict], path: Path) -> None:
-    from portal.search.mapped import MappedIndexer
-    writer = MappedIndexer(path)
-    pairs = [(1_000 + i, d) for i, d in enumerate(docs)]
-    for k in range(0, len(pairs), 20_000):
-        writer.apply(pairs[k:k + 20_000])
-    writer.close()
+class ViewSearch:
+    """Searches a read-only view (``MappedIndex``, Tantivy ``Reader``) as the portal does."""
 
-
-class MappedSearch:
-    def __init__(self, path: Path):
-        from portal.search.mapped import MappedIndex
-        self.ix = MappedIndex(path)
+    def __init__(self, view):
+        self.ix = view
 
     def search(self, q: CaseQuery) -> tuple[int, int, list]:
         self.ix.refresh()
@@ -250,11 +243,17 @@ def summarised(page) -> tuple[int, int, list]:
         for c in page.cases]
 
 
+def _tantivy():
+    from benchmarks.portal import tantivy_engine
+    return tantivy_engine
+
+
 ENGINES = {"memory": (MemorySearch, "index.npz"), "duckdb": (DuckSearch, "visits.duckdb"),
-           "tantivy": (TantivySearch, "tantivy"), "mapped": (MappedSearch, "mapped")}
-BUILDERS = {"memory": lambda docs, path: memory_build(docs, path),
-            "tantivy": lambda docs, path: tantivy_build(docs, path),
-            "mapped": lambda docs, path: mapped_build(docs, path)}
+           "tantivy": (lambda path: ViewSearch(_tantivy().Reader(path)), "tantivy"),
+           "mapped": (lambda path: ViewSearch(MappedIndex(path)), "mapped")}
+BUILDERS = {"memory": memory_build,
+            "tantivy": lambda docs, path: indexed(_tantivy().Indexer)(docs, path),
+            "mapped": indexed(MappedIndexer)}
 
 
 def serve(engine: str, path: Path, rounds: int) -> dict:
@@ -262,6 +261,9 @@ def serve(engine: str, path: Path, rounds: int) -> dict:
     t0 = time.perf_counter()
     searcher = ENGINES[engine][0](path)
     opened = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    searcher.search(CaseQuery.model_validate(QUERIES[0][1]))
+    first = time.perf_counter() - t0
     per: dict[str, list[float]] = {label: [] for label, _ in QUERIES}
     answers = {}
     for _ in range(rounds):
@@ -270,7 +272,7 @@ def serve(engine: str, path: Path, rounds: int) -> dict:
             answers[label] = searcher.search(CaseQuery.model_validate(params))
             per[label].append((time.perf_counter() - t0) * 1000)
     every = [x for xs in per.values() for x in xs]
-    return {"open_s": round(opened, 2), **proc_mem(),
+    return {"open_s": round(opened, 2), "first_search_s": round(opened + first, 2), **proc_mem(),
             "p50_ms": round(pct(every, 50), 1), "p95_ms": round(pct(every, 95), 1),
             "p99_ms": round(pct(every, 99), 1), "mean_ms": round(statistics.fmean(every), 1),
             "per_query_p50_ms": {k: round(pct(v, 50), 1) for k, v in per.items()},
@@ -289,6 +291,11 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--engines", default="memory,duckdb,tantivy")
+    ap.add_argument("--stream", action="store_true",
+                    help="never hold all documents (10 M); engines mapped/tantivy only")
+    ap.add_argument("--concurrent", type=int, default=1,
+                    help="querying processes answering at once on the same index")
+    ap.add_argument("--out", default="engines.json", help="result file (in this folder)")
     ap.add_argument("--serve", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve:
@@ -299,27 +306,37 @@ def main() -> None:
     result = {"visits": a.visits, "patients": a.patients, "rounds": a.rounds, "engines": {}}
     try:
         t0 = time.perf_counter()
-        docs = list(documents(a.visits, a.patients))
+        docs = None if a.stream else list(documents(a.visits, a.patients))
         result["generate_s"] = round(time.perf_counter() - t0, 1)
         data = None
         for engine in a.engines.split(","):
             path = work / ENGINES[engine][1]
             load0 = load_avg()
             t0 = time.perf_counter()
-            if engine in BUILDERS:
+            if a.stream:                 # generation is inside the build time here
+                BUILDERS[engine](documents(a.visits, a.patients), path)
+            elif engine in BUILDERS:
                 BUILDERS[engine](docs, path)
             else:
                 if data is None:
                     data = rows(docs)
                 duck_build(data, path)
             built = round(time.perf_counter() - t0, 1)
-            out = subprocess.run([sys.executable, __file__, "--rounds", str(a.rounds),
-                                  "--serve", engine, str(path)], capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(f"{engine} serve failed:\n{out.stderr[-3000:]}")
-            served = json.loads(out.stdout.strip().splitlines()[-1])
+            procs = [subprocess.Popen([sys.executable, __file__, "--rounds", str(a.rounds),
+                                       "--serve", engine, str(path)], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+                     for _ in range(a.concurrent)]
+            outs = [p.communicate() for p in procs]
+            for p, (_, err) in zip(procs, outs):
+                if p.returncode:
+                    raise SystemExit(f"{engine} serve failed:\n{err[-3000:]}")
+            served = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
             result["engines"][engine] = {"build_s": built, "build_load": load0,
-                                         "disk_mib": size_mib(path), **served}
+                                         "disk_mib": size_mib(path), **served[0]}
+            if a.concurrent > 1:
+                result["engines"][engine]["concurrent"] = [
+                    {k: v for k, v in x.items() if k not in ("answers", "per_query_p50_ms")}
+                    for x in served]
             print(engine, json.dumps({k: v for k, v in result["engines"][engine].items()
                                       if k != "answers"}), flush=True)
         ref = result["engines"].get("memory", {}).get("answers")
@@ -332,7 +349,7 @@ def main() -> None:
                 r["differs"] = [k for k in ref if r["answers"][k] != ref[k]]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    (HERE / "engines.json").write_text(json.dumps(result, indent=1) + "\n")
+    (HERE / a.out).write_text(json.dumps(result, indent=1) + "\n")
     for engine, r in result["engines"].items():
         print(engine, {k: v for k, v in r.items() if k not in ("answers", "per_query_p50_ms")})
 

@@ -15,5 +15,5 @@ alternatives, Tantivy and DuckDB, are in benchmarks/portal/RESULTS.md).
 | `mapped.py` | the shared index: segments on disk, `MappedIndexer` (one writer), `MappedIndex` (readers) |
 | `service.py` | `SharedSearch`: the portal's handle (becomes the indexer when none runs; reads) |
 | `feed.py` | HBase feed tailing; `LiveIndex`, the private in-memory index (tests, in-memory stores) |
-| `shared.py` | the Tantivy candidate with the same semantics, kept for the side-by-side benchmark |
+| `rebuild.py` | `pacs search rebuild`: the Spark job kind and the swap of a rebuilt index |
 """

@@ -1,7 +1,7 @@
 """``SharedSearch``: what a portal process holds for case search when the index is shared.
 
 Every portal process opens the shared index (``portal.search.mapped``: memory-mapped numpy
-segments; ``portal.search.shared``: the Tantivy candidate, kept for comparison) read-only. One
+segments) read-only. One
 process at a time is also the indexer: it holds Tantivy's writer lock and tails the HBase feed
 into the index every ``POLL_S`` (``feed.catch_up``, the same overlap rules as the in-memory
 index). The others try to take the lock every ``RETRY_S``, so when the indexing process stops
@@ -21,16 +21,13 @@ from pathlib import Path
 
 from pacs_hdfs import clients
 from portal.search import feed
-from portal.search import mapped, shared
 from portal.search.index import CaseIndex
+from portal.search.mapped import IndexBusy, MappedIndex, MappedIndexer
 
 POLL_S = 1.0          # feed poll: a stored visit is searchable within about this + one commit
 RETRY_S = 10.0        # a reader tries this often to become the indexer
 HEARTBEAT = "indexer.json"
 RELEASE = "release"       # written by `pacs search rebuild` (portal.search.rebuild)
-ENGINES = {"mapped": (mapped.MappedIndexer, mapped.MappedIndex),
-           "tantivy": (shared.Indexer, shared.Reader)}
-BUSY = (mapped.IndexBusy, shared.IndexBusy)
 log = logging.getLogger(__name__)
 
 
@@ -42,9 +39,8 @@ def index_dir(settings) -> Path:
 
 class SharedSearch:
     def __init__(self, settings, hbase=None, directory: Path | None = None,
-                 poll_s: float = POLL_S, indexing: bool = True, engine: str = "mapped"):
+                 poll_s: float = POLL_S, indexing: bool = True):
         self.settings, self.poll_s, self.indexing = settings, poll_s, indexing
-        self._indexer_cls, self._reader_cls = ENGINES[engine]
         self.dir = Path(directory) if directory else index_dir(settings)
         self._hbase = hbase
         self.reader = None
@@ -81,7 +77,7 @@ class SharedSearch:
         if self.reader is None:
             return self._empty
         self.reader.refresh()
-        if getattr(self.reader, "stale", False):     # rebuilt and swapped: reopen
+        if self.reader.stale:                        # rebuilt and swapped: reopen
             self.reader = None
             self._open_reader()
             return self.reader if self.reader is not None else self._empty
@@ -112,15 +108,15 @@ class SharedSearch:
 
     def _become_indexer(self) -> None:
         try:
-            self.indexer = self._indexer_cls(self.dir)
+            self.indexer = MappedIndexer(self.dir)
             log.info("case index: this process indexes the feed into %s (position %d)",
                      self.dir, self.indexer.position)
-        except BUSY:
+        except IndexBusy:
             self.indexer = None
 
     def _open_reader(self) -> bool:
-        if self.reader is None and self._reader_cls.exists(self.dir):
-            self.reader = self._reader_cls(self.dir)
+        if self.reader is None and MappedIndex.exists(self.dir):
+            self.reader = MappedIndex(self.dir)
         return self.reader is not None
 
     def refresh(self) -> int:

@@ -1,7 +1,7 @@
 """The shared, memory-mapped case index answers exactly as the in-memory ``CaseIndex``
 (totals, visits matched, pages in every sort order, summaries), also after merges, re-sent
-visits and a restarted indexer; only one indexer may write; a reader in another process
-follows the indexer's commits."""
+visits and a restarted indexer (so does the Tantivy candidate it was measured against); only
+one indexer may write; a reader in another process follows the indexer's commits."""
 from __future__ import annotations
 
 import subprocess
@@ -22,20 +22,31 @@ def docs():
     return random_docs(3000, 700)
 
 
-@pytest.fixture(scope="module")
-def both(docs, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("mapped")
-    ix, writer = CaseIndex(), MappedIndexer(directory)
+def engine(name: str):
+    """(indexer factory, reader factory): the chosen engine, or the Tantivy candidate that
+    benchmarks/portal/bench_engines.py measures against it (same answers required)."""
+    if name == "mapped":
+        return MappedIndexer, MappedIndex
+    pytest.importorskip("tantivy", reason="the Tantivy candidate needs the test extras")
+    from benchmarks.portal.tantivy_engine import Indexer, Reader
+    return Indexer, Reader
+
+
+@pytest.fixture(scope="module", params=["mapped", "tantivy"])
+def both(request, docs, tmp_path_factory):
+    indexer, reader = engine(request.param)
+    directory = tmp_path_factory.mktemp(request.param)
+    ix, writer = CaseIndex(), indexer(directory)
     for k in range(0, 1500, 250):                       # several segments, then merges
         ix.apply(docs[k:k + 250])
         writer.apply(docs[k:k + 250])
     writer.close()
-    writer = MappedIndexer(directory)                    # a restarted indexer goes on
+    writer = indexer(directory)                         # a restarted indexer goes on
     for k in range(1500, len(docs), 250):
         ix.apply(docs[k:k + 250])
         writer.apply(docs[k:k + 250])
     writer.close()
-    return ix, MappedIndex(directory)
+    return ix, reader(directory)
 
 
 def page(index, q: CaseQuery, sort="latest", descending=True, number=1, per_page=20):

@@ -1,6 +1,7 @@
-"""The shared case index (issue 20): a Tantivy index on local disk, written by ONE indexer and
-read by every portal process through memory-mapped segments (the page cache is shared, nothing
-is copied into a portal process).
+"""The Tantivy candidate for the shared case index (issue 20), measured side by side in
+``bench_engines.py`` and not chosen (RESULTS.md): a Tantivy index on local disk, written by ONE
+indexer and read by every process through memory-mapped segments. Kept so the comparison can be
+rerun; the product uses ``portal.search.mapped``.
 
 Layout of the index directory:
 
