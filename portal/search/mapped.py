@@ -141,7 +141,8 @@ class MappedIndexer:
         m = _read_manifest(self.dir) or {"segments": [], "vocab": {}, "patients": 0,
                                          "patient_file": None, "position": 0, "generation": 0,
                                          "epoch": os.urandom(8).hex()}
-        self.generation, self.epoch = m["generation"], m["epoch"]
+        self.generation = m["generation"]
+        self.epoch = m.get("epoch") or "first"      # manifests written before epochs existed
         for f, lines in self.lines.items():
             self.ix.vocab[f] = Vocab(lines.read_upto(m["vocab"].get(f, 0)))
         self.ix.patients.ids(self.names.read_upto(m["patients"]))
@@ -299,9 +300,10 @@ class MappedIndex(CaseIndex):
             m = _read_manifest(self.dir)
             if m is None:
                 return False
+            epoch = m.get("epoch") or "first"
             if self.epoch is None:
-                self.epoch = m["epoch"]
-            elif m["epoch"] != self.epoch:
+                self.epoch = epoch
+            elif epoch != self.epoch:
                 self.stale = True        # ids of another index: the owner opens a new reader
                 return False
             for f, lines in self.lines.items():       # append-only: ids already resolved by

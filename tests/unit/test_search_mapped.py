@@ -144,3 +144,18 @@ def test_one_process_indexes_the_feed_and_another_only_reads(tmp_path):
     finally:
         first.stop()
         second.stop()
+
+
+def test_an_index_written_before_epochs_existed_still_opens(docs, tmp_path):
+    import json
+    w = MappedIndexer(tmp_path)
+    w.apply(docs[:20])
+    w.close()
+    manifest = tmp_path / "manifest.json"
+    m = json.loads(manifest.read_text())
+    del m["epoch"]
+    manifest.write_text(json.dumps(m))
+    r = MappedIndex(tmp_path)
+    w = MappedIndexer(tmp_path)
+    w.apply(docs[20:30])
+    assert r.refresh() and r.size == 30 and not r.stale
