@@ -29,7 +29,6 @@ import hashlib
 import logging
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -43,6 +42,7 @@ from analytics_jobs.export.manifest import build_manifest, manifest_bytes, readm
 from analytics_jobs.export.params import Params
 from analytics_jobs.export.sink import PullSink
 from analytics_jobs.export.zipstream import ZipStreamWriter
+from pacs_hdfs import spark_progress
 from pacs_hdfs.dicom import query
 from pacs_hdfs.dicom.stored import read_bytes
 from pacs_hdfs.hdfs_store import StorageError
@@ -262,28 +262,6 @@ def runs(members: list[Staged]):
             yield file, run
 
 
-def _tracked(ctx: JobContext, sc, lo: float, hi: float, message: str, action):
-    """Run a Spark action here (its job group, hence cancel) while a poller reports its tasks."""
-    stop = threading.Event()
-
-    def poll():
-        tracker = sc.statusTracker()
-        while not stop.wait(1.0):
-            try:
-                stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
-                done = sum(s.numCompletedTasks for s in stages if s)
-                total = sum(s.numTasks for s in stages if s) or 1
-                ctx.progress(lo + (hi - lo) * done / total, f"{message}: {done}/{total} studies")
-            except Exception:  # noqa: BLE001 - progress is best effort; cancel comes anyway
-                pass
-    ctx.progress(lo, message)
-    threading.Thread(target=poll, daemon=True).start()
-    try:
-        return action()
-    finally:
-        stop.set()
-
-
 def run(ctx: JobContext, p: Params) -> dict:
     t0 = time.monotonic()
     ctx.progress(0.01, "resolving the cohort")
@@ -299,7 +277,8 @@ def run(ctx: JobContext, p: Params) -> dict:
             sc = ctx.spark.sparkContext
             task = functools.partial(stage_study, ctx.settings, staging, p.dicom, p.nifti)
             rdd = sc.parallelize(studies, len(studies)).map(task)
-            staged = sorted(_tracked(ctx, sc, 0.05, 0.5, "staging studies", rdd.collect),
+            staged = sorted(spark_progress.tracked(sc, ctx.progress, 0.05, 0.5, "staging studies",
+                                                   rdd.collect, unit="studies"),
                             key=lambda s: s.index)
         stage_s = time.monotonic() - t0
         doc = _write_zip(ctx, p, zip_path, links, missing, studies, staged)

@@ -36,13 +36,13 @@ import bisect
 import dataclasses
 import logging
 import random
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field, model_validator
 
+from pacs_hdfs import spark_progress
 from pacs_hdfs.containers import ContainerWriter
 from pacs_hdfs.dicom import fsck_checks as fc
 from pacs_hdfs.dicom import fsck_repair as fr
@@ -400,28 +400,8 @@ class _Progress:
         self.report(self.lo + (self.hi - self.lo) * fraction, message)
 
     def tracked(self, sc, fraction: tuple[float, float], message: str, action):
-        """Run `action()` here (its Spark job keeps this thread's job group, hence cancel),
-        while a poller reports finished tasks of the active stages."""
-        stop = threading.Event()
-
-        def poll():
-            tracker = sc.statusTracker()
-            while not stop.wait(1.0):
-                try:
-                    stages = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
-                    done = sum(s.numCompletedTasks for s in stages if s)
-                    total = sum(s.numTasks for s in stages if s) or 1
-                    self.at(fraction[0] + (fraction[1] - fraction[0]) * done / total,
-                            f"{message}: {done}/{total} tasks")
-                except Exception:  # noqa: BLE001 - progress is best effort; cancel comes anyway
-                    pass
-        self.at(fraction[0], message)
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        try:
-            return action()
-        finally:
-            stop.set()
+        """`action()` while its finished Spark tasks move the bar over `fraction` of the window."""
+        return spark_progress.tracked(sc, self.at, *fraction, message, action)
 
 
 @dataclass
