@@ -5,13 +5,12 @@ synthetic series of every imaging exam (deploy/demo_images.py) by C-STORE to a r
 sharing the HAS's vault, which de-identifies them and forwards them over STOW-RS.
 
 The gateway, edge and MDC processes read the namespace from os.environ (`PACS_HDFS_ROOT`,
-`PACS_HBASE_TABLE_PREFIX`, `PACS_HOME`): callers set it, e.g. with `namespace_environ`.
+`PACS_HBASE_TABLE_PREFIX`, `PACS_HOME`): callers set it, e.g. with
+`tests.namespace_support.namespace_environ`.
 """
 from __future__ import annotations
 
 import inspect
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 from pacs_cli.demo import demo_export
@@ -22,30 +21,10 @@ DEMO_PATIENTS, DEMO_VISITS = (inspect.signature(demo_export).parameters[p].defau
 DEMO_SEED = 0
 
 
-@contextmanager
-def namespace_environ(env: dict):
-    """os.environ with the namespace variables of `env` while it lasts (subprocesses use it)."""
-    keys = ("PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX", "PACS_HOME")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: str(env[k]) for k in keys if k in env})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def load_demo(work: Path, settings, *, patients: int = DEMO_PATIENTS,
-              visits: int = DEMO_VISITS, seed: int = DEMO_SEED,
-              timeout: float = 300) -> tuple[int, int]:
-    """The demo's visits and examinations into the namespace os.environ names, through the real
-    front doors; `work` holds the HAS home, the export, and the services' certificates and logs.
-    Returns (studies, images) sent; returns after the edge has forwarded them all."""
-    from pacs_cli.demo import send_demo_examinations
-    from tests.integration.dicom_support import scp_process, wait_forwarded
+def sync_his_export(work: Path, *, patients: int = DEMO_PATIENTS, visits: int = DEMO_VISITS,
+                    seed: int = DEMO_SEED) -> tuple[Path, Path]:
+    """`pacs has generate` a HIS export into `work` and `pacs has sync` it to a real gateway
+    (started for it, in `work`/gateway) of the namespace os.environ names; (HAS home, export)."""
     from tests.integration.hl7_support import Gateway, run_has
     from tests.portal_support import free_port
     home, export = work / "has", work / "his-export.jsonl"
@@ -59,6 +38,19 @@ def load_demo(work: Path, settings, *, patients: int = DEMO_PATIENTS,
                 "--certs", str(gateway.certs.directory))
     finally:
         gateway.stop()
+    return home, export
+
+
+def load_demo(work: Path, settings, *, patients: int = DEMO_PATIENTS,
+              visits: int = DEMO_VISITS, seed: int = DEMO_SEED,
+              timeout: float = 300) -> tuple[int, int]:
+    """The demo's visits and examinations into the namespace os.environ names, through the real
+    front doors; `work` holds the HAS home, the export, and the services' certificates and logs.
+    Returns (studies, images) sent; returns after the edge has forwarded them all."""
+    from pacs_cli.demo import send_demo_examinations
+    from tests.integration.dicom_support import scp_process, wait_forwarded
+    from tests.portal_support import free_port
+    home, export = sync_his_export(work, patients=patients, visits=visits, seed=seed)
     (work / "path").mkdir()
     with scp_process(work / "path", free_port(), free_port(), edge_home=home) as scp:
         studies, images = send_demo_examinations(export, settings, port=scp.port,

@@ -33,15 +33,22 @@ def scratch_namespace(name: str, home: Path):
 def scratch_namespace_env(name: str, home: Path):
     """`scratch_namespace` with its variables in os.environ while it lasts (so subprocesses:
     edge, gateway, portal, `pacs` commands, use it); yields (Settings, environment)."""
+    with scratch_namespace(name, home) as (s, env), namespace_environ(env):
+        yield s, env
+
+
+@contextmanager
+def namespace_environ(env: dict):
+    """os.environ with the namespace variables of `env` (HDFS root, HBase prefix, $PACS_HOME,
+    those it has) while it lasts, so subprocesses started meanwhile use that namespace."""
     keys = ("PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX", "PACS_HOME")
-    with scratch_namespace(name, home) as (s, env):
-        saved = {k: os.environ.get(k) for k in keys}
-        os.environ.update({k: env[k] for k in keys})
-        try:
-            yield s, env
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: str(env[k]) for k in keys if k in env})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -124,7 +124,8 @@ def load_demo_cases(settings) -> tuple[list[str], dict]:
     """The demo's data into the scratch namespace (a scratch $PACS_HOME for its services);
     the pseudonyms of every case with images, and what was sent."""
     from benchmarks.common import scratch_env
-    from tests.demo_support import cases_with_images, load_demo, namespace_environ
+    from tests.demo_support import cases_with_images, load_demo
+    from tests.namespace_support import namespace_environ
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-export-demo-") as work:
         home = Path(work, "mdc-home")

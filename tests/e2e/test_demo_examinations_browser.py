@@ -1,27 +1,25 @@
 """A teacher on demo data (issue 18 item 4): the first three search results each open an
 examination with an image, in headless Chromium.
 
-The data is made by the demo's own code, in a scratch namespace of this test (its own HDFS
-root, HBase prefix and $PACS_HOME, so the search shows only these cases): `pacs has generate`
-+ `pacs has sync` to a real gateway, then `pacs_cli.demo.send_demo_examinations` sends a small
-synthetic series for every imaging exam by C-STORE to a real `pacs edge` (sharing the HAS's
-vault), which de-identifies and forwards over STOW-RS. Smaller than `make demo` (fewer
-patients), same code path. For each of the first three cases every "Show examination" link
+The data is made by the demo's own code (tests/demo_support.py), in a scratch namespace of
+this test (its own HDFS root, HBase prefix and $PACS_HOME, so the search shows only these
+cases): `pacs has generate` + `pacs has sync` to a real gateway, then
+`pacs_cli.demo.send_demo_examinations` sends a small synthetic series for every imaging exam
+by C-STORE to a real `pacs edge` (sharing the HAS's vault), which de-identifies and forwards
+over STOW-RS. Smaller than `make demo` (fewer patients), same code path. For each of the first three cases every "Show examination" link
 must lead to a study (303, never the "has not arrived" 404), and the first one, clicked, must
 draw a non-black image. Screenshots: test-artifacts/e2e/demo-*.png.
 """
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 import requests
 
-from tests.integration.dicom_support import DCMTK, scp_process, wait_forwarded
-from tests.integration.hl7_support import Gateway, run_has
-from tests.portal_support import (CANVAS_PIXELS, free_port, have_chromium, make_user,
-                                  portal_process, screenshot)
+from tests.integration.dicom_support import DCMTK
+from tests.portal_support import (CANVAS_PIXELS, have_chromium, make_user, portal_process,
+                                  screenshot)
 
 pytestmark = pytest.mark.cluster
 
@@ -42,42 +40,18 @@ def demo(cluster, tmp_path_factory):
     if not DCMTK:
         pytest.skip("dcmtk is not installed (apt-get install -y dcmtk): the edge helper "
                     "checks the edge with echoscu")
-    from pacs_cli.demo import demo_examinations, send_demo_examinations
-    from tests.namespace_support import scratch_namespace
+    from pacs_cli.demo import demo_examinations
+    from tests.demo_support import load_demo
+    from tests.namespace_support import scratch_namespace_env
     work = tmp_path_factory.mktemp("demo-exams")
-    with scratch_namespace("demo", work / "mdc-home") as (s, env):
-        saved = {k: os.environ.get(k) for k in ("PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX",
-                                                "PACS_HOME")}
-        os.environ.update({k: env[k] for k in saved})
-        try:
-            home, export = work / "has", work / "his-export.jsonl"
-            run_has(home, "generate", "--patients", str(PATIENTS), "--visits", str(VISITS),
-                    "--seed", str(SEED), "--out", str(export))
-            (work / "gateway").mkdir()
-            gateway = Gateway(work / "gateway", free_port())
-            try:
-                gateway.start()
-                run_has(home, "sync", str(export), "--url", gateway.url,
-                        "--certs", str(gateway.certs.directory))
-            finally:
-                gateway.stop()
-            (work / "path").mkdir()
-            with scp_process(work / "path", free_port(), free_port(), edge_home=home) as scp:
-                t0 = time.monotonic()
-                studies, images = send_demo_examinations(export, s, port=scp.port,
-                                                         ae_title="PACS")
-                wait_forwarded(300)
-                print(f"\ndemo examinations: {studies} studies, {images} images sent and "
-                      f"forwarded in {time.monotonic() - t0:.1f} s")
-                assert studies == len(demo_examinations(export)) and studies >= 10
-            with portal_process() as portal:
-                yield s, portal.url, make_user(s, "teacher", "e2e-demo")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with scratch_namespace_env("demo", work / "mdc-home") as (s, _env):
+        t0 = time.monotonic()
+        studies, images = load_demo(work, s, patients=PATIENTS, visits=VISITS, seed=SEED)
+        print(f"\ndemo data: HIS export synced, {studies} studies, {images} images sent and "
+              f"forwarded in {time.monotonic() - t0:.1f} s")
+        assert studies == len(demo_examinations(work / "his-export.jsonl")) and studies >= 10
+        with portal_process() as portal:
+            yield s, portal.url, make_user(s, "teacher", "e2e-demo")
 
 
 @pytest.fixture(scope="module")

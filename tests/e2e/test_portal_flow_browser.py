@@ -20,7 +20,6 @@ from tests.e2e.flow_support import expected_case, job_runner_cleanup
 from tests.portal_support import (CANVAS_PIXELS, free_port, have_chromium, make_user,
                                   portal_process, screenshot)
 from tests.integration.dicom_support import DCMTK, scp_process, wait_forwarded
-from tests.integration.hl7_support import Gateway, run_has
 
 pytestmark = pytest.mark.cluster
 
@@ -48,18 +47,10 @@ def case(cluster, settings, tmp_path_factory):
     from hl7_gateway.hospital.link_table import LinkTable
     from pacs_cli.demo import demo_study_choices, send_demo_studies
 
+    from tests.demo_support import sync_his_export
+
     work = tmp_path_factory.mktemp("flow")
-    home, export = work / "has", work / "his-export.jsonl"
-    run_has(home, "generate", "--patients", str(PATIENTS), "--visits", str(VISITS),
-            "--seed", str(SEED), "--out", str(export))
-    (work / "gateway").mkdir()
-    gateway = Gateway(work / "gateway", free_port())
-    try:
-        gateway.start()
-        run_has(home, "sync", str(export), "--url", gateway.url,
-                "--certs", str(gateway.certs.directory))
-    finally:
-        gateway.stop()
+    home, export = sync_his_export(work, patients=PATIENTS, visits=VISITS, seed=SEED)
 
     [(person, accession, _)] = demo_study_choices(export, 1)
     expected = expected_case(list(read_export(export)), has_keys(open_vault(home)),
