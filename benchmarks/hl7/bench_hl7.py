@@ -5,7 +5,8 @@ bodies (the HAS-side build cost is not measured here): ``--single`` visits one p
 (sequential, one keep-alive connection) and ``--batched`` visits in batches of ``--batch``
 (``--clients`` concurrent connections, HTTP 503 retried). Visits are synthetic (fresh random keys, so new visit
 ids every run) with admissions in one recent month, as a live HIS feed sends them. Every answer
-must be AA. Writes results.json and a RESULTS.md row.
+must be AA. Runs in a scratch namespace of the test cluster (`$PACS_HOME`'s), dropped at the end.
+Writes results.json and a RESULTS.md row.
 
     .venv/bin/python -m benchmarks.hl7.bench_hl7 [--single 200 --batched 5000 --batch 100]
 """
@@ -34,6 +35,7 @@ from hl7_gateway.visit_parquet import month_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.integration.hl7_support import Gateway  # noqa: E402
+from tests.namespace_support import scratch_namespace  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 PORT = 8445
@@ -118,8 +120,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        gw = Gateway(Path(tmp), PORT).start()
+    # a scratch namespace (own HDFS root and HBase tables), dropped afterwards: the benchmark
+    # leaves nothing of the thousands of visits it stores
+    with tempfile.TemporaryDirectory() as tmp, \
+            scratch_namespace("hl7bench", Path(tmp) / "home") as (_settings, env):
+        gw = Gateway(Path(tmp), PORT, env).start()
         try:
             warm = live_feed(20, seed=1)
             run(gw, [build_batch(warm[i:i + 10]) for i in (0, 10)], 1)
