@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -115,11 +116,16 @@ def start_portal(env: dict, port: int, log: Path):
     raise SystemExit(f"portal did not start; see {log}")
 
 
+LOGIN_TOKEN = re.compile(r'action="/login"[^>]*>\s*<input type="hidden" name="csrf_token" '
+                         r'value="([^"]+)"')
+
+
 def login(url: str, user: str, password: str) -> requests.Session:
+    """Through the real form: its pre-session cookie and signed CSRF token first."""
     s = requests.Session()
-    s.get(url + "/login")
+    token = LOGIN_TOKEN.search(s.get(url + "/login").text).group(1)
     r = s.post(url + "/login", data={"username": user, "password": password,
-                                     "csrf_token": s.cookies.get("pacs_login_csrf")},
+                                     "csrf_token": token, "next": "/"},
                allow_redirects=False)
     assert r.status_code == 303, r.text
     return s
