@@ -30,7 +30,7 @@ import numpy as np
 import tantivy
 
 from portal.search import text
-from portal.search.index import SEXES, CaseSummary, Criteria, Page, Vocab
+from portal.search.index import SEXES, CaseSummary, Criteria, Page, Vocab, newest_versions
 
 NAME_BYTES = 40
 PATIENT = np.dtype([("name", f"S{NAME_BYTES}"), ("visits", "<i4"), ("latest", "<i4"),
@@ -153,10 +153,7 @@ class Indexer:
         """Index (received_ms, document) pairs and commit; returns how many visits changed."""
         if not docs:
             return 0
-        latest: dict[str, tuple[int, dict]] = {}
-        for received, doc in docs:
-            if received >= latest.get(doc["v"], (-1, None))[0]:
-                latest[doc["v"]] = (received, doc)
+        latest = newest_versions(docs)
         old = self._indexed(list(latest))
         new_names: list[bytes] = []
         changed, display_grew = 0, False

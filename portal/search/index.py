@@ -129,6 +129,15 @@ class Page:
     took_ms: float
 
 
+def newest_versions(docs: list[tuple[int, dict]]) -> dict[str, tuple[int, dict]]:
+    """visit id -> its (received_ms, document) received last among ``docs``."""
+    latest: dict[str, tuple[int, dict]] = {}
+    for received, doc in docs:
+        if received >= latest.get(doc["v"], (-1, None))[0]:
+            latest[doc["v"]] = (received, doc)
+    return latest
+
+
 class CaseIndex:
     def __init__(self):
         self.vocab = {f: Vocab() for f in (*MULTI, "city")}
@@ -147,10 +156,7 @@ class CaseIndex:
         """Index (received_ms, document) pairs; returns how many visits were (re)indexed."""
         if not docs:
             return 0
-        latest: dict[str, tuple[int, dict]] = {}
-        for received, doc in docs:
-            if received >= latest.get(doc["v"], (-1, None))[0]:
-                latest[doc["v"]] = (received, doc)
+        latest = newest_versions(docs)
         with self.lock:
             docs = self._drop_older(latest)
             if docs:
