@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from pacs_hdfs import logs, metrics
+from pacs_hdfs import logs, metrics, schema_version
 from pacs_hdfs.cli_apps import app, console, emit_json, fail, search_app, user_app
 from pacs_hdfs.hardening import AEAD_CIPHERS
 from pacs_hdfs.settings import get_settings
@@ -34,6 +34,8 @@ def portal(host: str = typer.Option(None, help="default: settings portal_bind (1
     s = get_settings()
     tls = tls_files(s)
     host = host or s.portal_bind
+    logs.setup("portal", s.path("logs", "portal.log"))
+    schema_version.check_at_start(s, "portal")
     web = create_app(s, secure_cookies=tls is not None)
     web.state.portal.search.start()     # load the case index while the first users sign in
     metrics.register_scrape(web.state.portal.search.lag_metrics)
@@ -41,7 +43,6 @@ def portal(host: str = typer.Option(None, help="default: settings portal_bind (1
     ssl = ({"ssl_certfile": tls[0], "ssl_keyfile": tls[1], "ssl_ciphers": AEAD_CIPHERS}
            if tls else {})
     console.print(f"portal on {'https' if tls else 'http'}://{host}:{port or s.portal_port}/")
-    logs.setup("portal", s.path("logs", "portal.log"))
     metrics.serve("portal", s)
     uvicorn.run(web, host=host, port=port or s.portal_port, log_config=None, access_log=False,
                 proxy_headers=False, timeout_graceful_shutdown=5, **ssl)

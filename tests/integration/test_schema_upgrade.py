@@ -69,3 +69,7 @@ def test_upgrade_from_an_unversioned_archive_and_refusals(namespace):
     assert runner.returncode == 2, runner.stderr[-2000:]
     log = (s.path("logs", "job-runner.log")).read_text()
     assert "job runner refuses to start" in log and "newer than this code" in log
+    portal = subprocess.run([sys.executable, "-m", "pacs_cli", "portal", "--port", "18999"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert portal.returncode == 2, portal.stderr[-2000:]
+    assert "portal refuses to start" in (s.path("logs", "portal.log")).read_text()
