@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 import uuid
 from types import SimpleNamespace
@@ -29,7 +28,7 @@ import requests
 
 from tests.integration.dicom_support import (DCMTK, VENV_BIN, deid_uid, find, scp_process,
                                              store)
-from tests.portal_support import free_port, make_user, portal_process
+from tests.portal_support import free_port, make_user, portal_process, signed_in
 
 pytestmark = pytest.mark.cluster
 
@@ -51,20 +50,10 @@ def _series(n: int, study_uid: str, patient: str, accession: str, size: int = 12
 def ns(cluster, tmp_path_factory):
     """The scratch namespace; its variables are in os.environ while the module runs, so the
     edge/gateway/scp/portal subprocesses and `pacs` commands use it."""
-    from tests.namespace_support import scratch_namespace
+    from tests.namespace_support import scratch_namespace_env
     home = tmp_path_factory.mktemp("lifecycle-home")
-    with scratch_namespace("life", home) as (s, env):
-        saved = {k: os.environ.get(k) for k in ("PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX",
-                                                "PACS_HOME")}
-        os.environ.update({k: env[k] for k in saved})
-        try:
-            yield SimpleNamespace(settings=s, env=env)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with scratch_namespace_env("life", home) as (s, env):
+        yield SimpleNamespace(settings=s, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -125,21 +114,9 @@ def _qido(world, study: str) -> list:
     return r.json() if r.status_code == 200 and r.content else []
 
 
-def _signed_in(url: str, name: str, password: str) -> tuple[requests.Session, str]:
-    """A portal session and its CSRF token (for the DELETE)."""
-    from tests.portal_doubles import LOGIN_TOKEN
-    s = requests.Session()
-    token = LOGIN_TOKEN.search(s.get(url + "/login").text).group(1)
-    r = s.post(url + "/login", data={"username": name, "password": password, "next": "/",
-                                     "csrf_token": token}, allow_redirects=False)
-    assert r.status_code == 303, r.text[:300]
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', s.get(url + "/").text).group(1)
-    return s, csrf
-
-
 def _visible(world, study: str, accession: str | None = None) -> dict:
     """What each reader shows of the study."""
-    s, _ = _signed_in(world.portal, *world.teacher)
+    s, _ = signed_in(world.portal, *world.teacher)
     seen = {"c_find_study": len(_c_find(world, "STUDY", study)),
             "c_find_series": len(_c_find(world, "SERIES", study)),
             "qido": len(_qido(world, study)),
@@ -184,9 +161,9 @@ def test_delete_hides_at_once_and_compaction_frees_the_space(ns, world):
     victim_key = sorted(rows_b)[2]
     _, series_b, sop_b = victim_key.decode().split("\x00")
     url = f"{world.portal}/dicomweb/studies/{b}/series/{series_b}/instances/{sop_b}"
-    t, t_csrf = _signed_in(world.portal, *world.teacher)
+    t, t_csrf = signed_in(world.portal, *world.teacher)
     assert t.delete(url, headers={"X-CSRF-Token": t_csrf}).status_code == 403
-    s, csrf = _signed_in(world.portal, *world.admin)
+    s, csrf = signed_in(world.portal, *world.admin)
     assert s.delete(url).status_code == 403                    # no CSRF token
     r = s.delete(url, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200, r.text[:300]
