@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from urllib.parse import quote
 
+from analytics_jobs.service import RunnerUnavailable
 from pacs_hdfs.hdfs_store import StorageError
 from pacs_hdfs.logs import RequestIdMiddleware
 from portal.deps import NotSignedIn, csrf_guard
@@ -75,6 +76,13 @@ def create_app(settings=None, store=None, job_service=None, secure_cookies: bool
         logging.getLogger(__name__).error("storage error on %s: %s", request.url.path, exc)
         return await http_error(request, StarletteHTTPException(
             503, "The data store is not reachable right now; try again shortly."))
+
+    @app.exception_handler(RunnerUnavailable)
+    async def no_runner(request: Request, exc: RunnerUnavailable):
+        logging.getLogger(__name__).error("job not queued on %s: %s", request.url.path, exc)
+        return await http_error(request, StarletteHTTPException(
+            503, "No job runner is running, so the job was not queued; an administrator has "
+                 "to start one (`pacs job runner` or the pacs-job-runner service)."))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -113,6 +113,23 @@ def test_api_launch(app):
     assert c.post("/api/jobs/no-such-kind", json={}, headers=h).status_code == 404
 
 
+def test_launch_without_a_job_runner_is_503_and_nothing_queued(app):
+    """job_runner = external and no runner reporting in: the service refuses before queueing,
+    and the portal says so (503) instead of failing with a 500."""
+    from analytics_jobs.service import RunnerUnavailable
+
+    def refuse(*args, **kwargs):
+        raise RunnerUnavailable("no job runner has reported in the last 90 s")
+    app.state.portal.jobs.submit = refuse
+    c = _client(app, "ann")
+    r = c.post("/api/jobs/spark-selftest", json={"n": 7}, headers={"X-CSRF-Token": csrf_token(c)})
+    assert r.status_code == 503 and "job runner" in r.json()["detail"]
+    r = c.post("/jobs/new/spark-selftest", data={"csrf_token": csrf_token(c), "n": "100"},
+               follow_redirects=False)
+    assert r.status_code == 503 and "job runner" in r.text
+    assert app.state.portal.jobs.jobs == {} and not _events(app, action="launch-job")
+
+
 def test_result_page_chart_table_and_downloads(app):
     jobs = app.state.portal.jobs
     rec = jobs.submit("spark-selftest", {"n": "10"}, user="ann")
