@@ -152,11 +152,10 @@ def instance_number_of_series(attrs: dict[str, str]) -> tuple[int, str]:
 
 
 def archive_of(state) -> Archive:
-    """The portal state's Archive (built once; HDFS client from pacs_hdfs.clients)."""
+    """The portal state's Archive (built once, on the state's store and HDFS client)."""
     got = getattr(state, "_dicom_archive", None)
     if got is None:
-        from pacs_hdfs import clients
-        got = Archive(state.store, lambda: clients.hdfs(state.settings))
+        got = Archive(state.store, lambda: state.hdfs)
         state._dicom_archive = got
     return got
 

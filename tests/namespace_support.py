@@ -38,17 +38,27 @@ def scratch_namespace_env(name: str, home: Path):
 
 
 @contextmanager
-def namespace_environ(env: dict):
-    """os.environ with the namespace variables of `env` (HDFS root, HBase prefix, $PACS_HOME,
-    those it has) while it lasts, so subprocesses started meanwhile use that namespace."""
-    keys = ("PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX", "PACS_HOME")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: str(env[k]) for k in keys if k in env})
+def environment(**values: str | None):
+    """Set (None: unset) environment variables that subprocesses started meanwhile inherit;
+    restore them after."""
+    old = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         yield
     finally:
-        for k, v in saved.items():
+        for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def namespace_environ(env: dict):
+    """os.environ with the namespace variables of `env` (HDFS root, HBase prefix, $PACS_HOME,
+    those it has) while it lasts, so subprocesses started meanwhile use that namespace."""
+    keys = ("PACS_HDFS_ROOT", "PACS_HBASE_TABLE_PREFIX", "PACS_HOME")
+    return environment(**{k: str(env[k]) for k in keys if k in env})

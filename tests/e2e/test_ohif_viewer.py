@@ -29,7 +29,8 @@ import requests
 from PIL import Image
 
 from tests.integration.dicom_support import DCMTK, deid_uid, scp_process, store
-from tests.integration.dicomweb_viewer_support import case_with_exam, environment
+from tests.integration.dicomweb_viewer_support import case_with_exam
+from tests.namespace_support import environment
 from tests.portal_support import (ARTIFACTS, free_port, have_chromium, make_user,
                                   portal_process, screenshot)
 

@@ -1,34 +1,15 @@
 """Glue for the DICOMweb-for-viewers tests (tests/integration/test_portal_dicomweb_viewers.py,
-tests/e2e/test_ohif_viewer.py): environment overrides for a portal subprocess, and a case
-holding one exam written to HBase the way the HL7 gateway writes visits."""
+tests/e2e/test_ohif_viewer.py): a case holding one exam written to HBase the way the HL7
+gateway writes visits."""
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
 
+
 PSEUDONYM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
-
-@contextmanager
-def environment(**values: str | None):
-    """Set (None: unset) environment variables a portal subprocess inherits; restore after."""
-    old = {k: os.environ.get(k) for k in values}
-    for k, v in values.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextmanager

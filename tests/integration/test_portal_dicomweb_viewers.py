@@ -24,7 +24,8 @@ from pydicom.sequence import Sequence
 
 from tests.integration.dicom_support import (DCMTK, deid_uid, fresh_copy, instance_key,
                                              scp_process, store)
-from tests.integration.dicomweb_viewer_support import case_with_exam, environment
+from tests.integration.dicomweb_viewer_support import case_with_exam
+from tests.namespace_support import environment
 from tests.portal_support import free_port, make_user, portal_process
 
 pytestmark = pytest.mark.cluster
